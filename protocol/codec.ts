@@ -1,0 +1,48 @@
+import { Decoder, Encoder } from '@msgpack/msgpack';
+import { EarshotError } from './errors.js';
+import { ClientMessage, RAW_AUDIO_TAG, type ServerMessage } from './native.js';
+
+const encoder = new Encoder({ ignoreUndefined: true });
+const decoder = new Decoder({ maxStrLength: 1 << 20, maxBinLength: 16 << 20, maxArrayLength: 1024, maxMapLength: 64 });
+
+export function encodeServerMessage(message: ServerMessage): Uint8Array {
+  return encoder.encode(message);
+}
+
+export function encodeClientMessage(message: ClientMessage): Uint8Array {
+  return encoder.encode(message);
+}
+
+export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
+  return decoder.decode(bytes) as ServerMessage;
+}
+
+/** A raw audio frame: tag byte then payload. `out` lets a sender reuse one buffer per frame. */
+export function encodeRawAudio(payload: Uint8Array, out = new Uint8Array(payload.length + 1)): Uint8Array {
+  out[0] = RAW_AUDIO_TAG;
+  out.set(payload, 1);
+  return out.subarray(0, payload.length + 1);
+}
+
+export type DecodedClientFrame = { kind: 'raw'; audio: Uint8Array } | { kind: 'message'; message: ClientMessage };
+
+/** Parses and validates one binary frame from a client; throws EarshotError('bad_message') otherwise. */
+export function decodeClientFrame(bytes: Uint8Array): DecodedClientFrame {
+  if (bytes.length === 0) throw new EarshotError('bad_message', 'empty frame');
+  if (bytes[0] === RAW_AUDIO_TAG) return { kind: 'raw', audio: bytes.subarray(1) };
+  let value: unknown;
+  try {
+    value = decoder.decode(bytes);
+  } catch (err) {
+    throw new EarshotError('bad_message', `frame is not valid msgpack: ${(err as Error).message}`);
+  }
+  const parsed = ClientMessage.safeParse(value);
+  if (!parsed.success) {
+    const type = typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
+    const what = typeof type === 'string' ? `invalid '${type}' message` : 'invalid message';
+    throw new EarshotError('bad_message', `${what}${where}: ${issue?.message ?? 'schema violation'}`);
+  }
+  return { kind: 'message', message: parsed.data };
+}

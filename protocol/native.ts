@@ -1,0 +1,90 @@
+/**
+ * Native Earshot protocol on /v1/stream: msgpack maps in binary WebSocket frames.
+ * Audio may also be sent as a raw binary frame whose first byte is RAW_AUDIO_TAG (0x00)
+ * followed by the codec payload: a msgpack control message is always a map, so its
+ * first byte is never 0x00, and the server reads the audio as a view without decoding.
+ */
+import { z } from 'zod';
+
+export const PROTOCOL_VERSION = 1;
+export const RAW_AUDIO_TAG = 0x00;
+
+export const OPUS_RATES = [8000, 12000, 16000, 24000, 48000] as const;
+export const PCM_RATES = [8000, 16000, 24000, 48000] as const;
+
+export const VadSettings = z
+  .object({
+    aggressiveness: z.number().int().min(0).max(3),
+    prefixPaddingMs: z.number().int().min(0).max(2000),
+    silenceMs: z.number().int().min(100).max(5000),
+    minSpeechMs: z.number().int().min(0).max(5000),
+    maxUtteranceMs: z.number().int().min(1000).max(120_000),
+    bargeIn: z.boolean(),
+    /** false = manual turns: only `commit` ends an utterance. */
+    enabled: z.boolean(),
+  })
+  .partial()
+  .strict();
+export type VadSettings = z.infer<typeof VadSettings>;
+
+export const GenerationParams = z
+  .object({
+    maxTokens: z.number().int().min(1).max(32_768),
+    temperature: z.number().min(0).max(2),
+    topP: z.number().gt(0).max(1),
+    stop: z.array(z.string().max(64)).max(4),
+  })
+  .partial()
+  .strict();
+export type GenerationParams = z.infer<typeof GenerationParams>;
+
+export const Hello = z
+  .object({
+    type: z.literal('hello'),
+    version: z.number().int().min(1).optional(),
+    token: z.string().max(512).optional(),
+    codec: z.enum(['opus', 'pcm16']),
+    sampleRate: z.number().int(),
+    channels: z.union([z.literal(1), z.literal(2)]).optional(),
+    vad: VadSettings.optional(),
+    system: z.string().max(16_384).optional(),
+    params: GenerationParams.optional(),
+  })
+  .strict();
+
+export const Audio = z.object({ type: z.literal('audio'), seq: z.number().int().min(0).optional(), data: z.instanceof(Uint8Array) }).strict();
+export const Commit = z.object({ type: z.literal('commit') }).strict();
+export const Text = z.object({ type: z.literal('text'), text: z.string().min(1).max(16_384) }).strict();
+export const Cancel = z.object({ type: z.literal('cancel') }).strict();
+export const Bye = z.object({ type: z.literal('bye') }).strict();
+
+export const ClientMessage = z.discriminatedUnion('type', [Hello, Audio, Commit, Text, Cancel, Bye]);
+export type ClientMessage = z.infer<typeof ClientMessage>;
+export type HelloMessage = z.infer<typeof Hello>;
+
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+  /** Audio tokens inside promptTokens, where the engine reports them. */
+  audioTokens?: number;
+}
+
+export type FinishReason = 'stop' | 'length' | 'cancelled' | 'error';
+
+export interface SessionLimits {
+  maxMessageBytes: number;
+  maxUtteranceMs: number;
+  maxHistoryTurns: number;
+  idleTimeoutMs: number;
+}
+
+export type ServerMessage =
+  | { type: 'ready'; version: number; sessionId: string; transport: string; engine: string; testEngine: boolean; limits: SessionLimits }
+  | { type: 'vad'; state: 'speech' | 'silence'; atMs: number }
+  | { type: 'turn'; turnId: string; source: 'audio' | 'text'; audioMs: number; startMs?: number; endMs?: number; text?: string }
+  | { type: 'delta'; turnId: string; text: string }
+  | { type: 'done'; turnId: string; usage: Usage; finish: FinishReason }
+  | { type: 'error'; code: string; message: string; fatal: boolean; turnId?: string; retryable?: boolean }
+  | { type: 'busy'; retryAfterMs: number; turnId?: string };
+
+export type ServerMessageType = ServerMessage['type'];

@@ -1,0 +1,62 @@
+import type { EarshotError } from '../../protocol/errors.js';
+import type { FinishReason, Usage } from '../../protocol/native.js';
+
+/** Mono 16 kHz samples in [-1, 1]: the one audio format inside the server. */
+export type Pcm16k = Float32Array;
+export const SAMPLE_RATE = 16_000;
+
+export type Part =
+  | { type: 'text'; text: string }
+  | { type: 'audio'; samples: Pcm16k }
+  | { type: 'image'; bytes: Uint8Array; mime: string };
+
+export interface Message {
+  role: 'system' | 'user' | 'assistant';
+  parts: Part[];
+}
+
+export interface TurnParams {
+  maxTokens: number;
+  temperature: number;
+  topP?: number;
+  stop?: string[];
+  seed?: number;
+}
+
+export interface TurnRequest {
+  id: string;
+  sessionId: string;
+  /** Full history for this turn, system message first, the new user message last. */
+  messages: Message[];
+  params: TurnParams;
+  /** Aborted by barge-in, `cancel`, a closed socket or a REST client that went away. */
+  signal: AbortSignal;
+}
+
+export type TurnEvent =
+  | { type: 'delta'; text: string }
+  | { type: 'done'; usage: Usage; finish: Exclude<FinishReason, 'error'> }
+  | { type: 'error'; error: EarshotError };
+
+export interface ModelInfo {
+  id: string;
+  ownedBy: string;
+  /** True for engines that are not a model (the echo engine): clients must say so. */
+  testEngine: boolean;
+  inputs: { audio: boolean; image: boolean };
+  /** Longest audio clip the model accepts, in ms. */
+  maxAudioMs: number;
+}
+
+export interface Engine {
+  readonly name: string;
+  /** Sequences the engine can run at once; the scheduler never exceeds it. May change once the engine is ready. */
+  capacity(): number;
+  models(): ModelInfo[];
+  /**
+   * Runs a batch; emits events per turn id and resolves once every turn got `done` or `error`.
+   * Must honour each turn's AbortSignal by finishing that turn with `done {finish: 'cancelled'}`.
+   */
+  run(batch: TurnRequest[], emit: (turnId: string, event: TurnEvent) => void): Promise<void>;
+  close(): Promise<void>;
+}
