@@ -31,6 +31,8 @@ export interface TurnRequest {
   params: TurnParams;
   /** Aborted by barge-in, `cancel`, a closed socket or a REST client that went away. */
   signal: AbortSignal;
+  /** performance.now() when the turn became ready (end of speech, request arrival): latency is measured from here. */
+  readyAt: number;
 }
 
 export type TurnEvent =

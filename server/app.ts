@@ -1,0 +1,131 @@
+/** Wires the rooms together: one pipeline (engine → scheduler) behind every front door and transport. */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { defaultConfig, type Config } from './config.js';
+import type { ServerContext } from './context.js';
+import { createEngine } from './engines/select.js';
+import type { Engine } from './engines/types.js';
+import { createHttpHandler, type HttpRoute } from './http/router.js';
+import { serviceRoutes } from './http/service.js';
+import { staticRoutes } from './http/static.js';
+import { createLogger, type Logger } from './observability/log.js';
+import { createMetrics } from './observability/metrics.js';
+import { Scheduler } from './scheduler/scheduler.js';
+import { nativeRoute } from './session/native.js';
+import { createTransport } from './transport/select.js';
+import type { Transport, WebSocketRoute } from './transport/types.js';
+import { loadFvad } from './vad/fvad.js';
+
+export interface StartOptions {
+  /** An engine instance instead of the configured one (tests wrap engines to observe them). */
+  engine?: Engine;
+  logger?: Logger;
+}
+
+export interface RunningServer {
+  url: string;
+  wsUrl: string;
+  port: number;
+  transport: Transport;
+  ctx: ServerContext;
+  /** Graceful: stop accepting, let running turns finish up to `deadlineMs`, then close everything. */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+function keyChecker(keys: string[]): (key: string | undefined) => boolean {
+  if (keys.length === 0) return () => true;
+  const digests = keys.map((k) => createHash('sha256').update(k).digest());
+  return (key) => {
+    if (key === undefined) return false;
+    const digest = createHash('sha256').update(key).digest();
+    let ok = false;
+    for (const d of digests) ok = timingSafeEqual(d, digest) || ok;
+    return ok;
+  };
+}
+
+export async function startServer(overrides: Partial<Config> | Config = {}, options: StartOptions = {}): Promise<RunningServer> {
+  const config = defaultConfig(overrides as Partial<Config>);
+  const logger = options.logger ?? createLogger(config.logLevel);
+  await loadFvad();
+  const engine = options.engine ?? (await createEngine(config, logger));
+  const metrics = createMetrics();
+  const scheduler = new Scheduler(
+    engine,
+    { maxBatch: config.maxBatch, maxWaitMs: config.maxWaitMs, maxQueue: config.maxQueue, busyRetryAfterMs: config.busyRetryAfterMs },
+    metrics,
+    logger,
+  );
+  let draining = false;
+  let transport: Transport | undefined;
+  const ctx: ServerContext = {
+    config,
+    engine,
+    scheduler,
+    metrics,
+    logger,
+    transportName: () => transport?.name ?? 'none',
+    draining: () => draining,
+    authorize: keyChecker(config.apiKeys),
+    primaryModel: () => engine.models()[0]!,
+    sessionDefaults: () => ({
+      params: { maxTokens: config.maxTokens, temperature: config.temperature },
+      bargeIn: config.bargeIn,
+      autoRespond: true,
+      coalesce: config.coalesce,
+      maxHistoryTurns: config.maxHistoryTurns,
+      maxHistoryAudioMs: config.maxHistoryAudioMs,
+      maxUtteranceMs: config.maxUtteranceMs,
+    }),
+  };
+  const wsRoutes: WebSocketRoute[] = [nativeRoute(ctx), ...(await optionalRealtimeRoutes(ctx))];
+  const httpRoutes: HttpRoute[] = [...serviceRoutes(ctx), ...(await optionalRestRoutes(ctx)), ...staticRoutes()];
+  transport = createTransport(
+    config.transport,
+    {
+      routes: wsRoutes,
+      http: createHttpHandler(ctx, httpRoutes),
+      // Front doors answer oversize messages with an error; the transport's hard cap is a backstop.
+      maxPayloadBytes: config.maxMessageBytes * 4,
+      maxBufferedBytes: config.maxBufferedBytes,
+      ...(config.tlsCert && config.tlsKey ? { tls: { certFile: config.tlsCert, keyFile: config.tlsKey } } : {}),
+    },
+    logger,
+  );
+  const port = await transport.listen(config.host, config.port);
+  const scheme = config.tlsCert ? 'https' : 'http';
+  const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `${scheme}://${hostForUrl}:${port}`;
+  const model = engine.models()[0]!;
+  logger.info({ url, transport: transport.name, engine: engine.name, model: model.id, testEngine: model.testEngine }, `earshot listening on ${url}`);
+  const running = transport;
+  return {
+    url,
+    wsUrl: url.replace(/^http/, 'ws'),
+    port,
+    transport: running,
+    ctx,
+    async close(deadlineMs = 5_000) {
+      draining = true;
+      running.stopListening();
+      scheduler.close();
+      const until = Date.now() + deadlineMs;
+      while (scheduler.inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      await running.close();
+      await engine.close();
+      logger.info('earshot stopped');
+    },
+  };
+}
+
+/* Front doors built in their own rooms; loaded when present so each lands independently. */
+async function optionalRealtimeRoutes(ctx: ServerContext): Promise<WebSocketRoute[]> {
+  const path = './session/realtime.js';
+  const module = (await import(path).catch(() => undefined)) as { realtimeRoute(ctx: ServerContext): WebSocketRoute } | undefined;
+  return module ? [module.realtimeRoute(ctx)] : [];
+}
+
+async function optionalRestRoutes(ctx: ServerContext): Promise<HttpRoute[]> {
+  const path = './http/chat.js';
+  const module = (await import(path).catch(() => undefined)) as { chatRoutes(ctx: ServerContext): HttpRoute[] } | undefined;
+  return module ? module.chatRoutes(ctx) : [];
+}

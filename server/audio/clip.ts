@@ -1,0 +1,24 @@
+import { EarshotError } from '../../protocol/errors.js';
+import { SAMPLE_RATE, type Pcm16k } from '../engines/types.js';
+import { decodeMp3 } from './mp3.js';
+import { resample } from './resample.js';
+import { decodeWav, type DecodedAudio } from './wav.js';
+
+export type ClipFormat = 'wav' | 'mp3';
+
+function downmix(channels: Float32Array[]): Float32Array {
+  const [first] = channels;
+  if (!first) throw new EarshotError('bad_audio', 'clip has no channels');
+  if (channels.length === 1) return first;
+  const out = new Float32Array(first.length);
+  for (const channel of channels) for (let i = 0; i < out.length; i++) out[i]! += channel[i]!;
+  const scale = 1 / channels.length;
+  for (let i = 0; i < out.length; i++) out[i]! *= scale;
+  return out;
+}
+
+/** Decodes an uploaded clip (REST `input_audio`) to the server's one audio format. */
+export async function decodeClip(bytes: Uint8Array, format: ClipFormat): Promise<Pcm16k> {
+  const decoded: DecodedAudio = format === 'wav' ? decodeWav(bytes) : await decodeMp3(bytes);
+  return resample(downmix(decoded.channels), decoded.sampleRate, SAMPLE_RATE);
+}

@@ -1,0 +1,131 @@
+/**
+ * One configuration object, validated by zod, from (lowest to highest precedence)
+ * defaults, an optional JSON file (--config), EARSHOT_* environment variables and CLI flags.
+ * Every limit lives here with its default and a one-line doc (`--help` prints them).
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65_535);
+const ms = z.coerce.number().int().min(0);
+const positiveInt = z.coerce.number().int().min(1);
+const bool = z.preprocess((v) => (typeof v === 'string' ? !['0', 'false', 'no', 'off', ''].includes(v.toLowerCase()) : v), z.boolean());
+const list = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string()));
+
+/** name → [schema, default, help]; flags are the kebab-case of the dotted name without the group. */
+const OPTIONS = {
+  host: [z.string().min(1), '127.0.0.1', 'address to listen on'],
+  port: [port, 8080, 'port to listen on (0 = any free port)'],
+  transport: [z.enum(['uws', 'ws']), 'uws', 'websocket/HTTP transport; uws falls back to ws when no uWebSockets.js build loads'],
+  tlsCert: [z.string().optional(), undefined, 'TLS certificate file (PEM); serves https/wss when set with --tls-key'],
+  tlsKey: [z.string().optional(), undefined, 'TLS private key file (PEM)'],
+  logLevel: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info', 'log level (JSON logs on stderr)'],
+
+  engine: [z.enum(['auto', 'mlx', 'openai', 'echo']), 'auto', 'auto = mlx when python3 can import mlx_vlm, else the echo TEST engine'],
+  echoTokenDelayMs: [ms, 15, 'echo test engine: delay between streamed words'],
+  echoCapacity: [positiveInt, 64, 'echo test engine: sequences it runs at once'],
+  mlxModel: [z.string().min(1), 'mlx-community/gemma-4-E4B-it-bf16', 'mlx engine: model repo id or local path'],
+  mlxWorkers: [positiveInt, 1, 'mlx engine: worker processes'],
+  mlxMaxBatch: [positiveInt, 8, 'mlx engine: sequences per worker decode batch'],
+  python: [z.string().min(1), 'python3', 'python interpreter for mlx workers'],
+  upstreamUrl: [z.string().url().optional(), undefined, 'openai engine: upstream base URL, e.g. http://10.0.0.5:8000/v1'],
+  upstreamKey: [z.string().optional(), undefined, 'openai engine: bearer key for the upstream'],
+  upstreamModel: [z.string().optional(), undefined, 'openai engine: model name at the upstream'],
+  upstreamConcurrency: [positiveInt, 16, 'openai engine: concurrent upstream requests'],
+  upstreamTimeoutMs: [positiveInt, 60_000, 'openai engine: time to first byte and between chunks'],
+
+  maxBatch: [positiveInt, 8, 'scheduler: most turns handed to the engine in one batch'],
+  maxWaitMs: [ms, 5, 'scheduler: how long to gather turns that arrive together'],
+  maxQueue: [positiveInt, 256, 'scheduler: queued turns before new ones get busy/429'],
+  busyRetryAfterMs: [positiveInt, 1000, 'scheduler: retry-after hint sent with busy/429'],
+  coalesce: [bool, true, 'merge utterances that arrive while the session\'s turn runs into one next turn'],
+
+  vadAggressiveness: [z.coerce.number().int().min(0).max(3), 3, 'WebRTC VAD mode 0-3 (3 = fewest false positives)'],
+  vadPrefixPaddingMs: [ms, 300, 'audio kept before detected speech'],
+  vadSilenceMs: [positiveInt, 500, 'silence that ends an utterance'],
+  vadMinSpeechMs: [ms, 200, 'shorter speech bursts are dropped'],
+  maxUtteranceMs: [positiveInt, 30_000, 'an utterance is cut into a turn after this long'],
+  bargeIn: [bool, true, 'speech while a reply streams cancels it'],
+
+  maxMessageBytes: [positiveInt, 1 << 20, 'largest websocket message accepted (bigger: error + close 1009)'],
+  maxBufferedBytes: [positiveInt, 4 << 20, 'bytes buffered for a slow reader before it is closed'],
+  maxBodyBytes: [positiveInt, 25 << 20, 'largest REST request body'],
+  maxHistoryTurns: [positiveInt, 16, 'user+assistant turns kept per session'],
+  maxHistoryAudioMs: [positiveInt, 120_000, 'audio kept in a session\'s history'],
+  maxTokens: [positiveInt, 512, 'default max tokens per reply'],
+  temperature: [z.coerce.number().min(0).max(2), 0.7, 'default sampling temperature'],
+  idleTimeoutMs: [ms, 120_000, 'websocket closed after this long without a message (0 = never)'],
+
+  apiKeys: [list, [], 'accepted API keys (comma separated); empty = no auth'],
+  corsOrigins: [list, [], 'origins allowed for REST CORS (* for any)'],
+} as const satisfies Record<string, readonly [z.ZodType, unknown, string]>;
+
+type Options = typeof OPTIONS;
+export type Config = { [K in keyof Options]: z.infer<Options[K][0]> };
+
+const schema = z
+  .object(Object.fromEntries(Object.entries(OPTIONS).map(([k, [s, d]]) => [k, d === undefined ? s : (s as z.ZodType).default(d)])) as unknown as {
+    [K in keyof Options]: z.ZodType<Config[K]>;
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (Boolean(c.tlsCert) !== Boolean(c.tlsKey)) ctx.addIssue({ code: 'custom', message: '--tls-cert and --tls-key go together' });
+    if (c.engine === 'openai' && !(c.upstreamUrl && c.upstreamModel))
+      ctx.addIssue({ code: 'custom', message: '--engine openai needs --upstream-url and --upstream-model' });
+  });
+
+const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const envName = (name: string) => `EARSHOT_${kebab(name).replace(/-/g, '_').toUpperCase()}`;
+
+export class ConfigError extends Error {}
+
+export function helpText(): string {
+  const lines = ['Usage: npm start -- [options]', '', 'Options (env EARSHOT_<NAME>, or a JSON file with --config FILE):'];
+  for (const [name, [, def, help]] of Object.entries(OPTIONS)) {
+    const shown = def === undefined ? '' : ` (default ${Array.isArray(def) ? def.join(',') || 'none' : String(def)})`;
+    lines.push(`  --${kebab(name).padEnd(24)} ${help}${shown}`);
+  }
+  lines.push('  --config FILE             JSON file with any of the options above (camelCase keys)', '  --help                    this text');
+  return lines.join('\n');
+}
+
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = {}, overrides: Partial<Config> = {}): Config {
+  const fromFlags: Record<string, unknown> = {};
+  let file: string | undefined;
+  const byFlag = new Map(Object.keys(OPTIONS).map((name) => [kebab(name), name]));
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument '${arg}'`);
+    const [flag, inline] = arg.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
+    const value = inline ?? (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--') ? argv[++i] : 'true');
+    if (flag === 'config') file = value;
+    else if (byFlag.has(flag)) fromFlags[byFlag.get(flag)!] = value;
+    else throw new ConfigError(`unknown option --${flag} (see --help)`);
+  }
+  let fromFile: Record<string, unknown> = {};
+  if (file) {
+    try {
+      fromFile = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
+    }
+  }
+  const fromEnv: Record<string, unknown> = {};
+  for (const name of Object.keys(OPTIONS)) {
+    const value = env[envName(name)];
+    if (value !== undefined) fromEnv[name] = value;
+  }
+  const parsed = schema.safeParse({ ...fromFile, ...fromEnv, ...fromFlags, ...overrides });
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const name = issue.path[0];
+      return typeof name === 'string' ? `--${kebab(name)}: ${issue.message}` : issue.message;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+  return parsed.data as Config;
+}
+
+export function defaultConfig(overrides: Partial<Config> = {}): Config {
+  return parseConfig([], {}, overrides);
+}

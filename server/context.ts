@@ -1,0 +1,22 @@
+import type { Config } from './config.js';
+import type { Engine, ModelInfo } from './engines/types.js';
+import type { Logger } from './observability/log.js';
+import type { Metrics } from './observability/metrics.js';
+import type { Scheduler } from './scheduler/scheduler.js';
+import type { SessionSettings } from './session/session.js';
+
+/** What every front door shares: one pipeline. */
+export interface ServerContext {
+  config: Config;
+  engine: Engine;
+  scheduler: Scheduler;
+  metrics: Metrics;
+  logger: Logger;
+  transportName: () => string;
+  /** True while draining for shutdown: no new sessions or requests. */
+  draining: () => boolean;
+  /** Checks a presented API key in constant time; true when auth is off. */
+  authorize: (key: string | undefined) => boolean;
+  primaryModel: () => ModelInfo;
+  sessionDefaults: () => SessionSettings;
+}

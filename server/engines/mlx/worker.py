@@ -1,0 +1,387 @@
+"""Earshot MLX worker: one process, one model, several conversations decoded in one batch.
+
+Started by server/engines/mlx/pool.ts as `python worker.py`; it speaks length-prefixed
+msgpack frames (4-byte big-endian length, then a map) on stdin/stdout. Logs go to stderr.
+
+TS -> worker
+  {type: 'load', model, maxBatch?}   first frame; maxBatch defaults to $EARSHOT_MLX_MAX_BATCH or 8
+  {type: 'run', batchId, turns: [{turnId, messages: [{role, parts: [{type: 'text', text} |
+      {type: 'audio', pcm: float32 LE 16 kHz mono bytes}]}], params: {maxTokens, temperature,
+      topP?, stop?}}]}
+  {type: 'cancel', turnId}   {type: 'ping'}   {type: 'shutdown'}
+worker -> TS
+  {type: 'ready', model, capabilities: {maxBatch, audio, maxAudioMs}}
+  {type: 'delta', turnId, text}
+  {type: 'done', turnId, usage: {promptTokens, completionTokens, audioTokens}, finish}
+  {type: 'error', turnId?, code, message}   without turnId after load: fatal, the worker exits 2
+  {type: 'pong'}
+
+A reader thread only reads frames; the main thread owns the model and answers everything
+between two decode steps, so cancel takes effect within one token and a pong proves that
+generation is still moving (a stuck forward pass stops the pongs and the pool replaces us).
+
+Batching follows mlx_vlm/server/generation.py: per turn prepare_inputs, then
+model.get_input_embeddings (audio goes in as embeddings), then BatchGenerator.insert into the
+running batch; BatchGenerator.next() yields one token per sequence; cancel is
+BatchGenerator.remove(uid). Turns beyond maxBatch wait here and join as sequences finish.
+The sampler belongs to the BatchGenerator, so temperature/topP come from the turn that opened
+the batch; a new batch (and sampler) starts whenever the worker is idle.
+
+History audio: only the newest message's audio is heard; earlier clips become text notes.
+See conversation.py for the reasons.
+"""
+
+import os
+import queue
+import sys
+import threading
+import traceback
+from collections import deque
+
+from conversation import MAX_AUDIO_MS, TurnError, build_conversation
+from frames import FrameWriter, read_frame
+from stops import StopScanner
+
+DEFAULT_MAX_BATCH = 8
+# Gemma 4 ends a reply with <turn|> (id 106) as well as EOS; not every config lists it.
+END_OF_TURN = "<turn|>"
+# Placeholder tokens the model may echo; they are never text for the user.
+PLACEHOLDER_CONFIG_IDS = (
+    "audio_token_id",
+    "boa_token_id",
+    "eoa_token_id",
+    "image_token_id",
+    "boi_token_id",
+    "eoi_token_id",
+    "video_token_id",
+)
+
+
+def log(message):
+    print(f"[mlx worker {os.getpid()}] {message}", file=sys.stderr, flush=True)
+
+
+def is_out_of_memory(exc):
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or any(
+        marker in text for marker in ("out of memory", "insufficient memory", "metal::malloc")
+    )
+
+
+def classify_load_error(exc):
+    if is_out_of_memory(exc):
+        return "out_of_memory"
+    name = type(exc).__name__
+    if isinstance(exc, FileNotFoundError) or "NotFound" in name or name == "HFValidationError":
+        return "model_not_found"
+    return "load_failed"
+
+
+def as_int(token):
+    return int(token.item()) if hasattr(token, "item") else int(token)
+
+
+class Model:
+    """The loaded model and the mlx_vlm calls made on it."""
+
+    def __init__(self, model_id):
+        # Imported here, after stdout was moved to stderr: nothing mlx_vlm prints may
+        # land in the frame stream.
+        from mlx_vlm.generate import BatchGenerator
+        from mlx_vlm.prompt_utils import get_chat_template
+        from mlx_vlm.sample_utils import make_sampler
+        from mlx_vlm.tokenizer_utils import make_streaming_detokenizer
+        from mlx_vlm.utils import load, prepare_inputs
+
+        self._batch_generator = BatchGenerator
+        self._get_chat_template = get_chat_template
+        self._make_sampler = make_sampler
+        self._make_detokenizer = make_streaming_detokenizer
+        self._prepare_inputs = prepare_inputs
+
+        self.model, self.processor = load(model_id)
+        self.tokenizer = self.processor.tokenizer
+        config = self.model.config
+        self.audio_token_id = getattr(config, "audio_token_id", None)
+        self.hears_audio = getattr(self.model, "audio_tower", None) is not None
+        self.eos_ids = self._eos_ids(config)
+        self.stop_ids = set(self.eos_ids)
+        self.stop_ids.update(getattr(self.processor, "additional_eos_token_ids", None) or ())
+        end_of_turn = self.tokenizer.convert_tokens_to_ids(END_OF_TURN)
+        if isinstance(end_of_turn, int) and end_of_turn != getattr(self.tokenizer, "unk_token_id", None):
+            self.stop_ids.add(end_of_turn)
+        self.placeholder_ids = [
+            value for value in (getattr(config, name, None) for name in PLACEHOLDER_CONFIG_IDS) if value is not None
+        ]
+
+    @staticmethod
+    def _eos_ids(config):
+        eos = getattr(config, "eos_token_id", None)
+        if eos is None:
+            return []
+        return list(eos) if isinstance(eos, (list, tuple)) else [eos]
+
+    def new_batch(self, params, max_batch):
+        # BatchGenerator adds its stop tokens to the shared stopping criteria: start clean.
+        self.tokenizer.stopping_criteria.reset(self.eos_ids)
+        prefill = min(8, max_batch)
+        return self._batch_generator(
+            self.model.language_model,
+            self.processor,
+            stop_tokens=self.stop_ids,
+            sampler=self._make_sampler(temp=float(params.get("temperature", 0.0)), top_p=float(params.get("topP") or 0.0)),
+            # A prefill is admitted only while completion_batch_size - decoding >= prefill_batch_size;
+            # the worker itself caps sequences at max_batch, so give the generator that headroom.
+            completion_batch_size=max_batch + prefill,
+            prefill_batch_size=prefill,
+        )
+
+    def prepare(self, messages):
+        """Returns (prompt token ids, prompt_kwargs for BatchGenerator.insert, audio token count)."""
+        chat, clip = build_conversation(messages, MAX_AUDIO_MS)
+        if clip is not None and not self.hears_audio:
+            raise TurnError("unsupported", "this model does not accept audio")
+        # The tokenizer's template is the call mlx_vlm's own apply_chat_template ends in; going
+        # through it directly keeps text and audio items in the order they came.
+        prompt = self._get_chat_template(self.tokenizer, chat, add_generation_prompt=True)
+        inputs = self._prepare_inputs(
+            self.processor,
+            audio=[clip] if clip is not None else None,
+            prompts=prompt,
+            image_token_index=getattr(self.model.config, "image_token_index", None),
+            add_special_tokens=False,
+        )
+        input_ids = inputs["input_ids"]
+        data = {k: v for k, v in inputs.items() if k not in ("input_ids", "pixel_values", "attention_mask")}
+        embedded = self.model.get_input_embeddings(
+            input_ids, inputs.get("pixel_values"), mask=inputs.get("attention_mask"), **data
+        )
+        prompt_kwargs = {**data, **{k: v for k, v in embedded.to_dict().items() if v is not None}}
+        ids = input_ids[0].tolist()
+        audio_tokens = ids.count(self.audio_token_id) if self.audio_token_id is not None else 0
+        return ids, prompt_kwargs, audio_tokens
+
+    def detokenizer(self):
+        return self._make_detokenizer(self.processor)
+
+
+class Turn:
+    __slots__ = ("turn_id", "uid", "prompt_tokens", "audio_tokens", "completion_tokens", "detokenizer", "stops")
+
+    def __init__(self, turn_id, uid, prompt_tokens, audio_tokens, detokenizer, stops):
+        self.turn_id = turn_id
+        self.uid = uid
+        self.prompt_tokens = prompt_tokens
+        self.audio_tokens = audio_tokens
+        self.completion_tokens = 0
+        self.detokenizer = detokenizer
+        self.stops = StopScanner(stops)
+
+    def usage(self):
+        return {
+            "promptTokens": self.prompt_tokens,
+            "completionTokens": self.completion_tokens,
+            "audioTokens": self.audio_tokens,
+        }
+
+
+EMPTY_USAGE = {"promptTokens": 0, "completionTokens": 0, "audioTokens": 0}
+
+
+class Worker:
+    def __init__(self, writer, inbox):
+        self.out = writer
+        self.inbox = inbox
+        self.model = None
+        self.max_batch = DEFAULT_MAX_BATCH
+        self.batch = None
+        self.waiting = deque()
+        self.active = {}
+        self.stopping = False
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def serve(self):
+        """Runs until shutdown or end of input; returns the process exit code."""
+        first = self.inbox.get()
+        if first.get("type") != "load":
+            self.out.send({"type": "error", "code": "bad_request", "message": "the first frame must be 'load'"})
+            return 2
+        if not self.load(first):
+            return 2
+        while not (self.stopping and not self.active and not self.waiting):
+            self.handle_messages(block=not self.active and not self.waiting)
+            self.admit()
+            if self.active:
+                self.step()
+        return 0
+
+    def load(self, message):
+        model_id = message.get("model")
+        self.max_batch = int(message.get("maxBatch") or os.environ.get("EARSHOT_MLX_MAX_BATCH") or DEFAULT_MAX_BATCH)
+        if not model_id or self.max_batch < 1:
+            self.out.send({"type": "error", "code": "bad_request", "message": "load needs a model and maxBatch >= 1"})
+            return False
+        try:
+            self.model = Model(model_id)
+        except Exception as exc:  # every load failure is reported, then the worker exits
+            code = classify_load_error(exc)
+            log(f"load failed: {traceback.format_exc()}")
+            self.out.send({"type": "error", "code": code, "message": f"{model_id}: {type(exc).__name__}: {exc}"})
+            return False
+        self.out.send(
+            {
+                "type": "ready",
+                "model": model_id,
+                "capabilities": {"maxBatch": self.max_batch, "audio": self.model.hears_audio, "maxAudioMs": MAX_AUDIO_MS},
+            }
+        )
+        return True
+
+    # -- control messages -------------------------------------------------------
+
+    def handle_messages(self, block):
+        try:
+            message = self.inbox.get() if block else self.inbox.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            self.dispatch(message)
+            try:
+                message = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+
+    def dispatch(self, message):
+        kind = message.get("type")
+        if kind == "ping":
+            self.out.send({"type": "pong"})
+        elif kind == "run":
+            if self.stopping:
+                for turn in message.get("turns", []):
+                    self.fail(turn.get("turnId"), "shutting_down", "the worker is shutting down")
+                return
+            self.waiting.extend(message.get("turns", []))
+        elif kind == "cancel":
+            self.cancel(message.get("turnId"))
+        elif kind == "shutdown":
+            self.stopping = True
+            for turn_id in [t.get("turnId") for t in self.waiting] + [t.turn_id for t in self.active.values()]:
+                self.cancel(turn_id)
+        elif kind == "fatal":
+            raise SystemExit(f"input stream broken: {message.get('message')}")
+        else:
+            self.out.send({"type": "error", "code": "bad_request", "message": f"unknown frame type {kind!r}"})
+
+    def cancel(self, turn_id):
+        for waiting in self.waiting:
+            if waiting.get("turnId") == turn_id:
+                self.waiting.remove(waiting)
+                self.out.send({"type": "done", "turnId": turn_id, "usage": EMPTY_USAGE, "finish": "cancelled"})
+                return
+        for uid, turn in self.active.items():
+            if turn.turn_id == turn_id:
+                self.batch.remove(uid)
+                del self.active[uid]
+                self.out.send({"type": "done", "turnId": turn_id, "usage": turn.usage(), "finish": "cancelled"})
+                return
+
+    def fail(self, turn_id, code, message):
+        self.out.send({"type": "error", "turnId": turn_id, "code": code, "message": message})
+
+    # -- generation -------------------------------------------------------------
+
+    def admit(self):
+        while self.waiting and len(self.active) < self.max_batch:
+            request = self.waiting.popleft()
+            turn_id = request.get("turnId")
+            try:
+                self.insert(turn_id, request.get("messages", []), request.get("params") or {})
+            except TurnError as exc:
+                self.fail(turn_id, exc.code, str(exc))
+            except Exception as exc:  # one bad turn must not take the others down
+                log(f"turn {turn_id} failed: {traceback.format_exc()}")
+                code = "out_of_memory" if is_out_of_memory(exc) else "engine_error"
+                self.fail(turn_id, code, f"{type(exc).__name__}: {exc}")
+
+    def insert(self, turn_id, messages, params):
+        max_tokens = int(params.get("maxTokens") or 0)
+        if max_tokens < 1:
+            raise TurnError("bad_request", "params.maxTokens must be >= 1")
+        ids, prompt_kwargs, audio_tokens = self.model.prepare(messages)
+        if self.batch is None:
+            self.batch = self.model.new_batch(params, self.max_batch)
+        (uid,) = self.batch.insert([ids], max_tokens=[max_tokens], prompt_kwargs=[prompt_kwargs])
+        self.active[uid] = Turn(turn_id, uid, len(ids), audio_tokens, self.model.detokenizer(), params.get("stop"))
+
+    def step(self):
+        try:
+            _, responses = self.batch.next()
+        except Exception as exc:  # the batch is lost; its turns fail, the worker goes on
+            log(f"decode step failed: {traceback.format_exc()}")
+            code = "out_of_memory" if is_out_of_memory(exc) else "engine_error"
+            for turn in self.active.values():
+                self.fail(turn.turn_id, code, f"{type(exc).__name__}: {exc}")
+            self.active.clear()
+            self.close_batch()
+            return
+        for response in responses:
+            turn = self.active.get(response.uid)
+            if turn is not None:
+                self.on_token(turn, as_int(response.token), response.finish_reason)
+        if not self.active:
+            self.close_batch()
+
+    def close_batch(self):
+        if self.batch is not None:
+            self.batch.close()
+            self.batch = None
+
+    def on_token(self, turn, token, finish):
+        turn.completion_tokens += 1
+        detokenizer = turn.detokenizer
+        if finish == "stop":
+            detokenizer.finalize()
+        else:
+            detokenizer.add_token(token, skip_special_token_ids=self.model.placeholder_ids)
+            if finish is not None:
+                detokenizer.finalize()
+        text, stopped = turn.stops.feed(detokenizer.last_segment)
+        if finish is not None and not stopped:
+            text += turn.stops.flush()
+        if text:
+            self.out.send({"type": "delta", "turnId": turn.turn_id, "text": text})
+        if stopped:
+            if finish is None:
+                self.batch.remove(turn.uid)
+            finish = "stop"
+        if finish is not None:
+            del self.active[turn.uid]
+            self.out.send({"type": "done", "turnId": turn.turn_id, "usage": turn.usage(), "finish": finish})
+
+
+def read_loop(stream, inbox):
+    try:
+        while True:
+            message = read_frame(stream)
+            if message is None:
+                inbox.put({"type": "shutdown"})
+                return
+            inbox.put(message)
+    except Exception as exc:  # a broken stream ends the worker
+        inbox.put({"type": "fatal", "message": f"{type(exc).__name__}: {exc}"})
+
+
+def main():
+    # Frames own the real stdout; anything printed (mlx_vlm warnings, download progress)
+    # goes to stderr instead of corrupting the stream.
+    frames_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    inbox = queue.Queue()
+    threading.Thread(target=read_loop, args=(sys.stdin.buffer, inbox), daemon=True).start()
+    return Worker(FrameWriter(frames_out), inbox).serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+/** Operational endpoints: /health, /metrics, /v1/models. */
+import { EarshotError } from '../../protocol/errors.js';
+import type { ServerContext } from '../context.js';
+import type { ModelInfo } from '../engines/types.js';
+import type { HttpRequest } from '../transport/types.js';
+import { sendJson } from './respond.js';
+import type { HttpRoute } from './router.js';
+
+const CREATED = Math.floor(Date.now() / 1000);
+
+function modelObject(model: ModelInfo) {
+  return { id: model.id, object: 'model', created: CREATED, owned_by: model.ownedBy };
+}
+
+export function requireKey(ctx: ServerContext, req: HttpRequest): void {
+  const header = req.headers['authorization'];
+  const key = header?.toLowerCase().startsWith('bearer ') ? header.slice(7).trim() : undefined;
+  if (!ctx.authorize(key)) throw new EarshotError('unauthorized', key === undefined ? 'missing API key: send Authorization: Bearer <key>' : 'invalid API key');
+}
+
+export function serviceRoutes(ctx: ServerContext): HttpRoute[] {
+  return [
+    {
+      method: 'GET',
+      path: '/health',
+      handle: (_req, res) => {
+        const model = ctx.primaryModel();
+        sendJson(res, ctx.draining() ? 503 : 200, {
+          status: ctx.draining() ? 'draining' : 'ok',
+          transport: ctx.transportName(),
+          engine: ctx.engine.name,
+          model: model.id,
+          testEngine: model.testEngine,
+          queue: ctx.scheduler.queued,
+          inFlight: ctx.scheduler.inFlight,
+        });
+      },
+    },
+    {
+      method: 'GET',
+      path: '/metrics',
+      handle: async (_req, res) => {
+        const body = await ctx.metrics.registry.metrics();
+        res.writeHead(200, { 'content-type': ctx.metrics.registry.contentType });
+        res.end(body);
+      },
+    },
+    {
+      method: 'GET',
+      path: '/v1/models',
+      handle: (req, res) => {
+        requireKey(ctx, req);
+        sendJson(res, 200, { object: 'list', data: ctx.engine.models().map(modelObject) });
+      },
+    },
+    {
+      method: 'GET',
+      path: '/v1/models/',
+      prefix: true,
+      handle: (req, res) => {
+        requireKey(ctx, req);
+        const id = decodeURIComponent(req.path.slice('/v1/models/'.length));
+        const model = ctx.engine.models().find((m) => m.id === id);
+        if (!model) throw new EarshotError('not_found', `model '${id}' does not exist`, { param: 'model' });
+        sendJson(res, 200, modelObject(model));
+      },
+    },
+  ];
+}

@@ -1,0 +1,8 @@
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+/** Structured JSON logs on stderr (stdout stays free for CLI output); keys never appear in them. */
+export function createLogger(level: string): Logger {
+  return pino({ level, base: { service: 'earshot' }, redact: ['token', 'apiKey', 'headers.authorization', '*.authorization'] }, pino.destination(2));
+}

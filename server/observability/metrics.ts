@@ -1,0 +1,31 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Every Prometheus series Earshot exports; one registry per server so tests can run several. */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const m = {
+    registry,
+    sessions: new Gauge({ name: 'earshot_sessions', help: 'open sessions by front door', labelNames: ['door'] as const, registers: [registry] }),
+    connections: new Gauge({ name: 'earshot_connections', help: 'open websocket connections', registers: [registry] }),
+    frames: new Counter({ name: 'earshot_audio_frames_total', help: 'audio packets received', registers: [registry] }),
+    utterances: new Counter({ name: 'earshot_utterances_total', help: 'utterances cut by the VAD', labelNames: ['reason'] as const, registers: [registry] }),
+    turns: new Counter({ name: 'earshot_turns_total', help: 'turns finished', labelNames: ['finish'] as const, registers: [registry] }),
+    errors: new Counter({ name: 'earshot_errors_total', help: 'errors sent to clients', labelNames: ['code'] as const, registers: [registry] }),
+    queueDepth: new Gauge({ name: 'earshot_queue_depth', help: 'turns waiting for the engine', registers: [registry] }),
+    inFlight: new Gauge({ name: 'earshot_turns_in_flight', help: 'turns the engine is running', registers: [registry] }),
+    batchSize: new Histogram({ name: 'earshot_batch_size', help: 'turns per engine batch', buckets: [1, 2, 4, 8, 16, 32, 64], registers: [registry] }),
+    queueWait: new Histogram({
+      name: 'earshot_turn_start_seconds',
+      help: 'end of speech (or request arrival) to engine start',
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    firstDelta: new Histogram({ name: 'earshot_first_delta_seconds', help: 'engine start to first delta', buckets: LATENCY_BUCKETS, registers: [registry] }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

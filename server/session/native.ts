@@ -1,0 +1,200 @@
+/**
+ * The native front door, /v1/stream: msgpack frames ↔ Session calls. Thin on purpose:
+ * parsing and validation are protocol/'s, conversation logic is Session's.
+ */
+import { randomUUID } from 'node:crypto';
+import { decodeClientFrame, encodeServerMessage } from '../../protocol/codec.js';
+import { EarshotError } from '../../protocol/errors.js';
+import { PROTOCOL_VERSION, type ClientMessage, type HelloMessage, type ServerMessage } from '../../protocol/native.js';
+import type { ServerContext } from '../context.js';
+import type { Connection, SocketHandler, UpgradeDecision, UpgradeRequest, WebSocketRoute } from '../transport/types.js';
+import { createDecoder, createSegmenter } from './audio-input.js';
+import { Session, type SessionEvents } from './session.js';
+import { bearerToken, rejectUpgrade } from './upgrade.js';
+
+/** Audio frames held while the decoder starts (about 2 s of 20 ms frames). */
+const MAX_EARLY_FRAMES = 100;
+
+type Handlers = { [T in ClientMessage['type']]: (message: Extract<ClientMessage, { type: T }>) => void };
+
+class NativeConnection implements SocketHandler {
+  private readonly ctx: ServerContext;
+  private readonly connection: Connection;
+  private readonly sessionId = randomUUID();
+  private readonly headerAuthorized: boolean;
+  private session: Session | undefined;
+  private starting = false;
+  private early: Uint8Array[] = [];
+  private closed = false;
+  private readonly handlers: Handlers;
+
+  constructor(ctx: ServerContext, connection: Connection, headerAuthorized: boolean) {
+    this.ctx = ctx;
+    this.connection = connection;
+    this.headerAuthorized = headerAuthorized;
+    ctx.metrics.connections.inc();
+    this.handlers = {
+      hello: (m) => this.hello(m),
+      audio: (m) => this.audio(m.data),
+      commit: () => this.requireSession().commit(),
+      text: (m) => this.requireSession().addText(m.text),
+      cancel: () => this.requireSession().cancel(),
+      bye: () => this.connection.close(1000, 'bye'),
+    };
+  }
+
+  message(data: Uint8Array, isBinary: boolean): void {
+    try {
+      if (data.length > this.ctx.config.maxMessageBytes)
+        throw new EarshotError('too_large', `message of ${data.length} bytes exceeds the ${this.ctx.config.maxMessageBytes} byte limit`, { fatal: true });
+      if (!isBinary) throw new EarshotError('bad_message', 'the native protocol uses binary msgpack frames, not text');
+      const frame = decodeClientFrame(data);
+      if (frame.kind === 'raw') this.audio(frame.audio);
+      else (this.handlers[frame.message.type] as (m: ClientMessage) => void)(frame.message);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ctx.metrics.connections.dec();
+    if (this.session) {
+      this.ctx.metrics.sessions.dec({ door: 'native' });
+      this.session.close();
+    }
+  }
+
+  private send(message: ServerMessage): void {
+    this.connection.send(encodeServerMessage(message));
+  }
+
+  private fail(err: unknown): void {
+    const error = EarshotError.from(err);
+    if (error.code === 'internal') this.ctx.logger.error({ err: (err as Error) ?? err, session: this.sessionId }, 'native session error');
+    this.ctx.metrics.errors.inc({ code: error.code });
+    this.send({ type: 'error', code: error.code, message: error.message, fatal: error.fatal, ...(error.retryable ? { retryable: true } : {}) });
+    if (error.fatal) this.connection.close(error.closeCode, error.message.slice(0, 120));
+  }
+
+  private requireSession(): Session {
+    if (!this.session) throw new EarshotError('protocol_order', this.starting ? 'session is starting; wait for ready' : 'send hello first');
+    return this.session;
+  }
+
+  private audio(data: Uint8Array): void {
+    if (this.session) {
+      this.session.pushAudio(data);
+      return;
+    }
+    if (!this.starting) throw new EarshotError('protocol_order', 'audio before hello: send hello first');
+    if (this.early.length >= MAX_EARLY_FRAMES) throw new EarshotError('limit_exceeded', 'too much audio before ready');
+    this.early.push(data.slice());
+  }
+
+  private hello(hello: HelloMessage): void {
+    if (this.session || this.starting) throw new EarshotError('protocol_order', 'hello was already received');
+    if (!this.headerAuthorized && !this.ctx.authorize(hello.token)) throw new EarshotError('unauthorized', 'missing or invalid token', { fatal: true });
+    if (hello.version !== undefined && hello.version > PROTOCOL_VERSION)
+      throw new EarshotError('unsupported', `protocol version ${hello.version} is newer than this server's ${PROTOCOL_VERSION}`, { fatal: true });
+    this.starting = true;
+    this.start(hello).catch((err: unknown) => {
+      this.starting = false;
+      this.fail(err instanceof EarshotError ? new EarshotError(err.code, err.message, { fatal: true }) : err);
+    });
+  }
+
+  private async start(hello: HelloMessage): Promise<void> {
+    const { config } = this.ctx;
+    const defaults = this.ctx.sessionDefaults();
+    const vad = hello.vad ?? {};
+    const maxUtteranceMs = Math.min(vad.maxUtteranceMs ?? config.maxUtteranceMs, config.maxUtteranceMs);
+    const decoder = await createDecoder({ codec: hello.codec, sampleRate: hello.sampleRate, channels: hello.channels ?? 1 });
+    const segmenter =
+      vad.enabled === false
+        ? undefined
+        : await createSegmenter(vad.aggressiveness ?? config.vadAggressiveness, {
+            prefixPaddingMs: vad.prefixPaddingMs ?? config.vadPrefixPaddingMs,
+            silenceMs: vad.silenceMs ?? config.vadSilenceMs,
+            minSpeechMs: vad.minSpeechMs ?? config.vadMinSpeechMs,
+            maxUtteranceMs,
+          });
+    if (this.closed) {
+      decoder.close();
+      segmenter?.close();
+      return;
+    }
+    const session = new Session(
+      this.sessionId,
+      { scheduler: this.ctx.scheduler, metrics: this.ctx.metrics, logger: this.ctx.logger },
+      {
+        ...defaults,
+        ...(hello.system !== undefined ? { system: hello.system } : {}),
+        params: { ...defaults.params, ...hello.params },
+        bargeIn: vad.bargeIn ?? defaults.bargeIn,
+        maxUtteranceMs,
+      },
+      this.events(),
+    );
+    session.setAudioInput(decoder, segmenter);
+    this.session = session;
+    this.starting = false;
+    this.ctx.metrics.sessions.inc({ door: 'native' });
+    const model = this.ctx.primaryModel();
+    this.send({
+      type: 'ready',
+      version: PROTOCOL_VERSION,
+      sessionId: this.sessionId,
+      transport: this.ctx.transportName(),
+      engine: this.ctx.engine.name,
+      testEngine: model.testEngine,
+      limits: { maxMessageBytes: config.maxMessageBytes, maxUtteranceMs, maxHistoryTurns: config.maxHistoryTurns, idleTimeoutMs: config.idleTimeoutMs },
+    });
+    const early = this.early;
+    this.early = [];
+    for (const frame of early) {
+      try {
+        session.pushAudio(frame);
+      } catch (err) {
+        this.fail(err);
+      }
+    }
+  }
+
+  private events(): SessionEvents {
+    return {
+      speechStarted: (atMs) => this.send({ type: 'vad', state: 'speech', atMs }),
+      speechStopped: (atMs) => this.send({ type: 'vad', state: 'silence', atMs }),
+      turnStarted: (turn) => {
+        const { itemId: _itemId, ...wire } = turn;
+        this.send({ type: 'turn', ...wire });
+      },
+      delta: (turnId, text) => this.send({ type: 'delta', turnId, text }),
+      turnEnded: (turnId, result) => {
+        if (result.type === 'done') this.send({ type: 'done', turnId, usage: result.usage, finish: result.finish });
+        else if (result.error.code !== 'busy') {
+          this.ctx.metrics.errors.inc({ code: result.error.code });
+          this.send({ type: 'error', code: result.error.code, message: result.error.message, fatal: false, turnId, ...(result.error.retryable ? { retryable: true } : {}) });
+        }
+      },
+      busy: (error) => {
+        if (error.code === 'busy') this.send({ type: 'busy', retryAfterMs: error.retryAfterMs ?? this.ctx.config.busyRetryAfterMs });
+        else this.fail(error);
+      },
+    };
+  }
+}
+
+export function nativeRoute(ctx: ServerContext): WebSocketRoute {
+  return {
+    path: '/v1/stream',
+    upgrade(request: UpgradeRequest): UpgradeDecision {
+      if (ctx.draining()) return rejectUpgrade(new EarshotError('shutting_down', 'server is shutting down'));
+      const presented = bearerToken(request);
+      if (presented !== undefined && !ctx.authorize(presented)) return rejectUpgrade(new EarshotError('unauthorized', 'invalid API key'));
+      const headerAuthorized = presented !== undefined;
+      return { accept: true, open: (connection) => new NativeConnection(ctx, connection, headerAuthorized) };
+    },
+  };
+}

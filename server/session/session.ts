@@ -1,0 +1,339 @@
+/**
+ * One conversation, whatever the front door: audio in (decoded, segmented), history,
+ * turn state machine, barge-in. Front doors (native, Realtime) are thin adapters that
+ * translate their wire messages to these calls and SessionEvents back to the wire.
+ *
+ * A session runs at most one turn at a time, because a turn's prompt is the history up to
+ * and including its own reply. Utterances that finish while a turn runs wait, and are merged
+ * into the next turn when `coalesce` is on (one question asked in two breaths is one turn).
+ * That per-session ordering lives here rather than in the scheduler because only the
+ * session knows its history; the scheduler batches and admits across sessions.
+ */
+import { EarshotError } from '../../protocol/errors.js';
+import type { FinishReason, Usage } from '../../protocol/native.js';
+import type { Decoder } from '../audio/decoder.js';
+import { SAMPLE_RATE, type Message, type Part, type Pcm16k, type TurnParams, type TurnRequest } from '../engines/types.js';
+import type { Logger } from '../observability/log.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { Scheduler } from '../scheduler/scheduler.js';
+import type { SegmentEvent, Segmenter } from '../vad/segmenter.js';
+
+/** Silence put between coalesced utterances so the model hears two phrases, not one. */
+const COALESCE_GAP_SAMPLES = SAMPLE_RATE / 5;
+
+export interface HistoryItem extends Message {
+  id: string;
+  /** Set on assistant items whose reply was cut short. */
+  interrupted?: boolean;
+}
+
+export interface TurnInfo {
+  turnId: string;
+  source: 'audio' | 'text';
+  audioMs: number;
+  startMs?: number;
+  endMs?: number;
+  text?: string;
+  /** History item that holds the user's side of this turn. */
+  itemId: string;
+}
+
+export type TurnResult = { type: 'done'; usage: Usage; finish: Exclude<FinishReason, 'error'>; text: string } | { type: 'error'; error: EarshotError; text: string };
+
+export interface SessionEvents {
+  speechStarted(atMs: number): void;
+  speechStopped(atMs: number, startMs: number, endMs: number): void;
+  turnStarted(turn: TurnInfo): void;
+  delta(turnId: string, text: string): void;
+  turnEnded(turnId: string, result: TurnResult): void;
+  busy(error: EarshotError): void;
+}
+
+export interface SessionSettings {
+  system?: string;
+  params: TurnParams;
+  bargeIn: boolean;
+  /** Utterances start a turn by themselves (false: the front door calls respond()). */
+  autoRespond: boolean;
+  coalesce: boolean;
+  maxHistoryTurns: number;
+  maxHistoryAudioMs: number;
+  maxUtteranceMs: number;
+}
+
+export interface SessionDeps {
+  scheduler: Scheduler;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+interface PendingUtterance {
+  audio: Pcm16k;
+  startMs?: number;
+  endMs?: number;
+}
+
+interface RunningTurn {
+  id: string;
+  controller: AbortController;
+  reply: string;
+  deltas: number;
+}
+
+export class Session {
+  readonly id: string;
+  readonly settings: SessionSettings;
+  readonly history: HistoryItem[] = [];
+  private readonly deps: SessionDeps;
+  private readonly events: SessionEvents;
+  private decoder: Decoder | undefined;
+  private segmenter: Segmenter | undefined;
+  private readonly segmentEvents: SegmentEvent[] = [];
+  /** Audio gathered without VAD (manual turns), committed as one utterance. */
+  private manualAudio: Float32Array[] = [];
+  private manualSamples = 0;
+  private receivedSamples = 0;
+  private readonly pending: PendingUtterance[] = [];
+  private running: RunningTurn | undefined;
+  private turnCounter = 0;
+  private itemCounter = 0;
+  private closed = false;
+
+  constructor(id: string, deps: SessionDeps, settings: SessionSettings, events: SessionEvents) {
+    this.id = id;
+    this.deps = deps;
+    this.settings = settings;
+    this.events = events;
+  }
+
+  /** Sets the audio input; a segmenter means server VAD, none means manual commits. */
+  setAudioInput(decoder: Decoder | undefined, segmenter: Segmenter | undefined): void {
+    this.decoder?.close();
+    this.segmenter?.close();
+    this.decoder = decoder;
+    this.segmenter = segmenter;
+  }
+
+  get turnRunning(): boolean {
+    return this.running !== undefined;
+  }
+
+  get streamMs(): number {
+    return (this.receivedSamples * 1000) / SAMPLE_RATE;
+  }
+
+  /** Decodes one packet of the session's codec; throws EarshotError('bad_audio') for bad packets. */
+  pushAudio(packet: Uint8Array): void {
+    if (!this.decoder) throw new EarshotError('protocol_order', 'no audio input configured for this session');
+    this.deps.metrics.frames.inc();
+    this.pushSamples(this.decoder.decode(packet));
+  }
+
+  pushSamples(samples: Pcm16k): void {
+    this.receivedSamples += samples.length;
+    if (!this.segmenter) {
+      this.manualSamples += samples.length;
+      if ((this.manualSamples * 1000) / SAMPLE_RATE > this.settings.maxUtteranceMs)
+        throw new EarshotError('limit_exceeded', `audio buffer exceeds ${this.settings.maxUtteranceMs} ms; commit or clear it`);
+      this.manualAudio.push(samples.slice());
+      return;
+    }
+    const events = this.segmentEvents;
+    events.length = 0;
+    this.segmenter.push(samples, events);
+    for (const event of events) this.onSegment(event);
+  }
+
+  /** Ends the current utterance now: with VAD, what was heard so far; without, the whole buffer. Returns false if there was nothing. */
+  commit(): boolean {
+    if (this.segmenter) {
+      const events = this.segmentEvents;
+      events.length = 0;
+      this.segmenter.flush(events);
+      for (const event of events) this.onSegment(event);
+      return events.length > 0;
+    }
+    if (this.manualSamples === 0) return false;
+    const audio = new Float32Array(this.manualSamples);
+    let at = 0;
+    for (const chunk of this.manualAudio) {
+      audio.set(chunk, at);
+      at += chunk.length;
+    }
+    this.clearAudio();
+    this.onUtterance({ audio });
+    return true;
+  }
+
+  clearAudio(): void {
+    this.manualAudio = [];
+    this.manualSamples = 0;
+  }
+
+  /** A typed user turn. */
+  addText(text: string): void {
+    this.cancel();
+    const item = this.addItem('user', [{ type: 'text', text }]);
+    if (this.settings.autoRespond) this.startTurn({ turnId: this.nextTurnId(), source: 'text', audioMs: 0, text, itemId: item.id });
+  }
+
+  /** Adds an item without starting a turn (Realtime conversation.item.create). */
+  addItem(role: HistoryItem['role'], parts: Part[], id?: string): HistoryItem {
+    const item: HistoryItem = { id: id ?? `item_${this.id}_${++this.itemCounter}`, role, parts };
+    this.history.push(item);
+    this.trimHistory();
+    return item;
+  }
+
+  deleteItem(id: string): boolean {
+    const index = this.history.findIndex((item) => item.id === id);
+    if (index < 0) return false;
+    this.history.splice(index, 1);
+    return true;
+  }
+
+  /** Starts a turn on the current history (Realtime response.create). Returns its id, or undefined if busy. */
+  respond(overrides: Partial<TurnParams> & { instructions?: string } = {}): string | undefined {
+    if (this.running) throw new EarshotError('protocol_order', 'a response is already in progress');
+    const lastUser = [...this.history].reverse().find((item) => item.role === 'user');
+    const audioMs = lastUser ? audioMsOf(lastUser.parts) : 0;
+    const turnId = this.nextTurnId();
+    return this.startTurn({ turnId, source: audioMs > 0 ? 'audio' : 'text', audioMs, itemId: lastUser?.id ?? '' }, overrides) ? turnId : undefined;
+  }
+
+  /**
+   * Cancels the running turn, if any. The turn ends here and now, so a late delta from the
+   * engine can never reach the client after `done {finish: 'cancelled'}`.
+   */
+  cancel(): boolean {
+    const running = this.running;
+    if (!running) return false;
+    running.controller.abort();
+    this.finishTurn(running, { type: 'done', usage: { promptTokens: 0, completionTokens: running.deltas }, finish: 'cancelled', text: running.reply });
+    return true;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.pending.length = 0;
+    this.cancel();
+    this.decoder?.close();
+    this.segmenter?.close();
+  }
+
+  private onSegment(event: SegmentEvent): void {
+    if (event.type === 'speech_started') {
+      this.events.speechStarted(event.atMs);
+      if (this.settings.bargeIn && this.running) {
+        this.deps.logger.debug({ session: this.id, turn: this.running.id }, 'barge-in');
+        this.cancel();
+      }
+      return;
+    }
+    this.deps.metrics.utterances.inc({ reason: event.reason });
+    this.events.speechStopped(event.atMs, event.startMs, event.endMs);
+    this.onUtterance({ audio: event.audio, startMs: event.startMs, endMs: event.endMs });
+  }
+
+  private onUtterance(utterance: PendingUtterance): void {
+    if (this.closed) return;
+    if (this.running || !this.settings.autoRespond) {
+      if (!this.settings.autoRespond) this.addItem('user', [{ type: 'audio', samples: utterance.audio }]);
+      else this.pending.push(utterance);
+      return;
+    }
+    this.startAudioTurn([utterance]);
+  }
+
+  private startAudioTurn(utterances: PendingUtterance[]): void {
+    const audio = utterances.length === 1 ? utterances[0]!.audio : joinWithGaps(utterances.map((u) => u.audio));
+    const item = this.addItem('user', [{ type: 'audio', samples: audio }]);
+    const info: TurnInfo = { turnId: this.nextTurnId(), source: 'audio', audioMs: Math.round((audio.length * 1000) / SAMPLE_RATE), itemId: item.id };
+    const first = utterances[0]!;
+    const last = utterances[utterances.length - 1]!;
+    if (first.startMs !== undefined) info.startMs = first.startMs;
+    if (last.endMs !== undefined) info.endMs = last.endMs;
+    this.startTurn(info);
+  }
+
+  private startTurn(info: TurnInfo, overrides: Partial<TurnParams> & { instructions?: string } = {}): boolean {
+    const controller = new AbortController();
+    const running: RunningTurn = { id: info.turnId, controller, reply: '', deltas: 0 };
+    const { instructions, ...params } = overrides;
+    const system = instructions ?? this.settings.system;
+    const messages: Message[] = system ? [{ role: 'system', parts: [{ type: 'text', text: system }] }, ...this.history] : [...this.history];
+    const turn: TurnRequest = {
+      id: info.turnId,
+      sessionId: this.id,
+      messages,
+      params: { ...this.settings.params, ...params },
+      signal: controller.signal,
+      readyAt: performance.now(),
+    };
+    this.running = running;
+    this.events.turnStarted(info);
+    try {
+      this.deps.scheduler.submit(turn, (event) => {
+        if (event.type === 'delta') {
+          if (this.running !== running) return;
+          running.reply += event.text;
+          running.deltas++;
+          this.events.delta(info.turnId, event.text);
+          return;
+        }
+        this.finishTurn(running, event.type === 'done' ? { ...event, text: running.reply } : { type: 'error', error: event.error, text: running.reply });
+      });
+      return true;
+    } catch (err) {
+      this.running = undefined;
+      const error = EarshotError.from(err);
+      this.events.busy(error);
+      this.events.turnEnded(info.turnId, { type: 'error', error, text: '' });
+      return false;
+    }
+  }
+
+  private finishTurn(running: RunningTurn, result: TurnResult): void {
+    if (this.running !== running) return;
+    this.running = undefined;
+    if (running.reply) {
+      const item = this.addItem('assistant', [{ type: 'text', text: running.reply }]);
+      if (result.type !== 'done' || result.finish !== 'stop') item.interrupted = true;
+    }
+    this.events.turnEnded(running.id, result);
+    if (this.closed || this.pending.length === 0) return;
+    const next = this.settings.coalesce ? this.pending.splice(0) : this.pending.splice(0, 1);
+    this.startAudioTurn(next);
+  }
+
+  private nextTurnId(): string {
+    return `${this.id}_t${++this.turnCounter}`;
+  }
+
+  /** Oldest items go first once the turn count or the audio kept exceeds its cap. */
+  private trimHistory(): void {
+    const { maxHistoryTurns, maxHistoryAudioMs } = this.settings;
+    let audioMs = this.history.reduce((ms, item) => ms + audioMsOf(item.parts), 0);
+    while (this.history.length > 1 && (this.history.length > maxHistoryTurns || audioMs > maxHistoryAudioMs)) {
+      audioMs -= audioMsOf(this.history.shift()!.parts);
+    }
+  }
+}
+
+export function audioMsOf(parts: Part[]): number {
+  let samples = 0;
+  for (const part of parts) if (part.type === 'audio') samples += part.samples.length;
+  return Math.round((samples * 1000) / SAMPLE_RATE);
+}
+
+function joinWithGaps(clips: Pcm16k[]): Pcm16k {
+  const total = clips.reduce((n, c) => n + c.length, 0) + COALESCE_GAP_SAMPLES * (clips.length - 1);
+  const out = new Float32Array(total);
+  let at = 0;
+  for (const clip of clips) {
+    out.set(clip, at);
+    at += clip.length + COALESCE_GAP_SAMPLES;
+  }
+  return out;
+}

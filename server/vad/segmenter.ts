@@ -1,0 +1,247 @@
+/**
+ * Cuts a 16 kHz stream into utterances with WebRTC VAD and a small state machine
+ * (QUIET → STARTING → SPEAKING ⇄ STOPPING → QUIET), in the manner of pipecat's VAD analyzer:
+ * milliseconds become frame counts once, and only stable transitions are emitted.
+ * Timestamps are stream time (samples received), so faster-than-real-time input segments
+ * exactly like real-time input.
+ */
+import type { Pcm16k } from '../engines/types.js';
+import type { WebRtcVad } from './fvad.js';
+
+export const FRAME_MS = 20;
+const FRAME_SAMPLES = 320;
+const SAMPLES_PER_MS = 16;
+/** Voiced frames in a row that move STOPPING back to SPEAKING; fewer are clicks or noise. */
+const RESUME_FRAMES = 3;
+/** Audio kept after the last voiced frame, so word endings are not clipped. */
+const TAIL_MS = 100;
+
+export interface SegmenterSettings {
+  prefixPaddingMs: number;
+  silenceMs: number;
+  minSpeechMs: number;
+  maxUtteranceMs: number;
+}
+
+export type SegmentEvent =
+  | { type: 'speech_started'; atMs: number }
+  | { type: 'speech_stopped'; atMs: number; startMs: number; endMs: number; audio: Pcm16k; reason: 'silence' | 'max_length' | 'commit' };
+
+export interface Segmenter {
+  push(samples: Pcm16k, events: SegmentEvent[]): void;
+  /** Ends the current utterance now (manual commit, end of stream); adds at most one event. */
+  flush(events: SegmentEvent[]): void;
+  readonly speaking: boolean;
+  readonly streamMs: number;
+  close(): void;
+}
+
+const enum State {
+  Quiet,
+  Starting,
+  Speaking,
+  Stopping,
+}
+
+export class VadSegmenter implements Segmenter {
+  private readonly vad: WebRtcVad;
+  private readonly prefixFrames: number;
+  private readonly silenceFrames: number;
+  private readonly minSpeechFrames: number;
+  private readonly maxFrames: number;
+  private readonly tailFrames: number;
+
+  private readonly frame = new Float32Array(FRAME_SAMPLES);
+  private frameFill = 0;
+  private frameIndex = 0;
+
+  /** Audio of the utterance in progress, prefix padding included; grown by doubling, reused. */
+  private audio: Float32Array;
+  /** Ring of the last prefixFrames frames while quiet. */
+  private readonly prefix: Float32Array;
+  private prefixFrameCount = 0;
+  private prefixHead = 0;
+
+  private state = State.Quiet;
+  private startFrame = 0;
+  private audioStartFrame = 0;
+  private audioFrames = 0;
+  private voicedFrames = 0;
+  private unvoicedRun = 0;
+  private voicedRun = 0;
+  private lastVoicedFrame = 0;
+
+  constructor(vad: WebRtcVad, settings: SegmenterSettings) {
+    this.vad = vad;
+    const frames = (ms: number) => Math.max(0, Math.round(ms / FRAME_MS));
+    this.prefixFrames = frames(settings.prefixPaddingMs);
+    this.silenceFrames = Math.max(1, frames(settings.silenceMs));
+    this.minSpeechFrames = Math.max(1, frames(settings.minSpeechMs));
+    this.maxFrames = Math.max(this.minSpeechFrames + 1, frames(settings.maxUtteranceMs));
+    this.tailFrames = Math.min(frames(TAIL_MS), this.silenceFrames);
+    this.prefix = new Float32Array(Math.max(1, this.prefixFrames) * FRAME_SAMPLES);
+    this.audio = new Float32Array(FRAME_SAMPLES * 64);
+  }
+
+  get speaking(): boolean {
+    return this.state === State.Speaking || this.state === State.Stopping;
+  }
+
+  get streamMs(): number {
+    return this.frameIndex * FRAME_MS + this.frameFill / SAMPLES_PER_MS;
+  }
+
+  push(samples: Pcm16k, events: SegmentEvent[]): void {
+    let offset = 0;
+    while (offset < samples.length) {
+      const take = Math.min(FRAME_SAMPLES - this.frameFill, samples.length - offset);
+      this.frame.set(samples.subarray(offset, offset + take), this.frameFill);
+      this.frameFill += take;
+      offset += take;
+      if (this.frameFill === FRAME_SAMPLES) {
+        this.frameFill = 0;
+        this.onFrame(this.vad.isSpeech(this.frame), events);
+        this.frameIndex++;
+      }
+    }
+  }
+
+  flush(events: SegmentEvent[]): void {
+    if (this.state === State.Speaking || this.state === State.Stopping) this.finish(events, 'commit', this.frameIndex);
+    else this.reset();
+  }
+
+  close(): void {
+    this.vad.close();
+  }
+
+  private onFrame(voiced: boolean, events: SegmentEvent[]): void {
+    const index = this.frameIndex;
+    switch (this.state) {
+      case State.Quiet:
+        if (voiced) {
+          this.beginCandidate(index);
+          this.appendFrame();
+        } else this.rememberPrefix();
+        return;
+      case State.Starting:
+        this.appendFrame();
+        if (voiced) {
+          this.voicedFrames++;
+          this.unvoicedRun = 0;
+          this.lastVoicedFrame = index;
+          if (this.voicedFrames >= this.minSpeechFrames) {
+            this.state = State.Speaking;
+            events.push({ type: 'speech_started', atMs: this.startFrame * FRAME_MS });
+          }
+        } else if (++this.unvoicedRun >= this.silenceFrames || this.unvoicedRun > this.minSpeechFrames) {
+          // A blip shorter than the minimum speech: drop it, keep its frames as prefix.
+          this.state = State.Quiet;
+          this.rewindToPrefix();
+        }
+        return;
+      case State.Speaking:
+      case State.Stopping:
+        this.appendFrame();
+        if (voiced) {
+          this.voicedRun++;
+          if (this.state === State.Speaking || this.voicedRun >= RESUME_FRAMES) {
+            this.state = State.Speaking;
+            this.lastVoicedFrame = index;
+            this.unvoicedRun = 0;
+          } else this.unvoicedRun++;
+        } else {
+          this.voicedRun = 0;
+          this.unvoicedRun++;
+          this.state = State.Stopping;
+        }
+        if (this.state === State.Stopping && this.unvoicedRun >= this.silenceFrames) this.finish(events, 'silence', index + 1);
+        else if (index + 1 - this.startFrame >= this.maxFrames) {
+          this.finish(events, 'max_length', index + 1);
+          if (voiced) {
+            // Still talking: the cut continues as a new utterance right away.
+            this.beginCandidate(index + 1);
+            this.voicedFrames = this.minSpeechFrames;
+            this.state = State.Speaking;
+            events.push({ type: 'speech_started', atMs: (index + 1) * FRAME_MS });
+          }
+        }
+        return;
+    }
+  }
+
+  private beginCandidate(index: number): void {
+    this.state = State.Starting;
+    this.startFrame = index;
+    this.lastVoicedFrame = index;
+    this.voicedFrames = 1;
+    this.unvoicedRun = 0;
+    this.voicedRun = 0;
+    // The utterance audio starts with the prefix ring, oldest frame first.
+    this.audioFrames = 0;
+    this.audioStartFrame = index - this.prefixFrameCount;
+    for (let i = 0; i < this.prefixFrameCount; i++) {
+      const slot = (this.prefixHead - this.prefixFrameCount + i + this.prefixFrames) % this.prefixFrames;
+      this.appendSamples(this.prefix.subarray(slot * FRAME_SAMPLES, (slot + 1) * FRAME_SAMPLES));
+    }
+    this.prefixFrameCount = 0;
+  }
+
+  private finish(events: SegmentEvent[], reason: 'silence' | 'max_length' | 'commit', atFrame: number): void {
+    const endFrame = Math.min(this.lastVoicedFrame + 1 + this.tailFrames, this.audioStartFrame + this.audioFrames);
+    const audio = this.audio.slice(0, (endFrame - this.audioStartFrame) * FRAME_SAMPLES);
+    events.push({
+      type: 'speech_stopped',
+      atMs: atFrame * FRAME_MS,
+      startMs: this.startFrame * FRAME_MS,
+      endMs: (this.lastVoicedFrame + 1) * FRAME_MS,
+      audio,
+      reason,
+    });
+    this.reset();
+  }
+
+  private reset(): void {
+    this.state = State.Quiet;
+    this.audioFrames = 0;
+    this.prefixFrameCount = 0;
+    this.voicedFrames = 0;
+    this.unvoicedRun = 0;
+    this.voicedRun = 0;
+  }
+
+  /** A dropped blip: its last frames become the prefix of whatever comes next. */
+  private rewindToPrefix(): void {
+    const keep = Math.min(this.prefixFrames, this.audioFrames);
+    this.prefixFrameCount = 0;
+    this.prefixHead = 0;
+    for (let f = this.audioFrames - keep; f < this.audioFrames; f++) {
+      this.prefix.set(this.audio.subarray(f * FRAME_SAMPLES, (f + 1) * FRAME_SAMPLES), this.prefixHead * FRAME_SAMPLES);
+      this.prefixHead = (this.prefixHead + 1) % Math.max(1, this.prefixFrames);
+      this.prefixFrameCount++;
+    }
+    this.audioFrames = 0;
+  }
+
+  private rememberPrefix(): void {
+    if (this.prefixFrames === 0) return;
+    this.prefix.set(this.frame, this.prefixHead * FRAME_SAMPLES);
+    this.prefixHead = (this.prefixHead + 1) % this.prefixFrames;
+    if (this.prefixFrameCount < this.prefixFrames) this.prefixFrameCount++;
+  }
+
+  private appendFrame(): void {
+    this.appendSamples(this.frame);
+  }
+
+  private appendSamples(samples: Float32Array): void {
+    const at = this.audioFrames * FRAME_SAMPLES;
+    if (at + FRAME_SAMPLES > this.audio.length) {
+      const grown = new Float32Array(this.audio.length * 2);
+      grown.set(this.audio.subarray(0, at));
+      this.audio = grown;
+    }
+    this.audio.set(samples, at);
+    this.audioFrames++;
+  }
+}
