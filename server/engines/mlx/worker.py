@@ -379,7 +379,9 @@ def main():
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     inbox = queue.Queue()
-    threading.Thread(target=read_loop, args=(sys.stdin.buffer, inbox), daemon=True).start()
+    # Unbuffered: a daemon thread blocked in a buffered read aborts interpreter shutdown.
+    frames_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    threading.Thread(target=read_loop, args=(frames_in, inbox), daemon=True).start()
     return Worker(FrameWriter(frames_out), inbox).serve()
 
 

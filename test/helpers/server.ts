@@ -1,0 +1,23 @@
+import { startServer, type RunningServer, type StartOptions } from '../../server/app.js';
+import type { Config } from '../../server/config.js';
+import { createLogger } from '../../server/observability/log.js';
+
+export const TRANSPORTS = ['uws', 'ws'] as const;
+
+/** A real server on a free loopback port; quiet logs unless EARSHOT_TEST_LOG is set. */
+export function startTestServer(config: Partial<Config> = {}, options: StartOptions = {}): Promise<RunningServer> {
+  return startServer(
+    { host: '127.0.0.1', port: 0, engine: 'echo', echoTokenDelayMs: 2, ...config },
+    { logger: createLogger(process.env.EARSHOT_TEST_LOG ?? 'silent'), ...options },
+  );
+}
+
+/** Reads one Prometheus gauge/counter value (sum over labels) from /metrics. */
+export async function metricValue(server: RunningServer, name: string): Promise<number> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}

@@ -1,0 +1,69 @@
+/**
+ * Acceptance for the foundation: real speech (espeak-ng) over real sockets, as 20 ms Opus
+ * packets and as 24 kHz PCM16, on both transports: one turn per sentence, boundaries
+ * within 150 ms of the fixture's ground truth, the echo engine heard exactly the utterance.
+ */
+import t from 'tap';
+import { speechFixture, type SpeechFixture } from '../fixtures/speech.js';
+import { pcmPackets, TestClient, type TurnRecord } from '../helpers/native-client.js';
+import { startTestServer, TRANSPORTS } from '../helpers/server.js';
+
+const TOLERANCE_MS = 150;
+/** Streaming faster than real time ends an utterance before the previous reply is done, so turns queue instead of barging in. */
+const QUEUED_TURNS = { coalesce: false } as const;
+const NO_BARGE_IN = { bargeIn: false };
+
+function checkTurns(t: Tap.Test, turns: TurnRecord[], fixture: SpeechFixture, label: string): void {
+  t.equal(turns.length, fixture.truth.length, `${label}: one turn per sentence`);
+  fixture.truth.forEach((truth, i) => {
+    const turn = turns[i];
+    if (!turn) return;
+    t.ok(Math.abs(turn.startMs! - truth.startMs) <= TOLERANCE_MS, `${label} #${i}: start ${turn.startMs} vs truth ${truth.startMs}`);
+    t.ok(Math.abs(turn.endMs! - truth.endMs) <= TOLERANCE_MS, `${label} #${i}: end ${turn.endMs} vs truth ${truth.endMs}`);
+    t.equal(turn.finish, 'stop', `${label} #${i}: reply finished`);
+    t.match(turn.text, new RegExp(`turn ${i + 1}: heard ${turn.audioMs} ms of audio`), `${label} #${i}: engine heard this utterance`);
+  });
+}
+
+for (const transport of TRANSPORTS) {
+  t.test(`segmentation over ${transport}`, async (t) => {
+    const server = await startTestServer({ transport, ...QUEUED_TURNS });
+    t.teardown(() => server.close(0));
+    if (transport === 'uws') t.match(server.transport.name, /^uws/, 'a uWebSockets.js build loaded');
+    for (const noisy of [false, true]) {
+      const fixture = await speechFixture(noisy ? 1 : 0, { noisy });
+      const label = noisy ? 'noisy' : 'clean';
+
+      const opus = await TestClient.connect(`${server.wsUrl}/v1/stream`);
+      const ready = await opus.hello({ codec: 'opus', sampleRate: 16000, vad: NO_BARGE_IN });
+      t.equal(ready.transport, server.transport.name, 'ready names the transport in use');
+      t.equal(ready.testEngine, true, 'ready says the echo engine is a test engine');
+      await opus.stream(fixture.opusPackets, 20);
+      checkTurns(t, await opus.waitForTurnsDone(fixture.truth.length), fixture, `${label} opus`);
+      opus.close();
+
+      const pcm = await TestClient.connect(`${server.wsUrl}/v1/stream`);
+      await pcm.hello({ codec: 'pcm16', sampleRate: 24000, vad: NO_BARGE_IN });
+      await pcm.stream(pcmPackets(fixture.pcm24k, 24000), 20);
+      checkTurns(t, await pcm.waitForTurnsDone(fixture.truth.length), fixture, `${label} pcm16@24k`);
+      pcm.close();
+    }
+  });
+}
+
+t.test('real-time and 10x-speed streaming segment the same', async (t) => {
+  const server = await startTestServer(QUEUED_TURNS);
+  t.teardown(() => server.close(0));
+  const fixture = await speechFixture(2);
+  const results: TurnRecord[][] = [];
+  for (const speed of [1, 10]) {
+    const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
+    await client.hello({ codec: 'opus', sampleRate: 16000, vad: NO_BARGE_IN });
+    await client.stream(fixture.opusPackets, 20, speed);
+    results.push(await client.waitForTurnsDone(fixture.truth.length));
+    client.close();
+  }
+  const bounds = (turns: TurnRecord[]) => turns.map((turn) => [turn.startMs, turn.endMs, turn.audioMs]);
+  t.same(bounds(results[1]!), bounds(results[0]!), 'identical utterance boundaries and lengths');
+  t.equal(results[0]!.length, fixture.truth.length);
+});
