@@ -1,0 +1,94 @@
+/** Barge-in, cancel and disconnect all abort the same way, and leave nothing behind. */
+import t from 'tap';
+import { EchoEngine } from '../../server/engines/echo/engine.js';
+import type { Engine, TurnEvent, TurnRequest } from '../../server/engines/types.js';
+import { speechFixture } from '../fixtures/speech.js';
+import { TestClient } from '../helpers/native-client.js';
+import { metricValue, startTestServer } from '../helpers/server.js';
+
+/** The echo engine, recording which turns it saw aborted. */
+class WatchedEngine extends EchoEngine {
+  readonly aborted: string[] = [];
+  readonly started: string[] = [];
+  override run(batch: TurnRequest[], emit: (turnId: string, event: TurnEvent) => void): Promise<void> {
+    for (const turn of batch) {
+      this.started.push(turn.id);
+      turn.signal.addEventListener('abort', () => this.aborted.push(turn.id), { once: true });
+    }
+    return super.run(batch, emit);
+  }
+}
+
+function slowEngine(): WatchedEngine {
+  return new WatchedEngine({ tokenDelayMs: 400, capacity: 8 });
+}
+
+t.test('barge-in: speech during a slow reply cancels it; the new utterance is the next turn', async (t) => {
+  const engine = slowEngine();
+  const server = await startTestServer({}, { engine: engine as Engine });
+  t.teardown(() => server.close(0));
+  const fixture = await speechFixture(4);
+  const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
+  await client.hello({ codec: 'opus', sampleRate: 16000 });
+  // 4x real time: each reply reaches the engine before the next sentence starts.
+  await client.stream(fixture.opusPackets, 20, 4);
+  const turns = await client.waitForTurnsDone(fixture.truth.length);
+  t.equal(turns.length, fixture.truth.length, 'one turn per sentence');
+  t.same(
+    turns.map((turn) => turn.finish),
+    [...Array(fixture.truth.length - 1).fill('cancelled'), 'stop'],
+    'every reply but the last was interrupted by the next sentence',
+  );
+  const last = turns[turns.length - 1]!;
+  t.match(last.text, new RegExp(`turn ${fixture.truth.length}: heard ${last.audioMs} ms`), 'the new utterance became the next turn');
+  t.same(engine.aborted, engine.started.slice(0, -1), 'the engine saw each interrupted turn aborted');
+  client.close();
+});
+
+t.test('cancel ends the running turn with done/cancelled', async (t) => {
+  const engine = slowEngine();
+  const server = await startTestServer({}, { engine: engine as Engine });
+  t.teardown(() => server.close(0));
+  const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
+  await client.hello({ codec: 'pcm16', sampleRate: 16000 });
+  client.send({ type: 'text', text: 'tell me a long story' });
+  await client.waitFor((m) => m.type === 'delta');
+  client.send({ type: 'cancel' });
+  const done = await client.waitFor((m) => m.type === 'done');
+  t.match(done, { finish: 'cancelled' });
+  const deltasAfterDone = client.messages.slice(client.messages.indexOf(done)).filter((m) => m.type === 'delta');
+  await new Promise((r) => setTimeout(r, 900));
+  t.equal(deltasAfterDone.length, 0, 'no delta after done');
+  t.equal(engine.aborted.length, 1, 'the engine saw the abort');
+  client.close();
+});
+
+t.test('a client that disconnects mid-turn aborts the engine run and leaves no session', async (t) => {
+  const engine = slowEngine();
+  const server = await startTestServer({}, { engine: engine as Engine });
+  t.teardown(() => server.close(0));
+  const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
+  await client.hello({ codec: 'opus', sampleRate: 16000 });
+  client.send({ type: 'text', text: 'are you there' });
+  await client.waitFor((m) => m.type === 'delta');
+  t.equal(await metricValue(server, 'earshot_sessions'), 1);
+  client.terminate();
+  for (let i = 0; i < 50 && engine.aborted.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  t.same(engine.aborted, engine.started, 'the engine saw its turn aborted');
+  for (let i = 0; i < 50 && (await metricValue(server, 'earshot_turns_in_flight')) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+  t.equal(await metricValue(server, 'earshot_sessions'), 0, 'no session left');
+  t.equal(await metricValue(server, 'earshot_connections'), 0, 'no connection left');
+  t.equal(await metricValue(server, 'earshot_turns_in_flight'), 0, 'no turn left in the engine');
+});
+
+t.test('busy: past the queue limit a turn gets busy with a retry hint', async (t) => {
+  const engine = new WatchedEngine({ tokenDelayMs: 300, capacity: 1 });
+  const server = await startTestServer({ maxQueue: 1, busyRetryAfterMs: 750 }, { engine: engine as Engine });
+  t.teardown(() => server.close(0));
+  const clients = await Promise.all([0, 1, 2].map(() => TestClient.connect(`${server.wsUrl}/v1/stream`)));
+  for (const c of clients) await c.hello({ codec: 'pcm16', sampleRate: 16000 });
+  for (const c of clients) c.send({ type: 'text', text: 'hello' });
+  const busy = await clients[2]!.waitFor((m) => m.type === 'busy');
+  t.match(busy, { retryAfterMs: 750 });
+  for (const c of clients) c.close();
+});
