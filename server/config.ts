@@ -77,7 +77,9 @@ const schema = z
 const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 const envName = (name: string) => `EARSHOT_${kebab(name).replace(/-/g, '_').toUpperCase()}`;
 
-export class ConfigError extends Error {}
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
 
 export function helpText(): string {
   const lines = ['Usage: npm start -- [options]', '', 'Options (env EARSHOT_<NAME>, or a JSON file with --config FILE):'];

@@ -1,0 +1,35 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { parseConfig } from '../../server/config.js';
+
+t.test('flags beat env beat file beat defaults', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'earshot-config-'));
+  const file = join(dir, 'c.json');
+  writeFileSync(file, JSON.stringify({ port: 7000, maxBatch: 3, transport: 'ws' }));
+  const config = parseConfig(['--config', file, '--port', '9000'], { EARSHOT_MAX_BATCH: '5', EARSHOT_API_KEYS: 'a, b' });
+  t.equal(config.port, 9000);
+  t.equal(config.maxBatch, 5);
+  t.equal(config.transport, 'ws');
+  t.same(config.apiKeys, ['a', 'b']);
+  t.equal(config.host, '127.0.0.1', 'default host is loopback');
+});
+
+t.test('invalid configuration names the option', async (t) => {
+  t.throws(() => parseConfig(['--port', 'eighty']), { message: /--port/ });
+  t.throws(() => parseConfig(['--transport', 'carrier-pigeon']), { message: /--transport/ });
+  t.throws(() => parseConfig(['--nope']), { name: 'ConfigError', message: /--nope/ });
+  t.throws(() => parseConfig(['--tls-cert', 'x.pem']), { message: /tls-key/ });
+  t.throws(() => parseConfig(['--engine', 'openai']), { message: /upstream-url/ });
+});
+
+t.test('the CLI exits 2 with a clear message on bad config, and --help lists options', async (t) => {
+  const bad = spawnSync(process.execPath, ['--import', 'tsx', 'server/main.ts', '--port', 'x'], { encoding: 'utf8' });
+  t.equal(bad.status, 2);
+  t.match(bad.stderr, /invalid configuration[\s\S]*--port/);
+  const help = spawnSync(process.execPath, ['--import', 'tsx', 'server/main.ts', '--help'], { encoding: 'utf8' });
+  t.equal(help.status, 0);
+  t.match(help.stdout, /--vad-silence-ms/);
+});
