@@ -92,3 +92,24 @@ t.test('busy: past the queue limit a turn gets busy with a retry hint', async (t
   t.match(busy, { retryAfterMs: 750 });
   for (const c of clients) c.close();
 });
+
+t.test('coalescing: utterances that end while a turn runs become one next turn', async (t) => {
+  const engine = slowEngine();
+  const server = await startTestServer({ coalesce: true }, { engine: engine as Engine });
+  t.teardown(() => server.close(0));
+  const fixture = await speechFixture(5);
+  t.equal(fixture.truth.length, 3);
+  const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
+  await client.hello({ codec: 'opus', sampleRate: 16000, vad: { bargeIn: false } });
+  // As fast as possible: sentences 2 and 3 both end while the slow reply to sentence 1 streams.
+  await client.stream(fixture.opusPackets, 20);
+  const turns = await client.waitForTurnsDone(2);
+  t.equal(turns.length, 2, 'two turns for three sentences');
+  const [first, second] = turns as [(typeof turns)[0], (typeof turns)[0]];
+  t.equal(first.startMs, fixture.truth[0]!.startMs > 0 ? first.startMs : 0);
+  t.ok(Math.abs(second.startMs! - fixture.truth[1]!.startMs) <= 150, 'the merged turn starts at sentence 2');
+  t.ok(Math.abs(second.endMs! - fixture.truth[2]!.endMs) <= 150, 'and ends at sentence 3');
+  t.ok(second.audioMs > fixture.truth[1]!.endMs - fixture.truth[1]!.startMs + (fixture.truth[2]!.endMs - fixture.truth[2]!.startMs), 'it carries both utterances');
+  t.match(second.text, new RegExp(`turn 2: heard ${second.audioMs} ms`), 'the engine heard the merged audio as turn 2');
+  client.close();
+});
