@@ -47,6 +47,11 @@ export interface SessionEvents {
   delta(turnId: string, text: string): void;
   turnEnded(turnId: string, result: TurnResult): void;
   busy(error: EarshotError): void;
+  /**
+   * With `autoRespond` off, an ended utterance is handed here instead of becoming a history
+   * item by itself, so the front door can add it under the item id it already announced.
+   */
+  utterance?(audio: Pcm16k): void;
 }
 
 export interface SessionSettings {
@@ -75,6 +80,8 @@ interface PendingUtterance {
 
 interface RunningTurn {
   id: string;
+  /** History id for the reply (a front door may have announced it already). */
+  replyItemId: string | undefined;
   controller: AbortController;
   reply: string;
   deltas: number;
@@ -193,7 +200,7 @@ export class Session {
   }
 
   /** Starts a turn on the current history (Realtime response.create). Returns its id, or undefined if busy. */
-  respond(overrides: Partial<TurnParams> & { instructions?: string } = {}): string | undefined {
+  respond(overrides: Partial<TurnParams> & { instructions?: string; replyItemId?: string } = {}): string | undefined {
     if (this.running) throw new EarshotError('protocol_order', 'a response is already in progress');
     const lastUser = [...this.history].reverse().find((item) => item.role === 'user');
     const audioMs = lastUser ? audioMsOf(lastUser.parts) : 0;
@@ -238,9 +245,13 @@ export class Session {
 
   private onUtterance(utterance: PendingUtterance): void {
     if (this.closed) return;
-    if (this.running || !this.settings.autoRespond) {
-      if (!this.settings.autoRespond) this.addItem('user', [{ type: 'audio', samples: utterance.audio }]);
-      else this.pending.push(utterance);
+    if (!this.settings.autoRespond) {
+      if (this.events.utterance) this.events.utterance(utterance.audio);
+      else this.addItem('user', [{ type: 'audio', samples: utterance.audio }]);
+      return;
+    }
+    if (this.running) {
+      this.pending.push(utterance);
       return;
     }
     this.startAudioTurn([utterance]);
@@ -257,10 +268,10 @@ export class Session {
     this.startTurn(info);
   }
 
-  private startTurn(info: TurnInfo, overrides: Partial<TurnParams> & { instructions?: string } = {}): boolean {
+  private startTurn(info: TurnInfo, overrides: Partial<TurnParams> & { instructions?: string; replyItemId?: string } = {}): boolean {
+    const { instructions, replyItemId, ...params } = overrides;
     const controller = new AbortController();
-    const running: RunningTurn = { id: info.turnId, controller, reply: '', deltas: 0 };
-    const { instructions, ...params } = overrides;
+    const running: RunningTurn = { id: info.turnId, replyItemId, controller, reply: '', deltas: 0 };
     const system = instructions ?? this.settings.system;
     const messages: Message[] = system ? [{ role: 'system', parts: [{ type: 'text', text: system }] }, ...this.history] : [...this.history];
     const turn: TurnRequest = {
@@ -298,7 +309,7 @@ export class Session {
     if (this.running !== running) return;
     this.running = undefined;
     if (running.reply) {
-      const item = this.addItem('assistant', [{ type: 'text', text: running.reply }]);
+      const item = this.addItem('assistant', [{ type: 'text', text: running.reply }], running.replyItemId);
       if (result.type !== 'done' || result.finish !== 'stop') item.interrupted = true;
     }
     this.events.turnEnded(running.id, result);

@@ -3,7 +3,7 @@
  * packets and as 24 kHz PCM16, on both transports: one turn per sentence, boundaries
  * within 150 ms of the fixture's ground truth, the echo engine heard exactly the utterance.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { speechFixture, type SpeechFixture } from '../fixtures/speech.js';
 import { pcmPackets, TestClient, type TurnRecord } from '../helpers/native-client.js';
 import { startTestServer, TRANSPORTS } from '../helpers/server.js';
@@ -13,7 +13,7 @@ const TOLERANCE_MS = 150;
 const QUEUED_TURNS = { coalesce: false } as const;
 const NO_BARGE_IN = { bargeIn: false };
 
-function checkTurns(t: Tap.Test, turns: TurnRecord[], fixture: SpeechFixture, label: string): void {
+function checkTurns(t: Test, turns: TurnRecord[], fixture: SpeechFixture, label: string): void {
   t.equal(turns.length, fixture.truth.length, `${label}: one turn per sentence`);
   fixture.truth.forEach((truth, i) => {
     const turn = turns[i];
