@@ -72,7 +72,7 @@ class NativeConnection implements SocketHandler {
 
   private fail(err: unknown): void {
     const error = EarshotError.from(err);
-    if (error.code === 'internal') this.ctx.logger.error({ err: (err as Error) ?? err, session: this.sessionId }, 'native session error');
+    if (error.code === 'internal') this.ctx.logger.error({ err, session: this.sessionId }, 'native session error');
     this.ctx.metrics.errors.inc({ code: error.code });
     this.send({ type: 'error', code: error.code, message: error.message, fatal: error.fatal, ...(error.retryable ? { retryable: true } : {}) });
     if (error.fatal) this.connection.close(error.closeCode, error.message.slice(0, 120));
