@@ -1,0 +1,48 @@
+/**
+ * The mlx engine end to end: real sockets, real speech, the real worker.py in real Python
+ * processes, with the stand-in mlx_vlm from test/fixtures (no weights can be had here).
+ */
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { speechFixture } from '../fixtures/speech.js';
+import { TestClient } from '../helpers/native-client.js';
+import { startTestServer } from '../helpers/server.js';
+
+const STANDIN = fileURLToPath(new URL('../fixtures/', import.meta.url));
+const PYTHON = '/usr/bin/python3';
+
+t.test('auto picks echo without mlx_vlm, mlx where python can import it', async (t) => {
+  delete process.env.PYTHONPATH;
+  const without = await startTestServer({ engine: 'auto', python: PYTHON });
+  t.equal(without.ctx.engine.name, 'echo');
+  await without.close(0);
+  process.env.PYTHONPATH = STANDIN;
+  const withStandIn = await startTestServer({ engine: 'auto', python: PYTHON, mlxWorkers: 1 });
+  t.equal(withStandIn.ctx.engine.name, 'mlx');
+  const health = (await (await fetch(`${withStandIn.url}/health`)).json()) as { engine: string; testEngine: boolean };
+  t.match(health, { engine: 'mlx', testEngine: false });
+  await withStandIn.close(0);
+});
+
+t.test('three concurrent speech sessions through the mlx worker pool', async (t) => {
+  process.env.PYTHONPATH = STANDIN;
+  const server = await startTestServer({ engine: 'mlx', python: PYTHON, mlxWorkers: 2, mlxMaxBatch: 4, coalesce: false });
+  t.teardown(() => server.close(1000));
+  const fixtures = await Promise.all([20, 21, 22].map((id) => speechFixture(id)));
+  const clients = await Promise.all(fixtures.map(() => TestClient.connect(`${server.wsUrl}/v1/stream`)));
+  for (const c of clients) {
+    const ready = await c.hello({ codec: 'opus', sampleRate: 16000, vad: { bargeIn: false } });
+    t.match(ready, { engine: 'mlx', testEngine: false });
+  }
+  await Promise.all(clients.map((c, i) => c.stream(fixtures[i]!.opusPackets, 20, 8)));
+  const results = await Promise.all(clients.map((c, i) => c.waitForTurnsDone(fixtures[i]!.truth.length, 60_000)));
+  results.forEach((turns, i) => {
+    t.equal(turns.length, fixtures[i]!.truth.length, `session ${i}: one turn per sentence`);
+    turns.forEach((turn, k) => {
+      t.equal(turn.finish, 'stop', `session ${i} turn ${k}: finished`);
+      // The stand-in answers from the embeddings it was given: the clip's length, and how many user turns the prompt held.
+      t.match(turn.text, new RegExp(`heard ${turn.audioMs} ms .*clips 1 users ${k + 1}`), `session ${i} turn ${k}: derived from its own audio, history in order`);
+    });
+  });
+  for (const c of clients) c.close();
+});
