@@ -1,0 +1,203 @@
+/**
+ * earshot: talk to an Earshot server from the command line. Streams a WAV or Ogg Opus file
+ * (or raw PCM16 from stdin) over /v1/stream and prints the replies as they stream.
+ */
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { Readable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+import type { ServerMessage } from '../../protocol/native.js';
+import { AudioFormatError, fileSource, pcmStreamSource, type AudioSource } from './audio.js';
+import { EarshotClient } from './client.js';
+import { EarshotConnectionError, EarshotServerError } from './errors.js';
+import { settle, streamAudio } from './stream.js';
+
+export const EXIT = { ok: 0, usage: 1, connection: 2, server: 3, interrupted: 130 } as const;
+
+const DEFAULT_URL = 'ws://127.0.0.1:8080/v1/stream';
+
+const USAGE = `Usage: earshot [options] [FILE | -]
+
+Streams FILE (16-bit PCM WAV at 8/16/24/48 kHz, or Ogg Opus), or raw PCM16 from stdin
+with '-' and --pcm-rate, to an Earshot server and prints the replies as they stream.
+
+Options:
+  --url URL        server stream URL (env EARSHOT_URL; default ${DEFAULT_URL})
+  --token TOKEN    API key (env EARSHOT_TOKEN)
+  --fast           send audio as fast as the server takes it, not in real time
+                   (also turns barge-in off: a file cannot interrupt its own replies)
+  --pcm-rate HZ    input is raw PCM16 little-endian mono at HZ (8000/16000/24000/48000)
+  --text TEXT      send a typed turn (alone, or before the audio)
+  --system TEXT    system prompt for the session
+  --json           print one JSON object per server event on stdout
+  -h, --help       this text
+
+Exit codes: 0 ok, 1 usage or unreadable input, 2 cannot connect or connection lost,
+3 the server reported an error.`;
+
+class UsageError extends Error {}
+
+interface CliArgs {
+  url: string;
+  token: string | undefined;
+  fast: boolean;
+  pcmRate: number | undefined;
+  text: string | undefined;
+  system: string | undefined;
+  json: boolean;
+  input: string | undefined;
+}
+
+function parse(argv: string[], env: NodeJS.ProcessEnv): CliArgs | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        url: { type: 'string' },
+        token: { type: 'string' },
+        fast: { type: 'boolean', default: false },
+        'pcm-rate': { type: 'string' },
+        text: { type: 'string' },
+        system: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return 'help';
+  if (positionals.length > 1) throw new UsageError(`one input at a time, got ${positionals.length}`);
+  const input = positionals[0];
+  if (input === undefined && values.text === undefined) throw new UsageError('give an audio file, - for stdin, or --text');
+  const pcmRate = values['pcm-rate'] === undefined ? undefined : Number(values['pcm-rate']);
+  if (pcmRate !== undefined && !Number.isInteger(pcmRate)) throw new UsageError(`--pcm-rate must be a number of Hz, got '${values['pcm-rate']}'`);
+  if (input === '-' && pcmRate === undefined) throw new UsageError('stdin carries raw PCM16: give its rate with --pcm-rate');
+  return {
+    url: values.url ?? env.EARSHOT_URL ?? DEFAULT_URL,
+    token: values.token ?? env.EARSHOT_TOKEN,
+    fast: values.fast,
+    pcmRate,
+    text: values.text,
+    system: values.system,
+    json: values.json,
+    input,
+  };
+}
+
+async function openSource(args: CliArgs, stdin: Readable): Promise<AudioSource | undefined> {
+  if (args.input === undefined) return undefined;
+  if (args.input === '-') return pcmStreamSource(stdin, args.pcmRate!);
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(args.input);
+  } catch (err) {
+    throw new UsageError(`cannot read ${args.input}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if (args.pcmRate !== undefined) return pcmStreamSource(Readable.from([bytes]), args.pcmRate);
+  return fileSource(bytes);
+}
+
+interface Io {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  stdin: Readable;
+  env: NodeJS.ProcessEnv;
+  signal?: AbortSignal;
+}
+
+/** Human output: reply text on stdout (pipeable), everything else on stderr. */
+function printHuman(client: EarshotClient, io: Io): void {
+  const say = (line: string) => io.stderr.write(`${line}\n`);
+  client.on('ready', (m) => {
+    say(`connected: session ${m.sessionId}, engine ${m.engine}${m.testEngine ? ' (TEST ENGINE: replies describe the audio, no model runs)' : ''}`);
+  });
+  client.on('reply', (turn) => {
+    const what = turn.info.source === 'audio' ? `${turn.info.audioMs} ms of audio` : 'typed text';
+    say(`› turn ${turn.turnId} (${what})`);
+    void (async () => {
+      for await (const piece of turn.deltas()) io.stdout.write(piece);
+      const result = await turn.done;
+      io.stdout.write('\n');
+      const latency = turn.firstDeltaAt === undefined ? '' : `, first text after ${Math.round(turn.firstDeltaAt - turn.announcedAt)} ms`;
+      if (result.finish !== 'stop') say(`  [${result.finish}${result.error ? `: ${result.error.code} ${result.error.message}` : ''}${latency}]`);
+    })();
+  });
+  // A fatal error ends the session; main() reports it once, with the exit code.
+  client.on('error', (m) => m.fatal || say(`server error ${m.code}: ${m.message}`));
+  client.on('busy', (m) => say(`server busy, retry after ${m.retryAfterMs} ms`));
+}
+
+function printJson(client: EarshotClient, io: Io): void {
+  const types: ServerMessage['type'][] = ['ready', 'vad', 'turn', 'delta', 'done', 'error', 'busy'];
+  for (const type of types) client.on(type, (m: ServerMessage) => io.stdout.write(`${JSON.stringify(m)}\n`));
+}
+
+export async function main(argv: string[], io: Io): Promise<number> {
+  let args: CliArgs | 'help';
+  let source: AudioSource | undefined;
+  let client: EarshotClient;
+  try {
+    args = parse(argv, io.env);
+    if (args === 'help') {
+      io.stdout.write(`${USAGE}\n`);
+      return EXIT.ok;
+    }
+    source = await openSource(args, io.stdin);
+    client = new EarshotClient({
+      url: args.url,
+      token: args.token,
+      codec: source?.codec ?? 'pcm16',
+      sampleRate: source?.sampleRate ?? 16000,
+      channels: source?.channels ?? 1,
+      system: args.system,
+      vad: args.fast ? { bargeIn: false } : undefined,
+    });
+  } catch (err) {
+    if (!(err instanceof UsageError || err instanceof AudioFormatError || err instanceof TypeError)) throw err;
+    io.stderr.write(`earshot: ${err.message}\n${err instanceof AudioFormatError ? '' : '(see earshot --help)\n'}`);
+    return EXIT.usage;
+  }
+  let serverErrors = 0;
+  let lost: EarshotConnectionError | EarshotServerError | undefined;
+  client.on('error', () => serverErrors++);
+  client.on('closed', (error) => (lost = error));
+  if (args.json) printJson(client, io);
+  else printHuman(client, io);
+  try {
+    await client.connect();
+    if (args.text !== undefined) client.text(args.text);
+    if (source) await streamAudio(client, source, { fast: args.fast, signal: io.signal });
+    if (io.signal?.aborted) {
+      await client.close();
+      return EXIT.interrupted;
+    }
+    await settle(client);
+    await client.close();
+  } catch (caught) {
+    await client.close();
+    // A dropped connection surfaces first as a failed send; the close says why.
+    const err = lost ?? caught;
+    if (err instanceof EarshotServerError) {
+      io.stderr.write(`earshot: the server ended the session: ${err.message}\n`);
+      return EXIT.server;
+    }
+    if (err instanceof EarshotConnectionError) {
+      io.stderr.write(`earshot: ${err.message}\n`);
+      return EXIT.connection;
+    }
+    throw err;
+  }
+  return serverErrors > 0 ? EXIT.server : EXIT.ok;
+}
+
+export async function run(): Promise<void> {
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  process.exitCode = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, signal: controller.signal });
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await run();

@@ -1,0 +1,68 @@
+import type { FinishReason, ServerMessage, Usage } from '../../protocol/native.js';
+import { AsyncQueue } from './queue.js';
+
+export type TurnInfo = Omit<Extract<ServerMessage, { type: 'turn' }>, 'type'>;
+
+export interface TurnResult {
+  turnId: string;
+  /** The whole reply (what streamed before a cancel or an error included). */
+  text: string;
+  finish: FinishReason;
+  usage?: Usage;
+  /** Set when finish is 'error': the server's error, or `connection_lost` from the client. */
+  error?: { code: string; message: string };
+}
+
+/** One reply: announced by the server's `turn`, streamed by `delta`s, ended by `done` or `error`. */
+export class Turn {
+  readonly turnId: string;
+  readonly info: TurnInfo;
+  /** The reply so far. */
+  text = '';
+  /** performance.now() when the `turn` message and the first `delta` arrived. */
+  readonly announcedAt = performance.now();
+  firstDeltaAt: number | undefined;
+  /** Settles once, when the turn ends; never rejects (errors are a `finish`). */
+  readonly done: Promise<TurnResult>;
+  private readonly queue = new AsyncQueue<string>();
+  private deltasTaken = false;
+  private result: TurnResult | undefined;
+
+  private constructor(info: TurnInfo, done: Promise<TurnResult>) {
+    this.turnId = info.turnId;
+    this.info = info;
+    this.done = done;
+  }
+
+  get finished(): boolean {
+    return this.result !== undefined;
+  }
+
+  /** The reply's text pieces as they stream, from the first; one consumer per turn. */
+  deltas(): AsyncIterableIterator<string> {
+    if (this.deltasTaken) throw new Error(`deltas() of turn ${this.turnId} is already being read`);
+    this.deltasTaken = true;
+    return this.queue;
+  }
+
+  /** The client's handle: feeds the turn; kept out of the public API. */
+  static create(info: TurnInfo): { turn: Turn; delta(text: string): void; finish(result: Omit<TurnResult, 'turnId' | 'text'>): void } {
+    let settle!: (result: TurnResult) => void;
+    const turn = new Turn(info, new Promise((resolve) => (settle = resolve)));
+    return {
+      turn,
+      delta(text) {
+        if (turn.result) return;
+        turn.firstDeltaAt ??= performance.now();
+        turn.text += text;
+        turn.queue.push(text);
+      },
+      finish(partial) {
+        if (turn.result) return;
+        turn.result = { turnId: turn.turnId, text: turn.text, ...partial };
+        turn.queue.end();
+        settle(turn.result);
+      },
+    };
+  }
+}

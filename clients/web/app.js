@@ -1,0 +1,220 @@
+/**
+ * The Earshot chat page: microphone and typed turns over /v1/stream, replies streaming into
+ * the conversation, spoken aloud on request. `window.earshot` mirrors the state for tests.
+ */
+import { Capture, chooseCodec } from './capture.js';
+import { Connection } from './connection.js';
+import { Speaker } from './speech.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+
+const state = {
+  connection: 'connecting',
+  codec: undefined,
+  sampleRate: undefined,
+  engine: undefined,
+  testEngine: undefined,
+  speaking: false,
+  microphone: false,
+  turns: [],
+  droppedFrames: 0,
+};
+window.earshot = state;
+
+const speaker = new Speaker();
+const views = new Map(); // turnId → { turn, li, text, meta }
+let capture;
+let connection;
+/** Maps the server's stream clock (ms of audio received this session) to performance.now(). */
+const clock = { streamMs: 0, wallMs: 0 };
+let lastTypedAt;
+let silenceAt;
+
+function setConnection(name, detail) {
+  state.connection = name;
+  const el = $('connection');
+  el.dataset.state = name;
+  el.textContent =
+    name === 'open' ? 'connected' : name === 'reconnecting' && detail.delayMs ? `reconnecting in ${(detail.delayMs / 1000).toFixed(1)} s…` : name === 'failed' ? 'disconnected' : `${name}…`;
+  if (name === 'open') {
+    const { ready } = detail;
+    clock.streamMs = 0;
+    state.engine = ready.engine;
+    state.testEngine = ready.testEngine;
+    $('engine').hidden = false;
+    $('engine').textContent = `engine: ${ready.engine}${ready.testEngine ? ' (test)' : ''}`;
+    $('test-banner').hidden = !ready.testEngine;
+    $('error-banner').hidden = true;
+  }
+  if (name !== 'open') setSpeaking(false);
+}
+
+function setSpeaking(on) {
+  state.speaking = on;
+  const el = $('speaking');
+  el.dataset.speaking = String(on);
+  el.querySelector('.label').textContent = !state.microphone ? 'not listening' : on ? 'hearing speech' : 'listening';
+}
+
+function showError(text) {
+  const el = $('error-banner');
+  el.textContent = text;
+  el.hidden = false;
+}
+
+function addTurn(message) {
+  const turn = { turnId: message.turnId, source: message.source, audioMs: message.audioMs, userText: message.text, reply: '', finish: undefined, latencyMs: undefined };
+  // End of speech on the page's clock: the utterance's end in stream time, or when the text was sent.
+  turn.endedAt = message.source === 'audio' ? (message.endMs !== undefined ? clock.wallMs - (clock.streamMs - message.endMs) : silenceAt) : lastTypedAt;
+  state.turns.push(turn);
+  const li = document.createElement('li');
+  li.className = 'turn';
+  li.dataset.turnId = turn.turnId;
+  const you = document.createElement('div');
+  you.className = 'you';
+  you.innerHTML = '<span class="who">You</span>';
+  you.append(message.source === 'audio' ? `(spoke for ${(message.audioMs / 1000).toFixed(1)} s)` : (message.text ?? ''));
+  const reply = document.createElement('div');
+  reply.className = 'reply';
+  reply.innerHTML = '<span class="who">Earshot</span>';
+  const text = document.createElement('span');
+  text.className = 'text';
+  reply.append(text);
+  const meta = document.createElement('div');
+  meta.className = 'meta';
+  meta.textContent = 'waiting for the reply…';
+  li.append(you, reply, meta);
+  $('turns').append(li);
+  $('empty').hidden = true;
+  views.set(turn.turnId, { turn, li, text, meta });
+  li.scrollIntoView({ block: 'end', behavior: 'smooth' });
+}
+
+function onDelta(message) {
+  const view = views.get(message.turnId);
+  if (!view) return;
+  const { turn } = view;
+  if (turn.latencyMs === undefined && turn.endedAt !== undefined) {
+    turn.latencyMs = Math.max(0, Math.round(performance.now() - turn.endedAt));
+    view.meta.textContent = `first reply ${turn.latencyMs} ms after ${turn.source === 'audio' ? 'you stopped speaking' : 'you sent it'}`;
+  }
+  turn.reply += message.text;
+  view.text.textContent = turn.reply;
+  speaker.feed(turn.turnId, message.text);
+}
+
+function onEnd(turnId, finish, detail) {
+  const view = views.get(turnId);
+  if (!view) return;
+  const { turn } = view;
+  turn.finish = finish;
+  view.li.dataset.finish = finish;
+  if (!turn.reply) view.meta.textContent = finish === 'stop' ? 'empty reply' : '';
+  if (finish !== 'stop') view.meta.textContent += `${view.meta.textContent ? ' · ' : ''}${finish}${detail ? `: ${detail}` : ''}`;
+  speaker.finish(turnId, finish);
+  if (turn.reply) $('announcer').textContent = turn.reply;
+  views.delete(turnId);
+}
+
+const handlers = {
+  ready: () => {},
+  vad: (m) => {
+    setSpeaking(m.state === 'speech');
+    if (m.state === 'silence') silenceAt = performance.now();
+    // Barge-in: the server cancels the reply; the page stops reading the old one aloud.
+    else if (speaker.speaking) speaker.stop();
+  },
+  turn: addTurn,
+  delta: onDelta,
+  done: (m) => onEnd(m.turnId, m.finish),
+  error: (m) => {
+    if (m.turnId) onEnd(m.turnId, 'error', m.message);
+    else showError(`Server error (${m.code}): ${m.message}`);
+  },
+  busy: (m) => {
+    if (m.turnId) onEnd(m.turnId, 'error', 'server busy');
+    showError(`The server is busy; try again in ${Math.ceil(m.retryAfterMs / 1000)} s.`);
+  },
+};
+
+function onPacket(bytes, durationMs) {
+  if (!connection.sendAudio(bytes)) {
+    state.droppedFrames = connection.droppedFrames;
+    return;
+  }
+  clock.streamMs += durationMs;
+  clock.wallMs = performance.now();
+}
+
+async function toggleMicrophone() {
+  const button = $('mic');
+  button.disabled = true;
+  try {
+    if (capture) {
+      await capture.stop();
+      capture = undefined;
+      state.microphone = false;
+      // Whatever was being said when the microphone stopped is a complete utterance.
+      connection.send({ type: 'commit' });
+    } else {
+      capture = new Capture({ codec: state.codec, sampleRate: state.sampleRate }, onPacket);
+      await capture.start();
+      state.microphone = true;
+    }
+  } catch (err) {
+    capture = undefined;
+    state.microphone = false;
+    showError(`Microphone unavailable: ${err.message}`);
+  } finally {
+    button.disabled = false;
+    button.setAttribute('aria-pressed', String(state.microphone));
+    button.textContent = state.microphone ? 'Stop microphone' : 'Start microphone';
+    setSpeaking(state.speaking);
+  }
+}
+
+function sendText(event) {
+  event.preventDefault();
+  const input = $('text');
+  const text = input.value.trim();
+  if (!text) return;
+  if (!connection.send({ type: 'text', text })) return showError('Not connected; the message was not sent.');
+  lastTypedAt = performance.now();
+  speaker.stop();
+  input.value = '';
+}
+
+function interrupt() {
+  speaker.stop();
+  connection.send({ type: 'cancel' });
+}
+
+async function main() {
+  const format = await chooseCodec(params.get('codec'));
+  state.codec = format.codec;
+  state.sampleRate = format.sampleRate;
+  $('codec').hidden = false;
+  $('codec').textContent = format.codec === 'opus' ? 'Opus (WebCodecs)' : `PCM ${format.sampleRate / 1000} kHz`;
+  const hello = { type: 'hello', version: 1, codec: format.codec, sampleRate: format.sampleRate, channels: 1 };
+  if (params.get('token')) hello.token = params.get('token');
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/stream`;
+  connection = new Connection(url, hello, {
+    onState: setConnection,
+    onMessage: (m) => handlers[m.type]?.(m),
+  });
+  connection.connect();
+  $('mic').addEventListener('click', toggleMicrophone);
+  $('interrupt').addEventListener('click', interrupt);
+  $('text-form').addEventListener('submit', sendText);
+  const readAloud = $('read-aloud');
+  readAloud.disabled = !speaker.available;
+  readAloud.addEventListener('change', () => {
+    speaker.enabled = readAloud.checked;
+    readAloud.setAttribute('aria-checked', String(readAloud.checked));
+    if (!readAloud.checked) speaker.stop();
+  });
+  addEventListener('pagehide', () => connection.close());
+}
+
+main();

@@ -1,0 +1,108 @@
+/** The earshot CLI as users run it: the bin shim under plain node, against a real server. */
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { ServerMessage } from '../../protocol/native.js';
+import { speechFixture } from '../fixtures/speech.js';
+import { startTestServer } from '../helpers/server.js';
+
+const BIN = fileURLToPath(new URL('../../clients/node/bin/earshot.js', import.meta.url));
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function earshot(args: string[], stdin?: Buffer): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [BIN, ...args], { timeout: 60_000, env: { ...process.env, EARSHOT_URL: '' } }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+    });
+    if (stdin) child.stdin!.end(stdin);
+  });
+}
+
+// coalesce off: --fast delivers every sentence while the first reply still streams, and the
+// server would otherwise answer the later ones together.
+const server = await startTestServer({ coalesce: false });
+t.teardown(() => server.close(0));
+const url = `${server.wsUrl}/v1/stream`;
+const fixture = await speechFixture(1);
+
+t.test('--fast --json streams a WAV: one reply per sentence, every line is JSON, exit 0', async (t) => {
+  const run = await earshot(['--url', url, '--fast', '--json', fixture.wav16kPath]);
+  t.equal(run.code, 0, run.stderr);
+  const events = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as ServerMessage);
+  t.equal(events[0]?.type, 'ready');
+  const turns = events.filter((e) => e.type === 'turn');
+  const done = events.filter((e): e is Extract<ServerMessage, { type: 'done' }> => e.type === 'done');
+  t.equal(turns.length, fixture.truth.length, 'one turn per sentence');
+  t.same(
+    done.map((d) => d.finish),
+    fixture.truth.map(() => 'stop'),
+  );
+  for (const turn of turns) {
+    const text = events
+      .filter((e): e is Extract<ServerMessage, { type: 'delta' }> => e.type === 'delta' && e.turnId === turn.turnId)
+      .map((e) => e.text)
+      .join('');
+    t.match(text, /^Echo test engine, turn \d: heard \d+ ms of audio/);
+  }
+});
+
+t.test('an Ogg Opus file in human mode prints each reply on its own line', async (t) => {
+  const run = await earshot(['--url', url, '--fast', fixture.opusPath]);
+  t.equal(run.code, 0, run.stderr);
+  const lines = run.stdout.trim().split('\n');
+  t.equal(lines.length, fixture.truth.length);
+  lines.forEach((line, i) => t.match(line, new RegExp(`^Echo test engine, turn ${i + 1}: heard \\d+ ms of audio`)));
+  t.match(run.stderr, /engine echo \(TEST ENGINE/);
+});
+
+t.test('raw PCM16 from stdin with --pcm-rate', async (t) => {
+  const pcm = Buffer.from(fixture.pcm24k.buffer, fixture.pcm24k.byteOffset, fixture.pcm24k.byteLength);
+  const run = await earshot(['--url', url, '--fast', '--pcm-rate', '24000', '-'], pcm);
+  t.equal(run.code, 0, run.stderr);
+  t.equal(run.stdout.trim().split('\n').length, fixture.truth.length);
+});
+
+t.test('an unreachable server: a clear message and exit 2', async (t) => {
+  const gone = await startTestServer({ transport: 'ws' });
+  await gone.close(0);
+  const run = await earshot(['--url', `${gone.wsUrl}/v1/stream`, '--text', 'hello']);
+  t.equal(run.code, 2);
+  t.match(run.stderr, `cannot reach ${gone.wsUrl}/v1/stream: ECONNREFUSED`);
+});
+
+t.test('usage errors exit 1', async (t) => {
+  const none = await earshot([]);
+  t.equal(none.code, 1);
+  t.match(none.stderr, /give an audio file/);
+  const stdinWithoutRate = await earshot(['--url', url, '-']);
+  t.equal(stdinWithoutRate.code, 1);
+  const missing = await earshot(['--url', url, `${fixture.wav16kPath.slice(0, -4)}.missing.wav`]);
+  t.equal(missing.code, 1);
+  t.match(missing.stderr, /ENOENT/);
+});
+
+t.test('a server error exits 3; --token gets past it', async (t) => {
+  const guarded = await startTestServer({ apiKeys: ['sesame'] });
+  t.teardown(() => guarded.close(0));
+  const guardedUrl = `${guarded.wsUrl}/v1/stream`;
+  const refused = await earshot(['--url', guardedUrl, '--text', 'hi']);
+  t.equal(refused.code, 3);
+  t.match(refused.stderr, /unauthorized/);
+  const allowed = await earshot(['--url', guardedUrl, '--token', 'sesame', '--text', 'hi']);
+  t.equal(allowed.code, 0, allowed.stderr);
+  t.match(allowed.stdout, /read "hi"/);
+});
+
+t.test('options the protocol refuses are usage errors, caught before connecting', async (t) => {
+  const rate = await earshot(['--url', url, '--pcm-rate', '22050', '-'], Buffer.alloc(0));
+  t.equal(rate.code, 1);
+  t.match(rate.stderr, /22050 Hz is not supported/);
+  const system = await earshot(['--url', url, '--system', 'x'.repeat(20_000), '--text', 'hi']);
+  t.equal(system.code, 1);
+  t.match(system.stderr, /system/);
+});
