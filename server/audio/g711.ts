@@ -1,0 +1,76 @@
+/**
+ * G.711 μ-law and A-law at 8 kHz (telephony; the Realtime API's audio/pcmu and audio/pcma),
+ * decoded by a 256-entry table and resampled to 16 kHz. Every byte is a valid sample, so
+ * there is no framing to get wrong: any packet length works.
+ */
+import type { Pcm16k } from '../engines/types.js';
+import { SAMPLE_RATE } from '../engines/types.js';
+import type { Decoder } from './decoder.js';
+import { resample, Resampler } from './resample.js';
+
+export const G711_RATE = 8000;
+export type G711Law = 'ulaw' | 'alaw';
+
+/** ITU-T G.711 μ-law byte → linear 16-bit value (the classic ulaw2linear). */
+export function ulawToLinear(byte: number): number {
+  const u = ~byte & 0xff;
+  const exponent = (u >> 4) & 0x07;
+  const magnitude = ((((u & 0x0f) << 3) + 0x84) << exponent) - 0x84;
+  return u & 0x80 ? -magnitude : magnitude;
+}
+
+/** ITU-T G.711 A-law byte → linear 16-bit value (the classic alaw2linear). */
+export function alawToLinear(byte: number): number {
+  const a = byte ^ 0x55;
+  const exponent = (a >> 4) & 0x07;
+  const mantissa = (a & 0x0f) << 4;
+  const magnitude = exponent === 0 ? mantissa + 8 : (mantissa + 0x108) << (exponent - 1);
+  return a & 0x80 ? magnitude : -magnitude;
+}
+
+function table(law: G711Law): Float32Array {
+  const toLinear = law === 'ulaw' ? ulawToLinear : alawToLinear;
+  const out = new Float32Array(256);
+  for (let b = 0; b < 256; b++) out[b] = toLinear(b) / 32768;
+  return out;
+}
+
+const TABLES: Record<G711Law, Float32Array> = { ulaw: table('ulaw'), alaw: table('alaw') };
+
+/** Decodes 8 kHz G.711 bytes into an 8 kHz float view (valid until the next call). */
+class G711Expander {
+  private readonly table: Float32Array;
+  private scratch = new Float32Array(0);
+
+  constructor(law: G711Law) {
+    this.table = TABLES[law];
+  }
+
+  expand(packet: Uint8Array): Float32Array {
+    if (this.scratch.length < packet.length) this.scratch = new Float32Array(Math.max(packet.length, 2 * this.scratch.length));
+    const out = this.scratch;
+    const lookup = this.table;
+    for (let i = 0; i < packet.length; i++) out[i] = lookup[packet[i]!]!;
+    return out.subarray(0, packet.length);
+  }
+}
+
+export class G711Decoder implements Decoder {
+  private readonly expander: G711Expander;
+  private readonly resampler = new Resampler(G711_RATE, SAMPLE_RATE);
+
+  constructor(law: G711Law) {
+    this.expander = new G711Expander(law);
+  }
+
+  decode(packet: Uint8Array): Pcm16k {
+    return this.resampler.process(this.expander.expand(packet));
+  }
+
+  close(): void {}
+}
+
+/** A whole G.711 clip (e.g. a Realtime `input_audio` item) as 16 kHz samples, resampler tail included. */
+export function decodeG711Clip(law: G711Law, bytes: Uint8Array): Pcm16k {
+  return resample(new G711Expander(law).expand(bytes), G711_RATE, SAMPLE_RATE);
+}

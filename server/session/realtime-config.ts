@@ -1,0 +1,132 @@
+/**
+ * A Realtime session's settings: `session.update` (GA or beta shape) applied to the current
+ * settings, and the session object rendered back in the client's dialect.
+ */
+import { EarshotError } from '../../protocol/errors.js';
+import type { SessionConfig, TurnDetection } from '../../protocol/realtime.js';
+import type { Config } from '../config.js';
+import { betaFormat, DEFAULT_FORMAT, formatFromBeta, formatFromGa, gaFormat, type InputFormat } from './realtime-audio.js';
+
+export interface VadConfig {
+  threshold: number;
+  prefixPaddingMs: number;
+  silenceMs: number;
+  createResponse: boolean;
+  interruptResponse: boolean;
+}
+
+export interface RealtimeSettings {
+  instructions: string;
+  format: InputFormat;
+  /** null: manual turns (the client commits and asks for responses). */
+  vad: VadConfig | null;
+  maxOutputTokens: number | 'inf';
+  temperature: number;
+}
+
+export const DEFAULT_THRESHOLD = 0.5;
+
+/** Silence that ends a turn for each semantic_vad eagerness (served by the same WebRTC VAD). */
+const EAGERNESS_SILENCE_MS = { low: 1000, medium: 500, auto: 500, high: 300 } as const;
+
+export function defaultSettings(config: Config): RealtimeSettings {
+  return {
+    instructions: '',
+    format: DEFAULT_FORMAT,
+    vad: {
+      threshold: DEFAULT_THRESHOLD,
+      prefixPaddingMs: config.vadPrefixPaddingMs,
+      silenceMs: config.vadSilenceMs,
+      createResponse: true,
+      interruptResponse: config.bargeIn,
+    },
+    maxOutputTokens: 'inf',
+    temperature: config.temperature,
+  };
+}
+
+/**
+ * Realtime's threshold (0-1, higher = needs louder speech) to a WebRTC VAD mode (0-3, higher =
+ * stricter). The default 0.5 maps to mode 3, the mode Earshot's segmentation is tuned and
+ * tested with; lower thresholds step down to more sensitive modes.
+ */
+export function vadAggressiveness(threshold: number): number {
+  if (threshold >= 0.5) return 3;
+  if (threshold >= 0.35) return 2;
+  if (threshold >= 0.2) return 1;
+  return 0;
+}
+
+function vadFrom(td: TurnDetection, config: Config): VadConfig {
+  const silence = td.type === 'semantic_vad' ? EAGERNESS_SILENCE_MS[td.eagerness ?? 'auto'] : config.vadSilenceMs;
+  return {
+    threshold: td.threshold ?? DEFAULT_THRESHOLD,
+    prefixPaddingMs: td.prefix_padding_ms ?? config.vadPrefixPaddingMs,
+    silenceMs: td.silence_duration_ms ?? silence,
+    createResponse: td.create_response ?? true,
+    interruptResponse: td.interrupt_response ?? true,
+  };
+}
+
+export interface UpdateResult {
+  settings: RealtimeSettings;
+  /** Problems that did not stop the update (audio output asked for: text is produced). */
+  warnings: EarshotError[];
+}
+
+/** Applies an update; throws (leaving the settings untouched) when a field cannot be served. */
+export function applyUpdate(current: RealtimeSettings, update: SessionConfig, config: Config): UpdateResult {
+  const next: RealtimeSettings = { ...current };
+  const warnings: EarshotError[] = [];
+  const modalities = update.output_modalities ?? update.modalities;
+  if (modalities?.includes('audio'))
+    warnings.push(
+      new EarshotError('unsupported', 'Earshot produces text only: audio output is not available, responses will be text', {
+        param: update.output_modalities ? 'session.output_modalities' : 'session.modalities',
+      }),
+    );
+  if (update.instructions !== undefined) next.instructions = update.instructions;
+  const gaFormatUpdate = update.audio?.input?.format;
+  if (gaFormatUpdate) next.format = formatFromGa(gaFormatUpdate);
+  else if (update.input_audio_format !== undefined) next.format = formatFromBeta(update.input_audio_format);
+  const td = update.audio?.input?.turn_detection !== undefined ? update.audio.input.turn_detection : update.turn_detection;
+  if (td !== undefined) next.vad = td === null ? null : vadFrom(td, config);
+  const maxTokens = update.max_output_tokens ?? update.max_response_output_tokens;
+  if (maxTokens !== undefined) next.maxOutputTokens = maxTokens;
+  if (update.temperature !== undefined) next.temperature = update.temperature;
+  return { settings: next, warnings };
+}
+
+function turnDetection(vad: VadConfig | null): Record<string, unknown> | null {
+  if (!vad) return null;
+  return {
+    type: 'server_vad',
+    threshold: vad.threshold,
+    prefix_padding_ms: vad.prefixPaddingMs,
+    silence_duration_ms: vad.silenceMs,
+    create_response: vad.createResponse,
+    interrupt_response: vad.interruptResponse,
+    idle_timeout_ms: null,
+  };
+}
+
+export function renderSession(s: RealtimeSettings, ids: { id: string; model: string }, beta: boolean): Record<string, unknown> {
+  const common = { id: ids.id, object: 'realtime.session', model: ids.model, instructions: s.instructions, temperature: s.temperature, tools: [], tool_choice: 'auto' };
+  if (beta)
+    return {
+      ...common,
+      modalities: ['text'],
+      input_audio_format: betaFormat(s.format),
+      input_audio_transcription: null,
+      turn_detection: turnDetection(s.vad),
+      max_response_output_tokens: s.maxOutputTokens,
+    };
+  return {
+    type: 'realtime',
+    ...common,
+    output_modalities: ['text'],
+    audio: { input: { format: gaFormat(s.format), transcription: null, noise_reduction: null, turn_detection: turnDetection(s.vad) } },
+    max_output_tokens: s.maxOutputTokens,
+    tracing: null,
+  };
+}

@@ -1,0 +1,134 @@
+/** Realtime test helpers: a bare JSON websocket client that records every server event, and a throwaway TLS certificate. */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import WebSocket from 'ws';
+import type { G711Law } from '../../server/audio/g711.js';
+
+export type RealtimeEvent = { type: string; event_id: string; [key: string]: any };
+
+const WAIT_LIMIT_MS = 20_000;
+
+export class RealtimeClient {
+  readonly events: RealtimeEvent[] = [];
+  closeCode: number | undefined;
+  private waiters: Array<() => void> = [];
+  private readonly socket: WebSocket;
+
+  private constructor(socket: WebSocket) {
+    this.socket = socket;
+    // Listening starts before the handshake ends: session.created may arrive in the same read as the upgrade response.
+    socket.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) throw new Error('the Realtime server sent a binary frame');
+      this.events.push(JSON.parse(data.toString()) as RealtimeEvent);
+      this.wake();
+    });
+    socket.on('close', (code) => {
+      this.closeCode = code;
+      this.wake();
+    });
+  }
+
+  static async connect(url: string, options: { protocols?: string[]; headers?: Record<string, string>; rejectUnauthorized?: boolean } = {}): Promise<RealtimeClient> {
+    const socket = new WebSocket(url, options.protocols ?? [], { headers: options.headers ?? {}, rejectUnauthorized: options.rejectUnauthorized ?? true });
+    const client = new RealtimeClient(socket);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('error', reject);
+      socket.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused with HTTP ${res.statusCode}`)));
+    });
+    return client;
+  }
+
+  send(event: Record<string, unknown>): void {
+    this.socket.send(JSON.stringify(event));
+  }
+
+  sendRaw(data: string | Buffer): void {
+    this.socket.send(data);
+  }
+
+  get protocol(): string {
+    return this.socket.protocol;
+  }
+
+  get open(): boolean {
+    return this.socket.readyState === WebSocket.OPEN;
+  }
+
+  ofType(type: string): RealtimeEvent[] {
+    return this.events.filter((e) => e.type === type);
+  }
+
+  /** Resolves with the first event from index `from` on that matches; rejects after a generous limit (a failure guard, not a timing assertion). */
+  async waitFor(match: (e: RealtimeEvent) => boolean, from = 0): Promise<RealtimeEvent> {
+    const deadline = Date.now() + WAIT_LIMIT_MS;
+    for (;;) {
+      const found = this.events.slice(from).find(match);
+      if (found) return found;
+      if (this.closeCode !== undefined) throw new Error(`socket closed (${this.closeCode}) while waiting`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting; got ${this.events.map((e) => e.type).join(', ')}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 250);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  waitForType(type: string, from = 0): Promise<RealtimeEvent> {
+    return this.waitFor((e) => e.type === type, from);
+  }
+
+  /** Waits until `count` events of `type` arrived. */
+  async waitForCount(type: string, count: number): Promise<RealtimeEvent[]> {
+    await this.waitFor(() => this.ofType(type).length >= count);
+    return this.ofType(type);
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+/** Little-endian PCM16 bytes of `samples`, cut into appends of `ms` milliseconds at `rate`. */
+export function pcmChunks(samples: Int16Array, rate: number, ms: number): Buffer[] {
+  const per = (rate * ms) / 1000;
+  const chunks: Buffer[] = [];
+  for (let at = 0; at < samples.length; at += per) {
+    const part = samples.subarray(at, Math.min(samples.length, at + per));
+    chunks.push(Buffer.from(part.buffer, part.byteOffset, part.byteLength));
+  }
+  return chunks;
+}
+
+export function appendEvent(chunk: Uint8Array): Record<string, unknown> {
+  return { type: 'input_audio_buffer.append', audio: Buffer.from(chunk).toString('base64') };
+}
+
+/** A self-signed certificate for localhost in a temporary directory (removed by `dispose`). */
+export async function selfSignedCert(): Promise<{ cert: string; key: string; dispose: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'earshot-tls-'));
+  const cert = join(dir, 'c.pem');
+  const key = join(dir, 'k.pem');
+  await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost']);
+  return { cert, key, dispose: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export const SOX_ENCODING: Record<G711Law, string> = { ulaw: 'u-law', alaw: 'a-law' };
+
+/** A WAV file as 8 kHz G.711 bytes, encoded by sox into `out`. */
+export async function g711Of(wavPath: string, law: G711Law, out: string): Promise<Buffer> {
+  await promisify(execFile)('sox', ['-D', wavPath, '-r', '8000', '-c', '1', '-e', SOX_ENCODING[law], '-t', 'raw', out]);
+  return readFile(out);
+}
