@@ -50,14 +50,22 @@ const OPTIONS = {
   maxMessageBytes: [positiveInt, 1 << 20, 'largest websocket message accepted (bigger: error + close 1009)'],
   maxBufferedBytes: [positiveInt, 4 << 20, 'bytes buffered for a slow reader before it is closed'],
   maxBodyBytes: [positiveInt, 25 << 20, 'largest REST request body'],
+  restLongAudio: [z.enum(['reject', 'split']), 'reject', 'REST input_audio longer than the model\'s clip limit: reject (400) or split into clips'],
   maxHistoryTurns: [positiveInt, 16, 'user+assistant turns kept per session'],
   maxHistoryAudioMs: [positiveInt, 120_000, 'audio kept in a session\'s history'],
   maxTokens: [positiveInt, 512, 'default max tokens per reply'],
   temperature: [z.coerce.number().min(0).max(2), 0.7, 'default sampling temperature'],
   idleTimeoutMs: [ms, 120_000, 'websocket closed after this long without a message (0 = never)'],
+  sessionMaxDurationMs: [ms, 4 * 3_600_000, 'websocket session closed after this long, however busy (0 = never)'],
+  maxConnections: [positiveInt, 4096, 'open websockets in total (more: upgrade refused with 503)'],
+  maxConnectionsPerIp: [positiveInt, 256, 'open websockets from one client address (more: upgrade refused with 429)'],
+  requestsPerMinutePerKey: [ms, 0, 'REST requests and websocket upgrades per API key (per address without one) per minute; 0 = unlimited'],
+  maxRequestAudioMs: [positiveInt, 120_000, 'audio in one REST request, all clips together'],
 
   apiKeys: [list, [], 'accepted API keys (comma separated); empty = no auth'],
   corsOrigins: [list, [], 'origins allowed for REST CORS (* for any)'],
+  allowedOrigins: [list, [], 'browser Origins allowed to open websockets besides the server\'s own page; empty = any (* = any)'],
+  trustProxy: [bool, false, 'take the client address from X-Forwarded-For (only behind a reverse proxy you run)'],
 } as const satisfies Record<string, readonly [z.ZodType, unknown, string]>;
 
 type Options = typeof OPTIONS;

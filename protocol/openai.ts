@@ -1,0 +1,94 @@
+/**
+ * OpenAI Chat Completions request, as Earshot's REST front door accepts it. Objects are
+ * loose: OpenAI itself ignores fields it does not use (clients send `logprobs`, `tools: []`,
+ * `metadata`...), so unknown fields are tolerated rather than rejected; fields Earshot reads
+ * are validated strictly.
+ */
+import { z } from 'zod';
+
+export const AUDIO_FORMATS = ['wav', 'mp3'] as const;
+
+export const TextPart = z.looseObject({ type: z.literal('text'), text: z.string() });
+
+export const InputAudioPart = z.looseObject({
+  type: z.literal('input_audio'),
+  input_audio: z.looseObject({
+    /** Base64 of the whole file (a `data:...;base64,` prefix is tolerated). */
+    data: z.string().min(1),
+    format: z.enum(AUDIO_FORMATS, { error: `format must be one of: ${AUDIO_FORMATS.join(', ')}` }),
+  }),
+});
+
+export const ImageUrlPart = z.looseObject({
+  type: z.literal('image_url'),
+  image_url: z.looseObject({ url: z.string().min(1), detail: z.enum(['auto', 'low', 'high']).optional() }),
+});
+
+export const ContentPart = z.discriminatedUnion('type', [TextPart, InputAudioPart, ImageUrlPart], {
+  error: 'content part type must be one of: text, input_audio, image_url',
+});
+export type ContentPart = z.infer<typeof ContentPart>;
+
+const Content = z.union([z.string(), z.array(ContentPart).min(1)]);
+
+export const ChatMessage = z.discriminatedUnion(
+  'role',
+  [
+    z.looseObject({ role: z.enum(['system', 'developer']), content: Content }),
+    z.looseObject({ role: z.literal('user'), content: Content }),
+    // An earlier answer in the history; OpenAI allows a null content there (tool calls), which carries no text for us.
+    z.looseObject({ role: z.literal('assistant'), content: Content.nullable().optional() }),
+  ],
+  { error: 'role must be one of: system, developer, user, assistant' },
+);
+export type ChatMessage = z.infer<typeof ChatMessage>;
+
+const tokens = z.number().int().min(1).max(1 << 20);
+
+export const ChatCompletionRequest = z.looseObject({
+  model: z.string().min(1),
+  messages: z.array(ChatMessage).min(1),
+  max_tokens: tokens.nullish(),
+  max_completion_tokens: tokens.nullish(),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().gt(0).max(1).nullish(),
+  stop: z.union([z.string().min(1), z.array(z.string().min(1)).max(4)]).nullish(),
+  seed: z.number().int().nullish(),
+  user: z.string().max(256).optional(),
+  n: z.literal(1, { error: 'only n=1 is supported' }).nullish(),
+  stream: z.boolean().nullish(),
+  stream_options: z.looseObject({ include_usage: z.boolean().optional() }).nullish(),
+});
+export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequest>;
+
+/** `messages[0].content[1].input_audio.format`: the path of a zod issue, as OpenAI's `param` names a field. */
+export function paramOf(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)), '');
+}
+
+/**
+ * The issue to report. A union (content: string | parts) fails as a whole with "Invalid input";
+ * the branch whose failure lies deepest is the one the client meant, so its issue names the field.
+ */
+export function describeIssue(error: z.ZodError): { param: string; message: string } {
+  let issue: z.core.$ZodIssue = error.issues[0]!;
+  let path: PropertyKey[] = [...issue.path];
+  while (issue.code === 'invalid_union' && issue.errors.length > 0) {
+    const branch = issue.errors.map((issues) => issues[0]!).reduce((a, b) => (b.path.length > a.path.length ? b : a));
+    if (branch.path.length === 0 && branch.code !== 'invalid_union') break;
+    issue = branch;
+    path = [...path, ...branch.path];
+  }
+  return { param: paramOf(path), message: issue.message };
+}
+
+/** Form fields of POST /v1/audio/transcriptions (the `file` part is read separately); multipart fields are strings. */
+export const TranscriptionRequest = z.looseObject({
+  model: z.string().min(1),
+  language: z.string().min(2).max(16).optional(),
+  prompt: z.string().max(4096).optional(),
+  response_format: z.enum(['json', 'text'], { error: 'response_format must be json or text' }).default('json'),
+  temperature: z.coerce.number().min(0).max(1).optional(),
+  stream: z.literal('false', { error: 'streamed transcription is not supported' }).optional(),
+});
+export type TranscriptionRequest = z.infer<typeof TranscriptionRequest>;

@@ -1,0 +1,143 @@
+/**
+ * POST /v1/chat/completions: OpenAI's REST shape on the shared pipeline. Each request becomes
+ * one TurnRequest for the same scheduler the websocket sessions use, so REST and realtime
+ * turns share batches. A client that goes away aborts the turn's signal. The transcription
+ * route lives beside it because the app loads this module as the REST front door.
+ */
+import { randomUUID } from 'node:crypto';
+import { EarshotError } from '../../protocol/errors.js';
+import type { Usage } from '../../protocol/native.js';
+import { ChatCompletionRequest, describeIssue } from '../../protocol/openai.js';
+import type { ServerContext } from '../context.js';
+import type { TurnEvent, TurnRequest } from '../engines/types.js';
+import type { TurnSink } from '../scheduler/scheduler.js';
+import type { HttpRequest, HttpResponse } from '../transport/types.js';
+import { toMessages } from './chat-input.js';
+import { sendError, sendJson } from './respond.js';
+import type { HttpRoute } from './router.js';
+import { requireKey } from './service.js';
+import { SseStream } from './sse.js';
+import { transcription } from './transcriptions.js';
+
+interface Reply {
+  id: string;
+  model: string;
+  created: number;
+  includeUsage: boolean;
+}
+
+export function chatRoutes(ctx: ServerContext): HttpRoute[] {
+  return [
+    { method: 'POST', path: '/v1/chat/completions', handle: (req, res) => chatCompletion(ctx, req, res) },
+    { method: 'POST', path: '/v1/audio/transcriptions', handle: (req, res) => transcription(ctx, req, res) },
+  ];
+}
+
+function parseRequest(body: Buffer): ChatCompletionRequest {
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw new EarshotError('bad_message', `request body is not valid JSON: ${(err as Error).message}`);
+  }
+  const parsed = ChatCompletionRequest.safeParse(json);
+  if (parsed.success) return parsed.data;
+  const { param, message } = describeIssue(parsed.error);
+  throw new EarshotError('bad_message', param ? `${param}: ${message}` : message, param ? { param } : {});
+}
+
+async function chatCompletion(ctx: ServerContext, req: HttpRequest, res: HttpResponse): Promise<void> {
+  const readyAt = performance.now();
+  requireKey(ctx, req);
+  if (ctx.draining()) throw new EarshotError('shutting_down', 'server is shutting down', { retryable: true });
+  const controller = new AbortController();
+  res.onAbort(() => controller.abort());
+  const body = parseRequest(await req.body(ctx.config.maxBodyBytes));
+  const model = ctx.engine.models().find((m) => m.id === body.model);
+  if (!model) throw new EarshotError('not_found', `model '${body.model}' does not exist; GET /v1/models lists the served ones`, { param: 'model' });
+  const messages = await toMessages(body.messages, model, ctx.config.restLongAudio);
+  if (controller.signal.aborted) return;
+  const reply: Reply = { id: `chatcmpl-${randomUUID().replace(/-/g, '')}`, model: model.id, created: Math.floor(Date.now() / 1000), includeUsage: body.stream_options?.include_usage === true };
+  const stop = typeof body.stop === 'string' ? [body.stop] : (body.stop ?? undefined);
+  const turn: TurnRequest = {
+    id: reply.id,
+    // `user` lets the scheduler's per-session fairness treat one end user's requests as one session.
+    sessionId: body.user ? `rest:${body.user}` : `rest:${reply.id}`,
+    messages,
+    params: {
+      maxTokens: body.max_completion_tokens ?? body.max_tokens ?? ctx.config.maxTokens,
+      temperature: body.temperature ?? ctx.config.temperature,
+      ...(body.top_p != null ? { topP: body.top_p } : {}),
+      ...(stop ? { stop } : {}),
+      ...(body.seed != null ? { seed: body.seed } : {}),
+    },
+    signal: controller.signal,
+    readyAt,
+  };
+  ctx.scheduler.submit(turn, body.stream ? streamSink(res, reply) : wholeSink(res, reply));
+}
+
+function usageOf(usage: Usage) {
+  return {
+    prompt_tokens: usage.promptTokens,
+    completion_tokens: usage.completionTokens,
+    total_tokens: usage.promptTokens + usage.completionTokens,
+    ...(usage.audioTokens !== undefined ? { prompt_tokens_details: { audio_tokens: usage.audioTokens } } : {}),
+  };
+}
+
+function errorOf(err: EarshotError) {
+  return { message: err.message, type: err.openaiType, param: err.param ?? null, code: err.code };
+}
+
+/** A turn cancelled while its client is still connected was cut short by the server (shutdown). */
+const cutShort = () => new EarshotError('shutting_down', 'the turn was cancelled by the server before it finished', { retryable: true });
+
+function wholeSink(res: HttpResponse, reply: Reply): TurnSink {
+  let content = '';
+  return (event: TurnEvent) => {
+    if (res.aborted) return;
+    if (event.type === 'delta') content += event.text;
+    else if (event.type === 'error') sendError(res, event.error);
+    else if (event.finish === 'cancelled') sendError(res, cutShort());
+    else
+      sendJson(res, 200, {
+        id: reply.id,
+        object: 'chat.completion',
+        created: reply.created,
+        model: reply.model,
+        choices: [{ index: 0, message: { role: 'assistant', content, refusal: null }, logprobs: null, finish_reason: event.finish }],
+        usage: usageOf(event.usage),
+      });
+  };
+}
+
+/**
+ * Headers wait for the turn's first event, so an error that comes before any text (queue
+ * shutdown, engine failure) still gets its JSON body and status; later errors can only be
+ * an SSE error event.
+ */
+function streamSink(res: HttpResponse, reply: Reply): TurnSink {
+  const sse = new SseStream(res);
+  const chunk = (delta: { role?: 'assistant'; content?: string }, finish: 'stop' | 'length' | null) => ({
+    id: reply.id,
+    object: 'chat.completion.chunk',
+    created: reply.created,
+    model: reply.model,
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+    // OpenAI sends `usage: null` on every chunk when usage was asked for, and the figures on an extra last chunk.
+    ...(reply.includeUsage ? { usage: null } : {}),
+  });
+  return (event: TurnEvent) => {
+    if (res.aborted) return;
+    const failure = event.type === 'error' ? event.error : event.type === 'done' && event.finish === 'cancelled' ? cutShort() : undefined;
+    if (failure && !sse.started) return sendError(res, failure);
+    if (failure) return sse.fail(errorOf(failure));
+    if (!sse.started) sse.send(chunk({ role: 'assistant', content: '' }, null));
+    if (event.type === 'delta') return sse.send(chunk({ content: event.text }, null));
+    if (event.type !== 'done' || event.finish === 'cancelled') return;
+    sse.send(chunk({}, event.finish));
+    if (reply.includeUsage) sse.send({ id: reply.id, object: 'chat.completion.chunk', created: reply.created, model: reply.model, choices: [], usage: usageOf(event.usage) });
+    sse.done();
+  };
+}

@@ -1,0 +1,38 @@
+/** Server-sent events as OpenAI streams them: one `data:` JSON per event, `data: [DONE]` at the end. */
+import type { HttpResponse } from '../transport/types.js';
+
+export class SseStream {
+  private readonly res: HttpResponse;
+  private opened = false;
+
+  constructor(res: HttpResponse) {
+    this.res = res;
+  }
+
+  get started(): boolean {
+    return this.opened;
+  }
+
+  open(): void {
+    if (this.opened) return;
+    this.opened = true;
+    // x-accel-buffering: reverse proxies (nginx) would otherwise hold tokens back.
+    this.res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+  }
+
+  send(event: unknown): void {
+    this.open();
+    this.res.write(`data: ${JSON.stringify(event)}\n\n`);
+  }
+
+  done(): void {
+    this.open();
+    this.res.end('data: [DONE]\n\n');
+  }
+
+  /** Ends without [DONE], as OpenAI does after an error event: the client must not take the answer as complete. */
+  fail(error: unknown): void {
+    this.send({ error });
+    this.res.end();
+  }
+}
