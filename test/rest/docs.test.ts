@@ -1,5 +1,5 @@
 /**
- * The curl examples of docs/rest.md, run exactly as written (every ```sh block, in order, in
+ * The curl examples of the README's REST section, run exactly as written (every ```sh block, in order, in
  * one shell) against a live server with a key configured, and each block's output checked.
  */
 import { execFile } from 'node:child_process';
@@ -12,7 +12,15 @@ import { ECHO_MODEL_ID } from '../../server/engines/echo/engine.js';
 import { startTestServer } from '../helpers/server.js';
 
 const MARK = '@@earshot-docs-block@@';
-const DOC = new URL('../../docs/rest.md', import.meta.url);
+const DOC = new URL('../../README.md', import.meta.url);
+
+/** The README's REST section: from its heading to the next second-level heading. */
+async function restSection(): Promise<string> {
+  const readme = await readFile(DOC, 'utf8');
+  const start = readme.indexOf('## REST:');
+  const end = readme.indexOf('\n## ', start + 1);
+  return readme.slice(start, end < 0 ? undefined : end);
+}
 
 /** One check per ```sh block, in document order: a new block needs a new check here. */
 const CHECKS: Array<(t: Test, out: string, dir: string) => Promise<void> | void> = [
@@ -35,15 +43,15 @@ const CHECKS: Array<(t: Test, out: string, dir: string) => Promise<void> | void>
   (t, out) => t.match(JSON.parse(out), { text: /heard \d+ ms of audio/, usage: { type: 'tokens' } }, 'transcription example transcribes the recorded question'),
 ];
 
-t.test('docs/rest.md examples run against a live server', async (t) => {
+t.test("the README's REST examples run against a live server", async (t) => {
   const server = await startTestServer({ apiKeys: ['docs-key'] });
   const dir = await mkdtemp(join(tmpdir(), 'earshot-docs-'));
   t.teardown(async () => {
     await server.close(0);
     await rm(dir, { recursive: true, force: true });
   });
-  const blocks = [...(await readFile(DOC, 'utf8')).matchAll(/^```sh\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
-  t.equal(blocks.length, CHECKS.length, `docs/rest.md has ${blocks.length} sh blocks and this test checks ${CHECKS.length}`);
+  const blocks = [...(await restSection()).matchAll(/^```sh\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
+  t.equal(blocks.length, CHECKS.length, `the README's REST section has ${blocks.length} sh blocks and this test checks ${CHECKS.length}`);
   const script = ['set -eu', ...blocks.flatMap((block) => [`echo '${MARK}'`, block])].join('\n');
   const stdout = await new Promise<string>((resolve, reject) => {
     execFile('bash', ['-c', script], { cwd: dir, env: { ...process.env, EARSHOT_URL: server.url, EARSHOT_API_KEY: 'docs-key' }, maxBuffer: 16 << 20 }, (err, out, stderr) =>
