@@ -1,0 +1,134 @@
+/**
+ * (a) capacity and (b) latency, on the full pipeline: a ramp of real-time Opus sessions
+ * against the real server (echo test engine, replying at once so turns cost little), one
+ * measuring window per step, stopping at the first step that misses the bar.
+ */
+import { ServerChild } from './child.js';
+import { Fleet, type Voice } from './load.js';
+import type { PipelineStats } from './server-process.js';
+import { CpuWindow, percentiles, round, type Percentiles } from './stats.js';
+
+export const LAG_P99_LIMIT_MS = 30;
+/** The server is one Node thread: past this share of a core it is saturated. */
+export const SERVER_CPU_LIMIT = 0.95;
+
+export interface StepResult {
+  sessions: number;
+  held: boolean;
+  why?: string;
+  windowS: number;
+  /** Cores used over the window. */
+  cpu: { server: number; generator: number; machine: number };
+  framesPerS: number;
+  /** Frames the server handled per second of its own CPU. */
+  framesPerServerCoreS: number;
+  serverUsPerFrame: number;
+  lagMs: Percentiles;
+  endToEndMs: Percentiles;
+  turnStartMs: Percentiles;
+  deliveryMs: Percentiles;
+  turns: number;
+  errors: number;
+  dropped: number;
+}
+
+export interface RampOptions {
+  transport: 'uws' | 'ws';
+  steps: number[];
+  warmupMs: number;
+  windowMs: number;
+  /** Profiles the server during each step's measuring window (the figures then include the profiler's cost). */
+  profileDir?: string;
+  config?: Record<string, unknown>;
+  log: (line: string) => void;
+}
+
+export interface RampResult {
+  transport: string;
+  held: number;
+  steps: StepResult[];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export const pipelineConfig = (transport: 'uws' | 'ws') => ({
+  transport,
+  logLevel: 'warn' as const,
+  echoTokenDelayMs: 0,
+  // The echo engine is not what is measured: enough room that no turn is ever refused.
+  echoCapacity: 4096,
+  maxQueue: 4096,
+  // Keeps memory flat over a long ramp; history does not touch the per-frame path.
+  maxHistoryTurns: 2,
+  idleTimeoutMs: 0,
+  // Every load session comes from 127.0.0.1.
+  maxConnections: 4096,
+  maxConnectionsPerIp: 4096,
+});
+
+export async function runRamp(voices: Voice[], options: RampOptions): Promise<RampResult> {
+  const server = await ServerChild.start({ mode: 'pipeline', config: { ...pipelineConfig(options.transport), ...options.config } });
+  const fleet = new Fleet();
+  const steps: StepResult[] = [];
+  try {
+    const cpu = new CpuWindow(server.pid);
+    for (const target of options.steps) {
+      await fleet.add(server.url, target - fleet.size, voices);
+      await sleep(options.warmupMs);
+      await server.stats();
+      fleet.resetWindow();
+      if (options.profileDir) await server.profileStart();
+      cpu.restart();
+      await sleep(options.windowMs);
+      const used = cpu.read();
+      if (options.profileDir) await server.profileStop(`${options.profileDir}${options.transport}-${target}.cpuprofile`);
+      const framesPerS = fleet.framesSent / used.seconds;
+      const serverStats = await server.stats<PipelineStats>();
+      const delivery: number[] = [];
+      for (const [turnId, emittedAt] of serverStats.firstDelta) {
+        const receivedAt = fleet.firstDeltaAt.get(turnId);
+        if (receivedAt !== undefined) delivery.push(receivedAt - emittedAt);
+      }
+      const lagMs = fleet.lag.summary();
+      const step: StepResult = {
+        sessions: target,
+        held: true,
+        windowS: round(used.seconds),
+        cpu: { server: round(used.server), generator: round(used.generator), machine: round(used.machine) },
+        framesPerS: Math.round(framesPerS),
+        framesPerServerCoreS: Math.round(framesPerS / used.server),
+        serverUsPerFrame: round((used.server * 1e6) / framesPerS, 1),
+        lagMs,
+        endToEndMs: fleet.endToEnd.summary(),
+        turnStartMs: percentiles(serverStats.turnStartMs),
+        deliveryMs: percentiles(delivery),
+        turns: fleet.turns,
+        errors: fleet.errors,
+        dropped: fleet.dropped,
+      };
+      const problems = [
+        lagMs.n === 0 ? 'no VAD decisions seen' : '',
+        lagMs.p99 > LAG_P99_LIMIT_MS ? `p99 lag ${round(lagMs.p99, 1)} ms > ${LAG_P99_LIMIT_MS}` : '',
+        used.server > SERVER_CPU_LIMIT ? `server CPU ${round(used.server)} cores` : '',
+        fleet.dropped > 0 ? `${fleet.dropped} sessions dropped` : '',
+        fleet.errors > 0 ? `${fleet.errors} errors` : '',
+      ].filter(Boolean);
+      if (problems.length > 0) {
+        step.held = false;
+        step.why = problems.join('; ');
+      }
+      steps.push(step);
+      options.log(
+        `  ${options.transport} ${String(target).padStart(5)} sessions: lag p50/p99 ${round(lagMs.p50, 1)}/${round(lagMs.p99, 1)} ms (n=${lagMs.n}), ` +
+          `server ${step.cpu.server} cores (${step.serverUsPerFrame} µs/frame), generator ${step.cpu.generator}, machine ${step.cpu.machine}/2` +
+          (step.held ? '' : `  ✗ ${step.why}`),
+      );
+      if (!step.held) break;
+    }
+  } finally {
+    fleet.close();
+    await server.stop();
+  }
+  const heldSteps = steps.filter((s) => s.held);
+  return { transport: server.transport, held: heldSteps.length ? heldSteps[heldSteps.length - 1]!.sessions : 0, steps };
+}

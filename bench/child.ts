@@ -1,0 +1,63 @@
+/** Starts bench/server-process.ts as a child process and talks to it over IPC. */
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import type { ChildReply, PipelineStats, ServerSpec, TransportStats } from './server-process.js';
+
+const SCRIPT = fileURLToPath(new URL('./server-process.ts', import.meta.url));
+
+export class ServerChild {
+  readonly pid: number;
+  readonly url: string;
+  readonly transport: string;
+  private readonly child: ChildProcess;
+
+  private constructor(child: ChildProcess, url: string, transport: string) {
+    this.child = child;
+    this.pid = child.pid!;
+    this.url = url;
+    this.transport = transport;
+  }
+
+  static async start(spec: ServerSpec): Promise<ServerChild> {
+    const child = fork(SCRIPT, [JSON.stringify(spec)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const timer = setTimeout(() => child.kill(), 30_000);
+    try {
+      const [message] = (await Promise.race([once(child, 'message'), once(child, 'exit').then(() => [undefined])])) as [ChildReply | undefined];
+      if (message?.type !== 'listening') throw new Error('bench server did not start');
+      return new ServerChild(child, message.url, message.transport);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** CPU profile of the server's main thread (what `node --cpu-prof` records), for a window only. */
+  async profileStart(): Promise<void> {
+    await this.request({ cmd: 'profile-start' });
+  }
+
+  async profileStop(file: string): Promise<void> {
+    await this.request({ cmd: 'profile-stop', file });
+  }
+
+  private async request(message: object): Promise<ChildReply> {
+    const reply = once(this.child, 'message');
+    this.child.send(message);
+    return ((await reply) as [ChildReply])[0];
+  }
+
+  async stats<T extends PipelineStats | TransportStats>(): Promise<T> {
+    const message = await this.request({ cmd: 'stats' });
+    if (message.type !== 'stats') throw new Error(`unexpected reply ${message.type}`);
+    return message.stats as T;
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = once(this.child, 'exit');
+    this.child.send({ cmd: 'stop' });
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * The lean load generator: real-time Opus sessions on `ws` directly. The EarshotClient is the
+ * library users get; a load of hundreds of sessions per core needs less: every frame is
+ * pre-encoded once (tag byte + Opus packet) and shared by all sessions, one timer drives every
+ * session, send times go into a preallocated ring, and the client masks with a zero key, which
+ * `ws` then skips (no copy of the frame per send).
+ *
+ * Frame-to-VAD lag: the server's `vad {state: 'silence', atMs}` is decided by the frame that
+ * ends at stream time atMs (the segmenter's silenceMs-th unvoiced frame, or the frame that
+ * reaches maxUtteranceMs), i.e. packet number atMs / 20 - 1. The lag is the time the message
+ * is received minus the time that packet was sent: network both ways, queueing behind other
+ * sessions' frames, decode, VAD and the reply, as the client sees it.
+ */
+import WebSocket from 'ws';
+import { decodeServerMessage, encodeClientMessage, encodeRawAudio } from '../protocol/codec.js';
+import type { ServerMessage } from '../protocol/native.js';
+import { Samples } from './stats.js';
+
+const FRAME_MS = 20;
+/** Send times kept per session: 10 s of frames, longer than any decision delay we measure. */
+const RING = 512;
+const RING_MASK = RING - 1;
+const TICK_MS = 2;
+const zeroMask = () => {};
+
+export interface Voice {
+  /** Raw audio frames ready for the wire, one per 20 ms Opus packet. */
+  frames: Uint8Array[];
+}
+
+export function voiceOf(opusPackets: Uint8Array[]): Voice {
+  return { frames: opusPackets.map((p) => encodeRawAudio(p).slice()) };
+}
+
+const epochNow = () => performance.timeOrigin + performance.now();
+
+export interface HelloVad {
+  silenceMs?: number;
+}
+
+class LoadSession {
+  readonly socket: WebSocket;
+  private readonly fleet: Fleet;
+  private readonly frames: Uint8Array[];
+  private readonly offset: number;
+  private readonly sendTimes = new Float64Array(RING);
+  private startAt = 0;
+  private sent = 0;
+  private decisionSentAt = NaN;
+  private turnDecisionSentAt = NaN;
+  private turnId = '';
+  private sawDelta = true;
+  streaming = false;
+  open = true;
+
+  constructor(socket: WebSocket, fleet: Fleet, voice: Voice, offset: number) {
+    this.socket = socket;
+    this.fleet = fleet;
+    this.frames = voice.frames;
+    this.offset = offset;
+    socket.on('message', (data: Buffer) => this.onMessage(data));
+    socket.on('close', () => {
+      this.open = false;
+      if (fleet.running) fleet.dropped++;
+    });
+  }
+
+  start(at: number): void {
+    this.startAt = at;
+    this.streaming = true;
+  }
+
+  /** Sends every frame that is due; real-time pace from a fixed start, so no drift. */
+  tick(now: number): void {
+    while (this.startAt + this.sent * FRAME_MS <= now) {
+      this.socket.send(this.frames[(this.offset + this.sent) % this.frames.length]!);
+      this.sendTimes[this.sent & RING_MASK] = performance.now();
+      this.sent++;
+      this.fleet.framesSent++;
+    }
+  }
+
+  private onMessage(data: Buffer): void {
+    const now = performance.now();
+    const m = decodeServerMessage(data) as ServerMessage;
+    switch (m.type) {
+      case 'vad': {
+        if (m.state !== 'silence') return;
+        const packet = m.atMs / FRAME_MS - 1;
+        if (packet >= this.sent || this.sent - packet > RING) return;
+        this.decisionSentAt = this.sendTimes[packet & RING_MASK]!;
+        this.fleet.lag.add(now - this.decisionSentAt);
+        return;
+      }
+      case 'turn':
+        this.turnId = m.turnId;
+        this.turnDecisionSentAt = this.decisionSentAt;
+        this.decisionSentAt = NaN;
+        this.sawDelta = false;
+        this.fleet.turns++;
+        return;
+      case 'delta':
+        if (this.sawDelta || m.turnId !== this.turnId) return;
+        this.sawDelta = true;
+        this.fleet.firstDeltaAt.set(m.turnId, epochNow());
+        if (!Number.isNaN(this.turnDecisionSentAt)) this.fleet.endToEnd.add(now - this.turnDecisionSentAt);
+        return;
+      case 'error':
+      case 'busy':
+        this.fleet.errors++;
+        return;
+      default:
+    }
+  }
+}
+
+/** A set of real-time sessions driven by one timer. */
+export class Fleet {
+  readonly lag = new Samples();
+  /** Deciding frame sent → first delta of that turn received. */
+  readonly endToEnd = new Samples();
+  readonly firstDeltaAt = new Map<string, number>();
+  framesSent = 0;
+  turns = 0;
+  errors = 0;
+  dropped = 0;
+  running = true;
+  private readonly sessions: LoadSession[] = [];
+  private readonly timer: NodeJS.Timeout;
+
+  constructor() {
+    this.timer = setInterval(() => {
+      const now = performance.now();
+      for (const s of this.sessions) if (s.streaming && s.open) s.tick(now);
+    }, TICK_MS);
+  }
+
+  get size(): number {
+    return this.sessions.length;
+  }
+
+  /** Opens `count` sessions (at most `parallel` handshakes at once); each starts at a random point of its voice and a random phase. */
+  async add(url: string, count: number, voices: Voice[], vad: HelloVad = {}, parallel = 50): Promise<void> {
+    const hello = encodeClientMessage({ type: 'hello', version: 1, codec: 'opus', sampleRate: 16000, ...(vad.silenceMs ? { vad: { silenceMs: vad.silenceMs } } : {}) } as never);
+    let next = 0;
+    const opened: LoadSession[] = [];
+    const worker = async () => {
+      while (next < count) {
+        const i = next++;
+        const voice = voices[(this.sessions.length + i) % voices.length]!;
+        opened.push(await this.connect(url, hello, voice, Math.floor(Math.random() * voice.frames.length)));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(parallel, count) }, worker));
+    const base = performance.now();
+    for (const s of opened) {
+      s.start(base + Math.random() * FRAME_MS);
+      this.sessions.push(s);
+    }
+  }
+
+  private async connect(url: string, hello: Uint8Array, voice: Voice, offset: number): Promise<LoadSession> {
+    const socket = new WebSocket(url, { perMessageDeflate: false, generateMask: zeroMask, skipUTF8Validation: true });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+    });
+    const ready = new Promise<void>((resolve, reject) => {
+      const onMessage = (data: Buffer) => {
+        const m = decodeServerMessage(data);
+        if (m.type === 'ready') {
+          socket.off('message', onMessage);
+          resolve();
+        } else if (m.type === 'error') reject(new Error(`hello refused: ${m.code} ${m.message}`));
+      };
+      socket.on('message', onMessage);
+      socket.once('close', () => reject(new Error('closed before ready')));
+    });
+    socket.send(hello);
+    await ready;
+    return new LoadSession(socket, this, voice, offset);
+  }
+
+  /** Lag, end-to-end and counters start afresh (a new measuring window). */
+  resetWindow(): void {
+    this.lag.reset();
+    this.endToEnd.reset();
+    this.firstDeltaAt.clear();
+    this.framesSent = 0;
+    this.turns = 0;
+    this.errors = 0;
+  }
+
+  get open(): number {
+    let n = 0;
+    for (const s of this.sessions) if (s.open) n++;
+    return n;
+  }
+
+  close(): void {
+    this.running = false;
+    clearInterval(this.timer);
+    // Abrupt on purpose: a server that fell behind would take long to read a backlog up to a close frame.
+    for (const s of this.sessions) s.socket.terminate();
+  }
+}

@@ -1,0 +1,103 @@
+/** Small measuring tools shared by the scenarios: percentiles, process CPU, machine CPU. */
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+
+/** Samples gathered into a preallocated array, so recording in the hot loop allocates nothing. */
+export class Samples {
+  private values: Float64Array;
+  private count = 0;
+
+  constructor(capacity = 1 << 16) {
+    this.values = new Float64Array(capacity);
+  }
+
+  add(value: number): void {
+    if (this.count === this.values.length) {
+      const grown = new Float64Array(this.values.length * 2);
+      grown.set(this.values);
+      this.values = grown;
+    }
+    this.values[this.count++] = value;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  reset(): void {
+    this.count = 0;
+  }
+
+  summary(): Percentiles {
+    return percentiles(this.values.subarray(0, this.count));
+  }
+}
+
+export interface Percentiles {
+  n: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+}
+
+export function percentiles(values: ArrayLike<number>): Percentiles {
+  const sorted = Float64Array.from(values).sort();
+  const at = (q: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!);
+  return { n: sorted.length, p50: at(0.5), p95: at(0.95), p99: at(0.99), max: sorted.length ? sorted[sorted.length - 1]! : NaN };
+}
+
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
+export function processCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
+/** Busy and total jiffies of the whole machine, from /proc/stat. */
+export function machineCpu(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const idle = v[3]! + (v[4] ?? 0);
+  const total = v.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+/** Measures the CPU of a server process, this process and the whole machine over a window. */
+export class CpuWindow {
+  private readonly pid: number;
+  private serverStart = 0;
+  private selfStart = process.cpuUsage();
+  private machineStart = machineCpu();
+  private wallStart = 0;
+
+  constructor(serverPid: number) {
+    this.pid = serverPid;
+    this.restart();
+  }
+
+  restart(): void {
+    this.serverStart = processCpuSeconds(this.pid);
+    this.selfStart = process.cpuUsage();
+    this.machineStart = machineCpu();
+    this.wallStart = performance.now();
+  }
+
+  /** Cores used (1.0 = one core busy the whole window). */
+  read(): { seconds: number; server: number; generator: number; machine: number } {
+    const seconds = (performance.now() - this.wallStart) / 1000;
+    const self = process.cpuUsage(this.selfStart);
+    const m = machineCpu();
+    return {
+      seconds,
+      server: (processCpuSeconds(this.pid) - this.serverStart) / seconds,
+      generator: (self.user + self.system) / 1e6 / seconds,
+      machine: ((m.busy - this.machineStart.busy) / (m.total - this.machineStart.total)) * availableParallelism(),
+    };
+  }
+}
+
+export const round = (x: number, digits = 2) => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x);
