@@ -35,7 +35,7 @@ const OPTIONS = {
   upstreamTimeoutMs: [positiveInt, 60_000, 'openai engine: time to first byte and between chunks'],
 
   maxBatch: [positiveInt, 8, 'scheduler: most turns handed to the engine in one batch'],
-  maxWaitMs: [ms, 5, 'scheduler: how long to gather turns that arrive together'],
+  maxWaitMs: [ms, 0, 'scheduler: extra ms to gather turns into one batch (0 = only those arriving together; engines batch continuously)'],
   maxQueue: [positiveInt, 256, 'scheduler: queued turns before new ones get busy/429'],
   busyRetryAfterMs: [positiveInt, 1000, 'scheduler: retry-after hint sent with busy/429'],
   coalesce: [bool, true, 'merge utterances that arrive while the session\'s turn runs into one next turn'],

@@ -36,7 +36,7 @@ export class Scheduler {
   private readonly logger: Logger;
   private readonly queue: Entry[] = [];
   private readonly running = new Map<string, Entry>();
-  private gatherTimer: NodeJS.Timeout | undefined;
+  private gatherTimer: { cancel: (handle: never) => void; handle: NodeJS.Timeout | NodeJS.Immediate } | undefined;
   private closed = false;
 
   constructor(engine: Engine, options: SchedulerOptions, metrics: Metrics, logger: Logger) {
@@ -73,9 +73,15 @@ export class Scheduler {
   /** Stops admitting turns; queued ones are cancelled, running ones finish (their owners may abort them). */
   close(): void {
     this.closed = true;
-    clearTimeout(this.gatherTimer);
+    this.cancelGather();
     for (const entry of this.queue.splice(0)) this.end(entry, { type: 'error', error: new EarshotError('shutting_down', 'server is shutting down') });
     this.metrics.queueDepth.set(0);
+  }
+
+  private cancelGather(): void {
+    if (!this.gatherTimer) return;
+    this.gatherTimer.cancel(this.gatherTimer.handle as never);
+    this.gatherTimer = undefined;
   }
 
   private freeCapacity(): number {
@@ -85,19 +91,20 @@ export class Scheduler {
   private schedule(): void {
     if (this.queue.length === 0 || this.freeCapacity() <= 0) return;
     const batchable = Math.min(this.options.maxBatch, this.freeCapacity());
-    if (this.queue.length >= batchable || this.options.maxWaitMs === 0) {
+    if (this.queue.length >= batchable) {
       this.dispatch();
       return;
     }
-    this.gatherTimer ??= setTimeout(() => {
-      this.gatherTimer = undefined;
-      this.dispatch();
-    }, this.options.maxWaitMs);
+    if (this.gatherTimer) return;
+    // maxWaitMs 0 still gathers what arrives in the same event-loop turn, at no added latency.
+    this.gatherTimer =
+      this.options.maxWaitMs === 0
+        ? { cancel: clearImmediate, handle: setImmediate(() => this.dispatch()) }
+        : { cancel: clearTimeout, handle: setTimeout(() => this.dispatch(), this.options.maxWaitMs) };
   }
 
   private dispatch(): void {
-    clearTimeout(this.gatherTimer);
-    this.gatherTimer = undefined;
+    this.cancelGather();
     while (this.queue.length > 0 && this.freeCapacity() > 0) {
       const size = Math.min(this.options.maxBatch, this.freeCapacity(), this.queue.length);
       const batch = this.takeFair(size);
