@@ -1,16 +1,20 @@
 /** Wires the rooms together: one pipeline (engine → scheduler) behind every front door and transport. */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { EarshotError } from '../protocol/errors.js';
 import { defaultConfig, type Config } from './config.js';
 import type { ServerContext } from './context.js';
 import { createEngine } from './engines/select.js';
 import type { Engine } from './engines/types.js';
+import { chatRoutes } from './http/chat.js';
 import { createHttpHandler, type HttpRoute } from './http/router.js';
+import { createGuard } from './limits/guard.js';
 import { serviceRoutes } from './http/service.js';
 import { staticRoutes } from './http/static.js';
 import { createLogger, type Logger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { nativeRoute } from './session/native.js';
+import { realtimeRoute } from './session/realtime.js';
 import { createTransport } from './transport/select.js';
 import type { Transport, WebSocketRoute } from './transport/types.js';
 import { loadFvad } from './vad/fvad.js';
@@ -77,13 +81,14 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
       maxUtteranceMs: config.maxUtteranceMs,
     }),
   };
-  const wsRoutes: WebSocketRoute[] = [nativeRoute(ctx), ...(await optionalRealtimeRoutes(ctx))];
-  const httpRoutes: HttpRoute[] = [...serviceRoutes(ctx), ...(await optionalRestRoutes(ctx)), ...staticRoutes()];
+  const guard = createGuard(ctx);
+  const wsRoutes: WebSocketRoute[] = [nativeRoute(ctx), realtimeRoute(ctx)].map((route) => guard.route(route));
+  const httpRoutes: HttpRoute[] = [...serviceRoutes(ctx), ...chatRoutes(ctx), ...staticRoutes()];
   transport = createTransport(
     config.transport,
     {
       routes: wsRoutes,
-      http: createHttpHandler(ctx, httpRoutes),
+      http: guard.http(createHttpHandler(ctx, httpRoutes)),
       // Front doors answer oversize messages with an error; the transport's hard cap is a backstop.
       maxPayloadBytes: config.maxMessageBytes * 4,
       maxBufferedBytes: config.maxBufferedBytes,
@@ -110,22 +115,12 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
       scheduler.close();
       const until = Date.now() + deadlineMs;
       while (scheduler.inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      // Each front door says goodbye in its own protocol and closes with 1001; stragglers are cut below.
+      await guard.closeAll(new EarshotError('shutting_down', 'server is shutting down', { fatal: true }), Math.min(2_000, Math.max(100, until - Date.now())));
+      guard.stop();
       await running.close();
       await engine.close();
       logger.info('earshot stopped');
     },
   };
-}
-
-/* Front doors built in their own rooms; loaded when present so each lands independently. */
-async function optionalRealtimeRoutes(ctx: ServerContext): Promise<WebSocketRoute[]> {
-  const path = './session/realtime.js';
-  const module = (await import(path).catch(() => undefined)) as { realtimeRoute(ctx: ServerContext): WebSocketRoute } | undefined;
-  return module ? [module.realtimeRoute(ctx)] : [];
-}
-
-async function optionalRestRoutes(ctx: ServerContext): Promise<HttpRoute[]> {
-  const path = './http/chat.js';
-  const module = (await import(path).catch(() => undefined)) as { chatRoutes(ctx: ServerContext): HttpRoute[] } | undefined;
-  return module ? module.chatRoutes(ctx) : [];
 }

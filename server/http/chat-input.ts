@@ -7,6 +7,8 @@ import { EarshotError } from '../../protocol/errors.js';
 import type { ChatMessage, ContentPart } from '../../protocol/openai.js';
 import { decodeClip } from '../audio/clip.js';
 import { SAMPLE_RATE, type Message, type ModelInfo, type Part, type Pcm16k } from '../engines/types.js';
+import { checkRequestAudio } from '../limits/audio.js';
+import { audioMsOf } from '../session/session.js';
 
 export type LongAudio = 'reject' | 'split';
 
@@ -69,12 +71,16 @@ async function partsOf(content: ChatMessage['content'], param: string, model: Mo
   return parts;
 }
 
-export async function toMessages(messages: ChatMessage[], model: ModelInfo, longAudio: LongAudio): Promise<Message[]> {
+export async function toMessages(messages: ChatMessage[], model: ModelInfo, longAudio: LongAudio, maxRequestAudioMs: number): Promise<Message[]> {
   const out: Message[] = [];
+  let audioMs = 0;
   for (const [i, message] of messages.entries()) {
     // OpenAI's newer name for the system role; engines know only `system`.
     const role = message.role === 'developer' ? 'system' : message.role;
-    out.push({ role, parts: await partsOf(message.content, `messages[${i}].content`, model, longAudio) });
+    const parts = await partsOf(message.content, `messages[${i}].content`, model, longAudio);
+    audioMs += audioMsOf(parts);
+    checkRequestAudio(audioMs, maxRequestAudioMs, 'messages');
+    out.push({ role, parts });
   }
   return out;
 }

@@ -55,7 +55,7 @@ async function chatCompletion(ctx: ServerContext, req: HttpRequest, res: HttpRes
   const body = parseRequest(await req.body(ctx.config.maxBodyBytes));
   const model = ctx.engine.models().find((m) => m.id === body.model);
   if (!model) throw new EarshotError('not_found', `model '${body.model}' does not exist; GET /v1/models lists the served ones`, { param: 'model' });
-  const messages = await toMessages(body.messages, model, ctx.config.restLongAudio);
+  const messages = await toMessages(body.messages, model, ctx.config.restLongAudio, ctx.config.maxRequestAudioMs);
   if (controller.signal.aborted) return;
   const reply: Reply = { id: `chatcmpl-${randomUUID().replace(/-/g, '')}`, model: model.id, created: Math.floor(Date.now() / 1000), includeUsage: body.stream_options?.include_usage === true };
   const stop = typeof body.stop === 'string' ? [body.stop] : (body.stop ?? undefined);

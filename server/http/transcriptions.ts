@@ -7,7 +7,8 @@ import { EarshotError } from '../../protocol/errors.js';
 import { describeIssue, TranscriptionRequest } from '../../protocol/openai.js';
 import { decodeClip, type ClipFormat } from '../audio/clip.js';
 import type { ServerContext } from '../context.js';
-import type { TurnRequest } from '../engines/types.js';
+import { SAMPLE_RATE, type TurnRequest } from '../engines/types.js';
+import { checkRequestAudio } from '../limits/audio.js';
 import type { HttpRequest, HttpResponse } from '../transport/types.js';
 import { clipParts, withParam } from './chat-input.js';
 import { parseMultipart } from './multipart.js';
@@ -50,6 +51,7 @@ export async function transcription(ctx: ServerContext, req: HttpRequest, res: H
   const samples = await decodeClip(file.data, sniffFormat(file.data)).catch((err: unknown) => {
     throw withParam(err, 'file');
   });
+  checkRequestAudio((samples.length * 1000) / SAMPLE_RATE, ctx.config.maxRequestAudioMs, 'file');
   const parts = clipParts(samples, model, ctx.config.restLongAudio, 'file');
   if (controller.signal.aborted) return;
   const id = `transcribe-${randomUUID()}`;

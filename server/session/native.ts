@@ -10,6 +10,7 @@ import type { ServerContext } from '../context.js';
 import type { Connection, SocketHandler, UpgradeDecision, UpgradeRequest, WebSocketRoute } from '../transport/types.js';
 import { createDecoder, createSegmenter } from './audio-input.js';
 import { Session, type SessionEvents } from './session.js';
+import type { Expirable } from '../limits/lifetime.js';
 import { bearerToken, rejectUpgrade } from './upgrade.js';
 
 /** Audio frames held while the decoder starts (about 2 s of 20 ms frames). */
@@ -17,7 +18,7 @@ const MAX_EARLY_FRAMES = 100;
 
 type Handlers = { [T in ClientMessage['type']]: (message: Extract<ClientMessage, { type: T }>) => void };
 
-class NativeConnection implements SocketHandler {
+class NativeConnection implements SocketHandler, Expirable {
   private readonly ctx: ServerContext;
   private readonly connection: Connection;
   private readonly sessionId = randomUUID();
@@ -54,6 +55,11 @@ class NativeConnection implements SocketHandler {
     } catch (err) {
       this.fail(err);
     }
+  }
+
+  /** A limit (idle, duration, shutdown) ended the session: say so in the protocol before the socket closes. */
+  expire(error: EarshotError): void {
+    this.fail(error);
   }
 
   close(): void {

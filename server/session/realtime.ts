@@ -128,6 +128,11 @@ class RealtimeConnection implements SocketHandler {
     }
   }
 
+  /** A limit (idle, duration, shutdown) ended the session: say so before the guard closes the socket. */
+  expire(error: EarshotError): void {
+    this.sendError(error, undefined);
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

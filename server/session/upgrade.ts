@@ -8,6 +8,9 @@ export function bearerToken(request: UpgradeRequest): string | undefined {
   return request.query.get('token') ?? undefined;
 }
 
+/** An HTTP answer to a refused upgrade, with `retry-after` when the error carries a hint. */
 export function rejectUpgrade(error: EarshotError): UpgradeDecision {
-  return { accept: false, status: error.httpStatus, body: JSON.stringify({ error: { code: error.code, message: error.message } }) };
+  const body = JSON.stringify({ error: { code: error.code, message: error.message } });
+  if (error.retryAfterMs === undefined) return { accept: false, status: error.httpStatus, body };
+  return { accept: false, status: error.httpStatus, body, headers: { 'retry-after': String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))) } };
 }

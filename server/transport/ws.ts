@@ -8,6 +8,7 @@ import { EarshotError } from '../../protocol/errors.js';
 import { STATUS_TEXT, type Connection, type HttpRequest, type HttpResponse, type Transport, type TransportOptions } from './types.js';
 
 const CLOSE_SLOW_READER = 1008;
+const CLOSE_GRACE_MS = 2_000;
 
 class WsConnection implements Connection {
   readonly remoteAddress: string;
@@ -39,7 +40,10 @@ class WsConnection implements Connection {
   }
 
   close(code: number, reason: string): void {
-    if (this.socket.readyState === this.socket.OPEN || this.socket.readyState === this.socket.CONNECTING) this.socket.close(code, reason);
+    if (this.socket.readyState !== this.socket.OPEN && this.socket.readyState !== this.socket.CONNECTING) return;
+    this.socket.close(code, reason);
+    // ws waits up to 30 s for the peer's close frame; a peer that stopped reading never sends it.
+    setTimeout(() => this.socket.terminate(), CLOSE_GRACE_MS).unref();
   }
 }
 

@@ -1,0 +1,74 @@
+/**
+ * A client that stops reading while replies stream gets a bounded amount buffered for it,
+ * then is closed with 1008; the server's memory does not follow the flood.
+ */
+import t from 'tap';
+import { setImmediate as yieldToIo } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import WebSocket from 'ws';
+import { decodeServerMessage, encodeClientMessage } from '../../protocol/codec.js';
+import { EchoEngine } from '../../server/engines/echo/engine.js';
+import type { Engine, TurnEvent, TurnRequest } from '../../server/engines/types.js';
+import { startTestServer, TRANSPORTS } from '../helpers/server.js';
+
+const MiB = 1 << 20;
+const DELTA = 'x'.repeat(16 * 1024);
+const FLOOD_BYTES = 64 * MiB;
+
+/** Streams FLOOD_BYTES of deltas as fast as the event loop allows. */
+class FloodEngine extends EchoEngine {
+  emitted = 0;
+  finished = false;
+  override async run(batch: TurnRequest[], emit: (turnId: string, event: TurnEvent) => void): Promise<void> {
+    const turn = batch[0]!;
+    while (this.emitted < FLOOD_BYTES && !turn.signal.aborted) {
+      emit(turn.id, { type: 'delta', text: DELTA });
+      this.emitted += DELTA.length;
+      await yieldToIo();
+    }
+    emit(turn.id, { type: 'done', usage: { promptTokens: 1, completionTokens: 1 }, finish: turn.signal.aborted ? 'cancelled' : 'stop' });
+    this.finished = true;
+  }
+}
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** Memory still held after a full collection: what the server retains, not garbage it made. */
+function retained(): number {
+  gc();
+  const usage = process.memoryUsage();
+  return usage.heapUsed + usage.external + usage.arrayBuffers;
+}
+
+for (const transport of TRANSPORTS) {
+  t.test(`a client that stops reading is closed with 1008 over ${transport}`, async (t) => {
+    const engine = new FloodEngine({ tokenDelayMs: 0, capacity: 4 });
+    const server = await startTestServer({ transport, maxBufferedBytes: MiB, idleTimeoutMs: 0 }, { engine: engine as Engine });
+    t.teardown(() => server.close(0));
+    const socket = new WebSocket(`${server.wsUrl}/v1/stream`);
+    let received = 0;
+    let sawReady = false;
+    socket.on('message', (data: Buffer) => {
+      received += data.length;
+      if (!sawReady && decodeServerMessage(data).type === 'ready') sawReady = true;
+    });
+    const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+    await new Promise((resolve) => socket.once('open', resolve));
+    socket.send(encodeClientMessage({ type: 'hello', codec: 'pcm16', sampleRate: 16000 }));
+    while (!sawReady) await yieldToIo();
+    const raw = (socket as unknown as { _socket: import('node:net').Socket })._socket;
+    const before = retained();
+    raw.pause();
+    socket.send(encodeClientMessage({ type: 'text', text: 'talk forever' }));
+    while (!engine.finished) await new Promise((r) => setTimeout(r, 20));
+    const growth = retained() - before;
+    raw.resume();
+    const code = await closed;
+    t.equal(code, 1008, 'closed with 1008 (policy: client is not reading)');
+    t.ok(received < 24 * MiB, `the client got ${(received / MiB).toFixed(1)} MiB of ${FLOOD_BYTES / MiB} MiB: the rest was never buffered`);
+    t.ok(growth < 16 * MiB, `the server held ${(growth / MiB).toFixed(1)} MiB more while the client was stalled`);
+    t.equal((await fetch(`${server.url}/health`)).status, 200, 'server healthy');
+  });
+}

@@ -1,0 +1,118 @@
+/** Connection limits, origin allow-list, per-key rate, idle timeout and maximum duration, on every transport. */
+import t, { type Test } from 'tap';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TestClient } from '../helpers/native-client.js';
+import { metricValue, startTestServer, TRANSPORTS } from '../helpers/server.js';
+import { closed, handshake, type Handshake } from './upgrade-client.js';
+
+function refused(t: Test, result: Handshake, status: number, code: string, what: string): void {
+  t.equal(result.ok, false, `${what}: refused`);
+  if (result.ok) return;
+  t.equal(result.status, status, `${what}: HTTP ${status}`);
+  t.match(JSON.parse(result.body), { error: { code, message: String } }, `${what}: JSON error ${code}`);
+}
+
+for (const transport of TRANSPORTS) {
+  t.test(`connection limits over ${transport}`, async (t) => {
+    // trustProxy lets one test machine stand for several client addresses.
+    const server = await startTestServer({ transport, maxConnections: 3, maxConnectionsPerIp: 2, trustProxy: true });
+    t.teardown(() => server.close(0));
+    const url = `${server.wsUrl}/v1/stream`;
+    const from = (ip: string) => handshake(url, { 'x-forwarded-for': ip });
+    const a1 = await from('10.0.0.1');
+    const a2 = await from('10.0.0.1');
+    t.ok(a1.ok && a2.ok, 'two from one address');
+    const a3 = await from('10.0.0.1');
+    refused(t, a3, 429, 'rate_limited', 'third from the same address');
+    t.ok(!a3.ok && a3.headers['retry-after'], 'with a retry-after hint');
+    const b1 = await from('10.0.0.2');
+    t.ok(b1.ok, 'another address still gets in');
+    refused(t, await from('10.0.0.3'), 503, 'overloaded', 'past the total');
+    if (a1.ok) {
+      const gone = closed(a1.socket);
+      a1.socket.close();
+      await gone;
+    }
+    for (let i = 0; i < 50 && (await metricValue(server, 'earshot_connections')) > 2; i++) await sleep(20);
+    const again = await from('10.0.0.3');
+    t.ok(again.ok, 'a closed connection frees its slot');
+    for (const h of [a2, b1, again]) if (h.ok) h.socket.close();
+  });
+
+  t.test(`origin allow-list over ${transport}`, async (t) => {
+    const server = await startTestServer({ transport, allowedOrigins: ['https://app.example'] });
+    t.teardown(() => server.close(0));
+    const url = `${server.wsUrl}/v1/stream`;
+    refused(t, await handshake(url, { origin: 'https://evil.example' }), 403, 'forbidden', 'a foreign page');
+    refused(t, await handshake(url, { origin: 'null' }), 403, 'forbidden', 'an opaque origin');
+    refused(t, await handshake(`${server.wsUrl}/v1/realtime`, { origin: 'https://evil.example' }), 403, 'forbidden', 'a foreign page on the Realtime door');
+    const listed = await handshake(url, { origin: 'https://app.example' });
+    t.ok(listed.ok, 'a listed origin');
+    const own = await handshake(url, { origin: server.url });
+    t.ok(own.ok, 'the page this server serves (same host:port)');
+    const bare = await handshake(url);
+    t.ok(bare.ok, 'a non-browser client without Origin');
+    if (own.ok) {
+      const client = await TestClient.connect(url, { origin: server.url });
+      const ready = await client.hello({ codec: 'pcm16', sampleRate: 16000 });
+      t.equal(ready.type, 'ready', 'the same-origin page gets a session');
+      client.close();
+    }
+    for (const h of [listed, own, bare]) if (h.ok) h.socket.close();
+  });
+
+  t.test(`idle timeout and maximum duration over ${transport}`, async (t) => {
+    const idle = await startTestServer({ transport, idleTimeoutMs: 300 });
+    t.teardown(() => idle.close(0));
+    const quiet = await TestClient.connect(`${idle.wsUrl}/v1/stream`);
+    await quiet.hello({ codec: 'pcm16', sampleRate: 16000 });
+    t.match(await quiet.waitFor((m) => m.type === 'error'), { code: 'idle_timeout', fatal: true }, 'a silent client is told why');
+    t.equal(await quiet.waitForClose(), 1001, 'then closed with 1001 (going away)');
+
+    const lasting = await startTestServer({ transport, idleTimeoutMs: 0, sessionMaxDurationMs: 500 });
+    t.teardown(() => lasting.close(0));
+    const chatty = await TestClient.connect(`${lasting.wsUrl}/v1/stream`);
+    await chatty.hello({ codec: 'pcm16', sampleRate: 16000 });
+    const keepTalking = setInterval(() => chatty.send({ type: 'cancel' }), 50);
+    t.teardown(() => clearInterval(keepTalking));
+    t.match(await chatty.waitFor((m) => m.type === 'error'), { code: 'session_expired', fatal: true }, 'a busy session still ends at its maximum duration');
+    t.equal(await chatty.waitForClose(), 1001, 'closed with 1001');
+    clearInterval(keepTalking);
+    for (let i = 0; i < 50 && (await metricValue(lasting, 'earshot_sessions')) > 0; i++) await sleep(20);
+    t.equal(await metricValue(lasting, 'earshot_sessions'), 0, 'no session left');
+  });
+}
+
+t.test('an active client outlives the idle timeout', async (t) => {
+  const server = await startTestServer({ idleTimeoutMs: 200 });
+  t.teardown(() => server.close(0));
+  const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
+  await client.hello({ codec: 'pcm16', sampleRate: 16000 });
+  // 20 ms frames of silence for 5 idle periods: the sweep must see the activity.
+  const frame = new Uint8Array(640);
+  for (let i = 0; i < 50; i++) {
+    client.sendAudio(frame);
+    await sleep(20);
+  }
+  t.equal(client.closeCode, undefined, 'still open');
+  t.notOk(client.messages.some((m) => m.type === 'error'), 'and never warned');
+  client.close();
+});
+
+t.test('per-key request rate on REST and websocket upgrades', async (t) => {
+  const server = await startTestServer({ apiKeys: ['key-one', 'key-two'], requestsPerMinutePerKey: 3 });
+  t.teardown(() => server.close(0));
+  const models = (key: string) => fetch(`${server.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } });
+  for (let i = 0; i < 3; i++) t.equal((await models('key-one')).status, 200, `request ${i + 1} within the allowance`);
+  const over = await models('key-one');
+  t.equal(over.status, 429, 'the fourth in the minute is refused');
+  t.ok(Number(over.headers.get('retry-after')) >= 1, 'with retry-after');
+  t.match(await over.json(), { error: { type: 'rate_limit_error', code: 'rate_limited' } }, 'in the OpenAI error shape');
+  refused(t, await handshake(`${server.wsUrl}/v1/stream`, { authorization: 'Bearer key-one' }), 429, 'rate_limited', 'a websocket with the same key');
+  t.equal((await models('key-two')).status, 200, 'another key has its own allowance');
+  t.equal((await fetch(`${server.url}/health`)).status, 200, '/health is not metered');
+  // Invalid keys share their address's bucket, so inventing keys buys nothing.
+  const statuses: number[] = [];
+  for (let i = 0; i < 4; i++) statuses.push((await models(`made-up-${i}`)).status);
+  t.same(statuses, [401, 401, 401, 429], 'made-up keys are metered per address');
+});

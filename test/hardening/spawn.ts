@@ -1,0 +1,24 @@
+/** `server/main.ts` as a child process, as an operator runs it; the URL comes from its JSON start-up log line. */
+import { spawn, type ChildProcess } from 'node:child_process';
+
+export interface Spawned {
+  child: ChildProcess;
+  url: string;
+  stderr: () => string;
+}
+
+export async function spawnServer(args: string[]): Promise<Spawned> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--port', '0', '--engine', 'echo', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr!.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      for (const line of stderr.split('\n')) {
+        if (!line.includes('earshot listening on')) continue;
+        resolve((JSON.parse(line) as { url: string }).url);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${stderr}`)));
+  });
+  return { child, url, stderr: () => stderr };
+}
