@@ -46,3 +46,28 @@ t.test('three concurrent speech sessions through the mlx worker pool', async (t)
   });
   for (const c of clients) c.close();
 });
+
+t.test('the decode batches the worker runs follow the scheduler and worker settings', async (t) => {
+  const { mkdtempSync, readFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const log = join(mkdtempSync(join(tmpdir(), 'earshot-standin-')), 'steps.jsonl');
+  process.env.PYTHONPATH = STANDIN;
+  process.env.STANDIN_LOG = log;
+  process.env.STANDIN_TOKEN_DELAY_MS = '20';
+  t.teardown(() => {
+    delete process.env.STANDIN_LOG;
+    delete process.env.STANDIN_TOKEN_DELAY_MS;
+  });
+  const server = await startTestServer({ engine: 'mlx', python: PYTHON, mlxWorkers: 1, mlxMaxBatch: 4, maxBatch: 4 });
+  t.teardown(() => server.close(1000));
+  const clients = await Promise.all(Array.from({ length: 8 }, () => TestClient.connect(`${server.wsUrl}/v1/stream`)));
+  for (const c of clients) await c.hello({ codec: 'pcm16', sampleRate: 16000 });
+  clients.forEach((c, i) => c.send({ type: 'text', text: `question number ${i}` }));
+  const turns = await Promise.all(clients.map((c) => c.waitForTurnsDone(1, 60_000)));
+  turns.forEach((own, i) => t.match(own[0]!.text, new RegExp(`text question number ${i}\\b`), `session ${i} got the answer to its own question`));
+  const sizes = readFileSync(log, 'utf8').trim().split('\n').map((line) => (JSON.parse(line) as { batch: number }).batch);
+  t.equal(Math.max(...sizes), 4, 'eight concurrent turns ran four at a time: the worker filled its batch');
+  t.ok(sizes.every((size) => size <= 4), 'and never past maxBatch');
+  for (const c of clients) c.close();
+});
