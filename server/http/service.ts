@@ -3,6 +3,7 @@ import { EarshotError } from '../../protocol/errors.js';
 import type { ServerContext } from '../context.js';
 import type { ModelInfo } from '../engines/types.js';
 import type { HttpRequest } from '../transport/types.js';
+import { bearerKey } from './bearer.js';
 import { sendJson } from './respond.js';
 import type { HttpRoute } from './router.js';
 
@@ -13,8 +14,7 @@ function modelObject(model: ModelInfo) {
 }
 
 export function requireKey(ctx: ServerContext, req: HttpRequest): void {
-  const header = req.headers['authorization'];
-  const key = header?.toLowerCase().startsWith('bearer ') ? header.slice(7).trim() : undefined;
+  const key = bearerKey(req.headers);
   if (!ctx.authorize(key)) throw new EarshotError('unauthorized', key === undefined ? 'missing API key: send Authorization: Bearer <key>' : 'invalid API key');
 }
 

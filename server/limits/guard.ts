@@ -6,6 +6,7 @@
  */
 import { EarshotError } from '../../protocol/errors.js';
 import type { ServerContext } from '../context.js';
+import { bearerKey } from '../http/bearer.js';
 import { sendError } from '../http/respond.js';
 import { bearerToken, rejectUpgrade } from '../session/upgrade.js';
 import type { Connection, HttpHandler, SocketHandler, UpgradeRequest, WebSocketRoute } from '../transport/types.js';
@@ -109,9 +110,7 @@ export function createGuard(ctx: ServerContext): Guard {
       return (req, res) => {
         // The API is metered; health, metrics and the web page are not.
         if (req.path.startsWith('/v1/') && req.method !== 'OPTIONS') {
-          const header = req.headers['authorization'];
-          const key = header?.toLowerCase().startsWith('bearer ') ? header.slice(7).trim() : undefined;
-          const limited = rate.take(identity(key, clientIp(req.headers, req.remoteAddress)));
+          const limited = rate.take(identity(bearerKey(req.headers), clientIp(req.headers, req.remoteAddress)));
           if (limited) {
             ctx.metrics.errors.inc({ code: limited.code });
             sendError(res, limited);

@@ -1,11 +1,10 @@
 import type { EarshotError } from '../../protocol/errors.js';
+import { bearerKey } from '../http/bearer.js';
 import type { UpgradeDecision, UpgradeRequest } from '../transport/types.js';
 
 /** A key from `Authorization: Bearer …` or the `?token=` query (browsers cannot set headers). */
 export function bearerToken(request: UpgradeRequest): string | undefined {
-  const header = request.headers['authorization'];
-  if (header?.toLowerCase().startsWith('bearer ')) return header.slice(7).trim();
-  return request.query.get('token') ?? undefined;
+  return bearerKey(request.headers) ?? request.query.get('token') ?? undefined;
 }
 
 /** An HTTP answer to a refused upgrade, with `retry-after` when the error carries a hint. */

@@ -12,22 +12,12 @@ import t from 'tap';
 import { alawToLinear, decodeG711Clip, G711Decoder, ulawToLinear } from '../../server/audio/g711.js';
 import { speechFixture } from '../fixtures/speech.js';
 import { g711Of, SOX_ENCODING } from './helpers.js';
+import { correlation } from '../helpers/signal.js';
 
 const run = promisify(execFile);
 
 const dir = await mkdtemp(join(tmpdir(), 'earshot-g711-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
-
-function correlation(a: Float32Array, b: Float32Array): number {
-  const n = Math.min(a.length, b.length);
-  let ab = 0, aa = 0, bb = 0;
-  for (let i = 0; i < n; i++) {
-    ab += a[i]! * b[i]!;
-    aa += a[i]! * a[i]!;
-    bb += b[i]! * b[i]!;
-  }
-  return ab / Math.sqrt(aa * bb);
-}
 
 const fixture = await speechFixture(0);
 

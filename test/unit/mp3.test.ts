@@ -7,22 +7,12 @@ import { promisify } from 'node:util';
 import { decodeClip } from '../../server/audio/clip.js';
 import { decodeMp3 } from '../../server/audio/mp3.js';
 import { mp3Of, speechFixture } from '../fixtures/speech.js';
+import { correlation } from '../helpers/signal.js';
 
 const run = promisify(execFile);
 const dir = await mkdtemp(join(tmpdir(), 'earshot-mp3-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
 const fixture = await speechFixture(1);
-
-function correlation(a: Float32Array, b: Float32Array): number {
-  const n = Math.min(a.length, b.length);
-  let ab = 0, aa = 0, bb = 0;
-  for (let i = 0; i < n; i++) {
-    ab += a[i]! * b[i]!;
-    aa += a[i]! * a[i]!;
-    bb += b[i]! * b[i]!;
-  }
-  return ab / Math.sqrt(aa * bb);
-}
 
 async function soxTo16k(path: string): Promise<Float32Array> {
   const { stdout } = await run('sox', ['-D', path, '-r', '16000', '-c', '1', '-e', 'floating-point', '-b', '32', '-t', 'raw', '-'], { encoding: 'buffer', maxBuffer: 64 << 20 });

@@ -7,22 +7,12 @@ import { promisify } from 'node:util';
 import { decodeClip } from '../../server/audio/clip.js';
 import { decodeWav, encodeWav16 } from '../../server/audio/wav.js';
 import { speechFixture, wavVariant } from '../fixtures/speech.js';
+import { correlation } from '../helpers/signal.js';
 
 const run = promisify(execFile);
 const dir = await mkdtemp(join(tmpdir(), 'earshot-wav-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
 const fixture = await speechFixture(0);
-
-function correlation(a: Float32Array, b: Float32Array): number {
-  const n = Math.min(a.length, b.length);
-  let ab = 0, aa = 0, bb = 0;
-  for (let i = 0; i < n; i++) {
-    ab += a[i]! * b[i]!;
-    aa += a[i]! * a[i]!;
-    bb += b[i]! * b[i]!;
-  }
-  return ab / Math.sqrt(aa * bb);
-}
 
 let files = 0;
 /** Writes `bytes` where sox can read it and returns sox's own 16 kHz mono conversion. */
