@@ -1,13 +1,14 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 
-/** A throwaway self-signed certificate for localhost, made with openssl. */
-export function selfSignedCert(): { certFile: string; keyFile: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'earshot-tls-'));
-  const certFile = join(dir, 'cert.pem');
-  const keyFile = join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
-  return { certFile, keyFile };
+/** A self-signed certificate for localhost in a temporary directory (removed by `dispose`). */
+export async function selfSignedCert(): Promise<{ cert: string; key: string; dispose: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'earshot-tls-'));
+  const cert = join(dir, 'c.pem');
+  const key = join(dir, 'k.pem');
+  await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost']);
+  return { cert, key, dispose: () => rm(dir, { recursive: true, force: true }) };
 }

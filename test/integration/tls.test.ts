@@ -3,11 +3,12 @@ import { TestClient } from '../helpers/native-client.js';
 import { startTestServer, TRANSPORTS } from '../helpers/server.js';
 import { selfSignedCert } from '../helpers/tls.js';
 
-const { certFile, keyFile } = selfSignedCert();
+const tls = await selfSignedCert();
+t.teardown(tls.dispose);
 
 for (const transport of TRANSPORTS) {
   t.test(`TLS (wss + https) over ${transport}`, async (t) => {
-    const server = await startTestServer({ transport, tlsCert: certFile, tlsKey: keyFile });
+    const server = await startTestServer({ transport, tlsCert: tls.cert, tlsKey: tls.key });
     t.teardown(() => server.close(0));
     t.match(server.url, /^https:/);
     const client = await TestClient.connect(`${server.wsUrl}/v1/stream`, { rejectUnauthorized: false });

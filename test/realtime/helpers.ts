@@ -1,8 +1,6 @@
-/** Realtime test helpers: a bare JSON websocket client that records every server event, and a throwaway TLS certificate. */
+/** Realtime test helpers: a bare JSON websocket client that records every server event, and G.711 audio from sox. */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import type { G711Law } from '../../server/audio/g711.js';
@@ -114,15 +112,6 @@ export function pcmChunks(samples: Int16Array, rate: number, ms: number): Buffer
 
 export function appendEvent(chunk: Uint8Array): Record<string, unknown> {
   return { type: 'input_audio_buffer.append', audio: Buffer.from(chunk).toString('base64') };
-}
-
-/** A self-signed certificate for localhost in a temporary directory (removed by `dispose`). */
-export async function selfSignedCert(): Promise<{ cert: string; key: string; dispose: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), 'earshot-tls-'));
-  const cert = join(dir, 'c.pem');
-  const key = join(dir, 'k.pem');
-  await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost']);
-  return { cert, key, dispose: () => rm(dir, { recursive: true, force: true }) };
 }
 
 export const SOX_ENCODING: Record<G711Law, string> = { ulaw: 'u-law', alaw: 'a-law' };

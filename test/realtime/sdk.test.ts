@@ -10,7 +10,8 @@ import { OpenAIRealtimeWS } from 'openai/realtime/ws';
 import t from 'tap';
 import { speechFixture } from '../fixtures/speech.js';
 import { startTestServer, TRANSPORTS } from '../helpers/server.js';
-import { pcmChunks, selfSignedCert, type RealtimeEvent } from './helpers.js';
+import { selfSignedCert } from '../helpers/tls.js';
+import { pcmChunks, type RealtimeEvent } from './helpers.js';
 
 const TOLERANCE_MS = 200;
 const PREFIX_MS = 300;
