@@ -1,6 +1,7 @@
 /** Connection limits, origin allow-list, per-key rate, idle timeout and maximum duration, on every transport. */
 import t, { type Test } from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { RealtimeClient } from '../realtime/helpers.js';
 import { TestClient } from '../helpers/native-client.js';
 import { metricValue, startTestServer, TRANSPORTS } from '../helpers/server.js';
 import { closed, handshake, type Handshake } from './upgrade-client.js';
@@ -115,4 +116,14 @@ t.test('per-key request rate on REST and websocket upgrades', async (t) => {
   const statuses: number[] = [];
   for (let i = 0; i < 4; i++) statuses.push((await models(`made-up-${i}`)).status);
   t.same(statuses, [401, 401, 401, 429], 'made-up keys are metered per address');
+});
+
+t.test('the Realtime door says why before an idle close', async (t) => {
+  const server = await startTestServer({ idleTimeoutMs: 300 });
+  t.teardown(() => server.close(0));
+  const client = await RealtimeClient.connect(`${server.wsUrl}/v1/realtime`);
+  await client.waitForType('session.created');
+  t.match(await client.waitForType('error'), { error: { code: 'idle_timeout' } }, 'an error event names the limit');
+  for (let i = 0; i < 100 && client.closeCode === undefined; i++) await sleep(20);
+  t.equal(client.closeCode, 1001, 'then closed with 1001');
 });
