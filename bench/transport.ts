@@ -67,3 +67,48 @@ export async function runTransportAlone(kind: 'uws' | 'ws', durationMs: number):
     await server.stop();
   }
 }
+
+/**
+ * The transport alone the way voice traffic looks: many connections, each one 20 ms frame
+ * per TCP segment at real-time pace, so per-connection and per-syscall costs show (the
+ * saturating test above hides them by packing 1024 frames per write).
+ */
+export async function runTransportPaced(kind: 'uws' | 'ws', connections: number, durationMs: number): Promise<TransportResult & { connections: number }> {
+  const server = await ServerChild.start({ mode: 'transport', transport: kind });
+  const frame = framesChunk().subarray(0, 2 + 4 + PAYLOAD_BYTES);
+  const raws: import('node:net').Socket[] = [];
+  const sockets: WebSocket[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    for (let i = 0; i < connections; i++) {
+      const ws = new WebSocket(server.url, { perMessageDeflate: false });
+      await new Promise((resolve, reject) => {
+        ws.once('open', resolve);
+        ws.once('error', reject);
+      });
+      sockets.push(ws);
+      raws.push((ws as unknown as { _socket: import('node:net').Socket })._socket);
+    }
+    timer = setInterval(() => {
+      for (const raw of raws) raw.write(frame);
+    }, 20);
+    await new Promise((r) => setTimeout(r, 500));
+    await server.stats();
+    const cpu = new CpuWindow(server.pid);
+    await new Promise((r) => setTimeout(r, durationMs));
+    const used = cpu.read();
+    const { frames } = await server.stats<TransportStats>();
+    return {
+      transport: server.transport,
+      connections,
+      framesPerS: Math.round(frames / used.seconds),
+      serverCores: round(used.server),
+      framesPerServerCoreS: Math.round(frames / used.seconds / used.server),
+      generatorCores: round(used.generator),
+    };
+  } finally {
+    clearInterval(timer);
+    for (const ws of sockets) ws.terminate();
+    await server.stop();
+  }
+}
