@@ -66,6 +66,7 @@ const OPTIONS = {
   corsOrigins: [list, [], 'origins allowed for REST CORS (* for any)'],
   allowedOrigins: [list, [], 'browser Origins allowed to open websockets besides the server\'s own page; empty = any (* = any)'],
   trustProxy: [bool, false, 'take the client address from X-Forwarded-For (only behind a reverse proxy you run)'],
+  allowUnauthenticated: [bool, false, 'allow listening beyond loopback without --api-keys (anyone who can reach the port can use the model)'],
 } as const satisfies Record<string, readonly [z.ZodType, unknown, string]>;
 
 type Options = typeof OPTIONS;
@@ -78,9 +79,16 @@ const schema = z
   .strict()
   .superRefine((c, ctx) => {
     if (Boolean(c.tlsCert) !== Boolean(c.tlsKey)) ctx.addIssue({ code: 'custom', message: '--tls-cert and --tls-key go together' });
+    if (!isLoopback(c.host) && c.apiKeys.length === 0 && !c.allowUnauthenticated)
+      ctx.addIssue({ code: 'custom', message: `listening on ${c.host} without --api-keys would let anyone on the network use the model; set --api-keys (or --allow-unauthenticated)` });
     if (c.engine === 'openai' && !(c.upstreamUrl && c.upstreamModel))
       ctx.addIssue({ code: 'custom', message: '--engine openai needs --upstream-url and --upstream-model' });
   });
+
+/** Keys are off by default only where nobody else can connect. */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
 
 const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 const envName = (name: string) => `EARSHOT_${kebab(name).replace(/-/g, '_').toUpperCase()}`;

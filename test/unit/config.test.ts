@@ -23,6 +23,9 @@ t.test('invalid configuration names the option', async (t) => {
   t.throws(() => parseConfig(['--nope']), { name: 'ConfigError', message: /--nope/ });
   t.throws(() => parseConfig(['--tls-cert', 'x.pem']), { message: /tls-key/ });
   t.throws(() => parseConfig(['--engine', 'openai']), { message: /upstream-url/ });
+  t.throws(() => parseConfig(['--host', '0.0.0.0']), { message: /--api-keys/ }, 'beyond loopback, keys are required by default');
+  t.equal(parseConfig(['--host', '0.0.0.0', '--api-keys', 'k']).host, '0.0.0.0');
+  t.equal(parseConfig(['--host', '0.0.0.0', '--allow-unauthenticated']).allowUnauthenticated, true);
 });
 
 t.test('the CLI exits 2 with a clear message on bad config, and --help lists options', async (t) => {
