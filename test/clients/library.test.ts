@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { EarshotClient, EarshotServerError, fileSource, settle, streamAudio, type Turn } from '../../clients/node/index.js';
 import { echoReply } from '../../server/engines/echo/engine.js';
 import { speechFixture } from '../fixtures/speech.js';
-import { startTestServer } from '../helpers/server.js';
+import { freePort, startTestServer, TRANSPORTS } from '../helpers/server.js';
 
 async function nextTurn(turns: AsyncIterator<Turn>): Promise<Turn> {
   const next = await turns.next();
@@ -85,31 +85,33 @@ t.test('a cancelled turn is reported as cancelled, with what streamed before it'
   t.equal((await next.done).finish, 'stop');
 });
 
-t.test('reconnects with backoff after the server restarts on the same port', async (t) => {
-  // The ws transport: uWS cannot listen again on a port whose closed connections are still
-  // in TIME_WAIT (no SO_REUSEADDR), so a same-port restart would fail for a minute.
-  let server = await startTestServer({ transport: 'ws' });
-  const port = server.port;
-  t.teardown(() => server.close(0));
-  const client = new EarshotClient({ url: `${server.wsUrl}/v1/stream`, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
-  const first = await client.connect();
-  t.teardown(() => client.close());
-  const states: string[] = [];
-  client.on('state', (s) => states.push(s));
-  const turns = client.turns();
+for (const transport of TRANSPORTS) {
+  t.test(`reconnects with backoff after the server restarts on the same port (${transport})`, async (t) => {
+    // A fixed port: uSockets sets SO_REUSEADDR only when asked for a port, and without it the
+    // closed connections' TIME_WAIT would block listening there again for a minute.
+    const port = await freePort();
+    let server = await startTestServer({ transport, port });
+    t.teardown(() => server.close(0));
+    const client = new EarshotClient({ url: `${server.wsUrl}/v1/stream`, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
+    const first = await client.connect();
+    t.teardown(() => client.close());
+    const states: string[] = [];
+    client.on('state', (s) => states.push(s));
+    const turns = client.turns();
 
-  let attempts = 0;
-  const readyAgain = new Promise<string>((resolve) => client.on('ready', (m) => resolve(m.sessionId)));
-  const retrying = new Promise<void>((resolve) => client.on('reconnecting', () => ++attempts === 2 && resolve()));
-  await server.close(0);
-  await retrying; // the server is down: at least one attempt has failed
-  server = await startTestServer({ transport: 'ws', port });
-  const second = await readyAgain;
-  t.not(second, first.sessionId, 'a new session');
-  t.same(states.slice(0, 1), ['reconnecting']);
-  t.equal(client.state, 'open');
+    let attempts = 0;
+    const readyAgain = new Promise<string>((resolve) => client.on('ready', (m) => resolve(m.sessionId)));
+    const retrying = new Promise<void>((resolve) => client.on('reconnecting', () => ++attempts === 2 && resolve()));
+    await server.close(0);
+    await retrying; // the server is down: at least one attempt has failed
+    server = await startTestServer({ transport, port });
+    const second = await readyAgain;
+    t.not(second, first.sessionId, 'a new session');
+    t.same(states.slice(0, 1), ['reconnecting']);
+    t.equal(client.state, 'open');
 
-  client.text('are you back?');
-  const turn = await nextTurn(turns);
-  t.equal((await turn.done).finish, 'stop', 'the same turns() iterator sees turns of the new session');
+    client.text('are you back?');
+    const turn = await nextTurn(turns);
+    t.equal((await turn.done).finish, 'stop', 'the same turns() iterator sees turns of the new session');
 });
+}

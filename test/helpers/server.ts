@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 import { startServer, type RunningServer, type StartOptions } from '../../server/app.js';
 import type { Config } from '../../server/config.js';
 import { createLogger } from '../../server/observability/log.js';
@@ -20,4 +21,16 @@ export async function metricValue(server: RunningServer, name: string): Promise<
     if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return sum;
+}
+
+/** A port that was free a moment ago, for tests that must restart a server on the same port. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
 }
