@@ -18,7 +18,7 @@ import { voiceOf } from './load.js';
 import { runRest, restAvailable, type RestResult } from './rest.js';
 import { SIM_MODEL } from './sim-engine.js';
 import { round } from './stats.js';
-import { runTransportAlone, type TransportResult } from './transport.js';
+import { runTransportAlone, runTransportPaced, type TransportResult } from './transport.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -28,13 +28,15 @@ const only = new Set(onlyArg >= 0 ? args[onlyArg + 1]!.split(',') : ['a', 'b', '
 const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
 
 const MODE = quick
-  ? { steps: [10, 100, 300, 400], warmupMs: 600, windowMs: 2000, wsSteps: [300], transportMs: 1000, batchMs: 2000, batchWarmupMs: 500, restMs: 1000, floorMs: 300 }
+  ? { steps: [10, 100, 300, 400], warmupMs: 600, windowMs: 2000, wsSteps: [300], transportMs: 1000, pacedConnections: 1000, pacedMs: 2000, batchMs: 2000, batchWarmupMs: 500, restMs: 1000, floorMs: 300 }
   : {
       steps: [10, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000],
       warmupMs: 1000,
       windowMs: 6000,
       wsSteps: [100, 200, 300, 400, 500, 600, 700, 800],
       transportMs: 4000,
+      pacedConnections: 2000,
+      pacedMs: 5000,
       batchMs: 6000,
       batchWarmupMs: 1000,
       restMs: 5000,
@@ -52,6 +54,7 @@ interface Results {
   floor?: FloorResult;
   capacity?: { uws: RampResult; ws?: RampResult; noGather?: RampResult; cpuPerStreamRatio?: number };
   transportAlone?: { uws: TransportResult; ws: TransportResult; ratio: number };
+  transportPaced?: { connections: number; uws: TransportResult; ws: TransportResult; ratio: number };
   pipelineRatio?: { sessions: number; uwsFramesPerCoreS: number; wsFramesPerCoreS: number; ratio: number };
   batching?: { model: typeof SIM_MODEL; users: number; runs: BatchingResult[] };
   rest?: RestResult[] | { skipped: string };
@@ -101,6 +104,11 @@ async function main(): Promise<void> {
     const ws = await runTransportAlone('ws', MODE.transportMs);
     results.transportAlone = { uws, ws, ratio: round(uws.framesPerServerCoreS / ws.framesPerServerCoreS) };
     for (const r of [uws, ws]) log(`  ${r.transport}: ${r.framesPerS} frames/s on ${r.serverCores} cores = ${r.framesPerServerCoreS} frames per core-second`);
+    log(`(c) transport alone, paced: ${MODE.pacedConnections} connections, one frame per segment every 20 ms`);
+    const pacedUws = await runTransportPaced('uws', MODE.pacedConnections, MODE.pacedMs);
+    const pacedWs = await runTransportPaced('ws', MODE.pacedConnections, MODE.pacedMs);
+    results.transportPaced = { connections: MODE.pacedConnections, uws: pacedUws, ws: pacedWs, ratio: round(pacedUws.framesPerServerCoreS / pacedWs.framesPerServerCoreS) };
+    for (const r of [pacedUws, pacedWs]) log(`  ${r.transport}: ${r.framesPerS} frames/s on ${r.serverCores} cores = ${r.framesPerServerCoreS} frames per core-second`);
   }
 
   if (only.has('d')) {
@@ -165,6 +173,12 @@ function table(r: Results): string {
     ]);
   if (r.transportAlone)
     rows.push(['(c) transport alone uWS / ws', `${r.transportAlone.ratio}× (${r.transportAlone.uws.framesPerServerCoreS} vs ${r.transportAlone.ws.framesPerServerCoreS} frames per core-second)`, '≥ 3×']);
+  if (r.transportPaced)
+    rows.push([
+      `(c) transport alone, paced, ${r.transportPaced.connections} connections`,
+      `${r.transportPaced.ratio}× (${r.transportPaced.uws.framesPerServerCoreS} vs ${r.transportPaced.ws.framesPerServerCoreS} frames per core-second)`,
+      '≥ 3×',
+    ]);
   if (r.batching) {
     const one = r.batching.runs[0]!;
     for (const b of r.batching.runs)
