@@ -1,5 +1,6 @@
 /** Wires the rooms together: one pipeline (engine → scheduler) behind every front door and transport. */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { AudioThreadPool } from './audio/offload/pool.js';
 import { EarshotError } from '../protocol/errors.js';
 import { defaultConfig, type Config } from './config.js';
 import type { ServerContext } from './context.js';
@@ -61,10 +62,12 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
   );
   let draining = false;
   let transport: Transport | undefined;
+  const audioThreads = config.audioThreads > 0 ? AudioThreadPool.start(config.audioThreads, logger) : undefined;
   const ctx: ServerContext = {
     config,
     engine,
     scheduler,
+    audioThreads,
     metrics,
     logger,
     transportName: () => transport?.name ?? 'none',
@@ -101,7 +104,7 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
   const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `${scheme}://${hostForUrl}:${port}`;
   const model = engine.models()[0]!;
-  logger.info({ url, transport: transport.name, engine: engine.name, model: model.id, testEngine: model.testEngine }, `earshot listening on ${url}`);
+  logger.info({ url, transport: transport.name, engine: engine.name, model: model.id, testEngine: model.testEngine, audioThreads: config.audioThreads }, `earshot listening on ${url}`);
   const running = transport;
   return {
     url,
@@ -119,6 +122,7 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
       await guard.closeAll(new EarshotError('shutting_down', 'server is shutting down', { fatal: true }), Math.min(2_000, Math.max(100, until - Date.now())));
       guard.stop();
       await running.close();
+      await audioThreads?.close();
       await engine.close();
       logger.info('earshot stopped');
     },

@@ -45,6 +45,7 @@ const OPTIONS = {
   vadSilenceMs: [positiveInt, 500, 'silence that ends an utterance'],
   vadMinSpeechMs: [ms, 200, 'shorter speech bursts are dropped'],
   maxUtteranceMs: [positiveInt, 30_000, 'an utterance is cut into a turn after this long'],
+  audioThreads: [z.coerce.number().int().min(0).max(64), 0, 'worker threads that decode and segment /v1/stream audio (0 = on the event loop; see bench/RESULTS.md)'],
   bargeIn: [bool, true, 'speech while a reply streams cancels it'],
 
   maxMessageBytes: [positiveInt, 1 << 20, 'largest websocket message accepted (bigger: error + close 1009)'],

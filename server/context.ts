@@ -1,3 +1,4 @@
+import type { AudioThreadPool } from './audio/offload/pool.js';
 import type { Config } from './config.js';
 import type { Engine, ModelInfo } from './engines/types.js';
 import type { Logger } from './observability/log.js';
@@ -10,6 +11,8 @@ export interface ServerContext {
   config: Config;
   engine: Engine;
   scheduler: Scheduler;
+  /** Present when --audio-threads > 0: native sessions decode and segment there. */
+  audioThreads: AudioThreadPool | undefined;
   metrics: Metrics;
   logger: Logger;
   transportName: () => string;

@@ -116,18 +116,21 @@ class NativeConnection implements SocketHandler, Expirable {
     const defaults = this.ctx.sessionDefaults();
     const vad = hello.vad ?? {};
     const maxUtteranceMs = Math.min(vad.maxUtteranceMs ?? config.maxUtteranceMs, config.maxUtteranceMs);
-    const decoder = await createDecoder({ codec: hello.codec, sampleRate: hello.sampleRate, channels: hello.channels ?? 1 });
-    const segmenter =
-      vad.enabled === false
-        ? undefined
-        : await createSegmenter(vad.aggressiveness ?? config.vadAggressiveness, {
-            prefixPaddingMs: vad.prefixPaddingMs ?? config.vadPrefixPaddingMs,
-            silenceMs: vad.silenceMs ?? config.vadSilenceMs,
-            minSpeechMs: vad.minSpeechMs ?? config.vadMinSpeechMs,
-            maxUtteranceMs,
-          });
+    const audio = { codec: hello.codec, sampleRate: hello.sampleRate, channels: hello.channels ?? 1 } as const;
+    const segmenterSettings = {
+      prefixPaddingMs: vad.prefixPaddingMs ?? config.vadPrefixPaddingMs,
+      silenceMs: vad.silenceMs ?? config.vadSilenceMs,
+      minSpeechMs: vad.minSpeechMs ?? config.vadMinSpeechMs,
+      maxUtteranceMs,
+    };
+    const aggressiveness = vad.aggressiveness ?? config.vadAggressiveness;
+    // Manual-turn sessions buffer in the Session itself, so only VAD sessions go to audio threads.
+    const threads = vad.enabled === false ? undefined : this.ctx.audioThreads;
+    // The decoder is built here even for audio threads: building it is what validates the codec and rate.
+    const decoder = await createDecoder(audio);
+    const segmenter = vad.enabled === false || threads ? undefined : await createSegmenter(aggressiveness, segmenterSettings);
+    if (this.closed || threads) decoder.close();
     if (this.closed) {
-      decoder.close();
       segmenter?.close();
       return;
     }
@@ -143,7 +146,11 @@ class NativeConnection implements SocketHandler, Expirable {
       },
       this.events(),
     );
-    session.setAudioInput(decoder, segmenter);
+    if (threads)
+      session.setOffloadedAudio(
+        threads.attach({ audio, aggressiveness, segmenter: segmenterSettings }, { segment: (event) => session.handleSegment(event), error: (err) => this.fail(err) }),
+      );
+    else session.setAudioInput(decoder, segmenter);
     this.session = session;
     this.starting = false;
     this.ctx.metrics.sessions.inc({ door: 'native' });

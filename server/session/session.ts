@@ -12,6 +12,7 @@
 import { EarshotError } from '../../protocol/errors.js';
 import type { FinishReason, Usage } from '../../protocol/native.js';
 import type { Decoder } from '../audio/decoder.js';
+import type { OffloadedAudio } from '../audio/offload/pool.js';
 import { SAMPLE_RATE, type Message, type Part, type Pcm16k, type TurnParams, type TurnRequest } from '../engines/types.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -94,6 +95,7 @@ export class Session {
   private readonly deps: SessionDeps;
   private readonly events: SessionEvents;
   private decoder: Decoder | undefined;
+  private offloaded: OffloadedAudio | undefined;
   private segmenter: Segmenter | undefined;
   private readonly segmentEvents: SegmentEvent[] = [];
   /** Audio gathered without VAD (manual turns), committed as one utterance. */
@@ -121,6 +123,11 @@ export class Session {
     this.segmenter = segmenter;
   }
 
+  /** Audio decoded and segmented on an audio thread; its events come back through handleSegment. */
+  setOffloadedAudio(input: OffloadedAudio): void {
+    this.offloaded = input;
+  }
+
   get turnRunning(): boolean {
     return this.running !== undefined;
   }
@@ -131,8 +138,12 @@ export class Session {
 
   /** Decodes one packet of the session's codec; throws EarshotError('bad_audio') for bad packets. */
   pushAudio(packet: Uint8Array): void {
-    if (!this.decoder) throw new EarshotError('protocol_order', 'no audio input configured for this session');
     this.deps.metrics.frames.inc();
+    if (this.offloaded) {
+      this.offloaded.push(packet);
+      return;
+    }
+    if (!this.decoder) throw new EarshotError('protocol_order', 'no audio input configured for this session');
     this.pushSamples(this.decoder.decode(packet));
   }
 
@@ -148,16 +159,21 @@ export class Session {
     const events = this.segmentEvents;
     events.length = 0;
     this.segmenter.push(samples, events);
-    for (const event of events) this.onSegment(event);
+    for (const event of events) this.handleSegment(event);
   }
 
   /** Ends the current utterance now: with VAD, what was heard so far; without, the whole buffer. Returns false if there was nothing. */
   commit(): boolean {
+    if (this.offloaded) {
+      // Ordered after the packets already queued; the utterance arrives through handleSegment.
+      this.offloaded.flush();
+      return true;
+    }
     if (this.segmenter) {
       const events = this.segmentEvents;
       events.length = 0;
       this.segmenter.flush(events);
-      for (const event of events) this.onSegment(event);
+      for (const event of events) this.handleSegment(event);
       return events.length > 0;
     }
     if (this.manualSamples === 0) return false;
@@ -225,11 +241,13 @@ export class Session {
     this.closed = true;
     this.pending.length = 0;
     this.cancel();
+    this.offloaded?.close();
     this.decoder?.close();
     this.segmenter?.close();
   }
 
-  private onSegment(event: SegmentEvent): void {
+  handleSegment(event: SegmentEvent): void {
+    if (this.closed) return;
     if (event.type === 'speech_started') {
       this.events.speechStarted(event.atMs);
       if (this.settings.bargeIn && this.running) {

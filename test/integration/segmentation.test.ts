@@ -3,27 +3,11 @@
  * packets and as 24 kHz PCM16, on both transports: one turn per sentence, boundaries
  * within 150 ms of the fixture's ground truth, the echo engine heard exactly the utterance.
  */
-import t, { type Test } from 'tap';
-import { speechFixture, type SpeechFixture } from '../fixtures/speech.js';
+import t from 'tap';
+import { speechFixture } from '../fixtures/speech.js';
 import { pcmPackets, TestClient, type TurnRecord } from '../helpers/native-client.js';
+import { checkTurns, NO_BARGE_IN, QUEUED_TURNS } from '../helpers/turn-checks.js';
 import { startTestServer, TRANSPORTS } from '../helpers/server.js';
-
-const TOLERANCE_MS = 150;
-/** Streaming faster than real time ends an utterance before the previous reply is done, so turns queue instead of barging in. */
-const QUEUED_TURNS = { coalesce: false } as const;
-const NO_BARGE_IN = { bargeIn: false };
-
-function checkTurns(t: Test, turns: TurnRecord[], fixture: SpeechFixture, label: string): void {
-  t.equal(turns.length, fixture.truth.length, `${label}: one turn per sentence`);
-  fixture.truth.forEach((truth, i) => {
-    const turn = turns[i];
-    if (!turn) return;
-    t.ok(Math.abs(turn.startMs! - truth.startMs) <= TOLERANCE_MS, `${label} #${i}: start ${turn.startMs} vs truth ${truth.startMs}`);
-    t.ok(Math.abs(turn.endMs! - truth.endMs) <= TOLERANCE_MS, `${label} #${i}: end ${turn.endMs} vs truth ${truth.endMs}`);
-    t.equal(turn.finish, 'stop', `${label} #${i}: reply finished`);
-    t.match(turn.text, new RegExp(`turn ${i + 1}: heard ${turn.audioMs} ms of audio`), `${label} #${i}: engine heard this utterance`);
-  });
-}
 
 for (const transport of TRANSPORTS) {
   t.test(`segmentation over ${transport}`, async (t) => {

@@ -1,0 +1,134 @@
+/**
+ * Audio threads: Opus/PCM decoding and VAD for native sessions run on worker threads, so the
+ * event-loop thread only moves bytes (bench/RESULTS.md: decode + VAD is most of a frame's
+ * cost, and one thread saturates one core). Each stream is pinned to the thread with the
+ * fewest streams; packets and control records travel through that thread's shared ring in
+ * order; VAD events come back by postMessage.
+ */
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { EarshotError } from '../../../protocol/errors.js';
+import type { Logger } from '../../observability/log.js';
+import type { SegmentEvent } from '../../vad/segmenter.js';
+import type { StreamSpec, ThreadEvent } from './messages.js';
+import { createRing, RECORD_CONTROL_CLOSE, RECORD_CONTROL_FLUSH, RECORD_CONTROL_OPEN, RingWriter } from './ring.js';
+
+/** About 4 s of 20 ms Opus frames for 250 streams: a thread that falls that far behind sheds load. */
+const RING_BYTES = 4 << 20;
+const EMPTY = new Uint8Array(0);
+const THREAD_FILE = new URL(`./thread${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+/** Loader hooks are per thread: run from TypeScript sources, a thread registers tsx before loading its module. */
+const THREAD_BOOT = THREAD_FILE.pathname.endsWith('.ts')
+  ? { code: `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(THREAD_FILE.href)}); })`, eval: true }
+  : undefined;
+
+export interface StreamHandlers {
+  segment(event: SegmentEvent): void;
+  /** Bad packets (non-fatal) and a failed thread (fatal). */
+  error(error: EarshotError): void;
+}
+
+interface Thread {
+  worker: Worker;
+  writer: RingWriter;
+  streams: Map<number, StreamHandlers>;
+  stopping: boolean;
+}
+
+/** A stream's handle in the event-loop thread; its methods only queue bytes. */
+export class OffloadedAudio {
+  private closed = false;
+
+  constructor(
+    private readonly pool: AudioThreadPool,
+    private readonly thread: Thread,
+    readonly id: number,
+  ) {}
+
+  push(packet: Uint8Array): void {
+    if (this.closed) return;
+    if (!this.thread.writer.write(this.id, packet.length, packet))
+      throw new EarshotError('busy', 'audio processing is behind; this packet was dropped', { retryAfterMs: 100 });
+  }
+
+  flush(): void {
+    if (!this.closed) this.pool.control(this.thread, this.id, RECORD_CONTROL_FLUSH, EMPTY);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.thread.streams.delete(this.id);
+    this.pool.control(this.thread, this.id, RECORD_CONTROL_CLOSE, EMPTY);
+  }
+}
+
+export class AudioThreadPool {
+  private readonly threads: Thread[] = [];
+  private readonly logger: Logger;
+  private nextStream = 1;
+  private closing = false;
+
+  private constructor(count: number, logger: Logger) {
+    this.logger = logger.child({ room: 'audio-threads' });
+    for (let i = 0; i < count; i++) this.threads.push(this.spawn());
+  }
+
+  static start(count: number, logger: Logger): AudioThreadPool {
+    return new AudioThreadPool(count, logger);
+  }
+
+  get size(): number {
+    return this.threads.length;
+  }
+
+  attach(spec: StreamSpec, handlers: StreamHandlers): OffloadedAudio {
+    const thread = this.threads.reduce((a, b) => (b.streams.size < a.streams.size ? b : a));
+    const id = this.nextStream++ & 0x7fff_ffff;
+    thread.streams.set(id, handlers);
+    this.control(thread, id, RECORD_CONTROL_OPEN, new TextEncoder().encode(JSON.stringify(spec)));
+    return new OffloadedAudio(this, thread, id);
+  }
+
+  /** Control records wait for room: they are rare and must not be lost. */
+  control(thread: Thread, id: number, kind: number, payload: Uint8Array): void {
+    if (thread.writer.write(id, kind, payload)) return;
+    setTimeout(() => this.control(thread, id, kind, payload), 5).unref();
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all(this.threads.map((t) => ((t.stopping = true), t.worker.terminate())));
+  }
+
+  private spawn(): Thread {
+    const ring = createRing(RING_BYTES);
+    const worker = THREAD_BOOT ? new Worker(THREAD_BOOT.code, { eval: true, workerData: ring }) : new Worker(THREAD_FILE, { workerData: ring });
+    const thread: Thread = { worker, writer: new RingWriter(ring), streams: new Map(), stopping: false };
+    worker.on('message', (event: ThreadEvent) => this.deliver(thread, event));
+    worker.on('error', (err) => this.logger.error({ err }, 'audio thread failed'));
+    worker.on('exit', (code) => this.replace(thread, code));
+    worker.unref();
+    return thread;
+  }
+
+  private deliver(thread: Thread, event: ThreadEvent): void {
+    const handlers = thread.streams.get(event.stream);
+    if (!handlers) return;
+    if (event.type === 'error') handlers.error(new EarshotError(event.code as EarshotError['code'], event.message));
+    else if (event.type === 'speech_started') handlers.segment({ type: 'speech_started', atMs: event.atMs });
+    else handlers.segment({ type: 'speech_stopped', atMs: event.atMs, startMs: event.startMs, endMs: event.endMs, reason: event.reason, audio: event.audio });
+  }
+
+  /** A dead thread's streams end (their state is gone); a fresh thread takes its place. */
+  private replace(thread: Thread, code: number): void {
+    if (thread.stopping || this.closing) return;
+    this.logger.error({ code, streams: thread.streams.size }, 'audio thread exited; replacing it');
+    const lost = new EarshotError('engine_unavailable', 'audio processing failed for this session; reconnect', { fatal: true });
+    for (const handlers of thread.streams.values()) handlers.error(lost);
+    thread.streams.clear();
+    const index = this.threads.indexOf(thread);
+    if (index >= 0) this.threads[index] = this.spawn();
+  }
+}

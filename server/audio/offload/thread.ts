@@ -1,0 +1,95 @@
+/**
+ * An audio thread: decodes and segments the streams pinned to it, reading packets from its
+ * ring in order and posting back only VAD events. Runs the same Decoder and VadSegmenter as
+ * the event-loop path, so segmentation is identical.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { EarshotError } from '../../../protocol/errors.js';
+import { createDecoder, createSegmenter } from '../../session/audio-input.js';
+import type { SegmentEvent, VadSegmenter } from '../../vad/segmenter.js';
+import type { Decoder } from '../decoder.js';
+import type { StreamSpec, ThreadEvent } from './messages.js';
+import { RECORD_CONTROL_CLOSE, RECORD_CONTROL_FLUSH, RECORD_CONTROL_OPEN, RingReader, type RingBuffers } from './ring.js';
+
+interface Stream {
+  decoder: Decoder;
+  segmenter: VadSegmenter;
+}
+
+const reader = new RingReader(workerData as RingBuffers);
+const streams = new Map<number, Stream>();
+const events: SegmentEvent[] = [];
+const text = new TextDecoder();
+
+function post(event: ThreadEvent): void {
+  if (event.type === 'speech_stopped') parentPort!.postMessage(event, [event.audio.buffer as ArrayBuffer]);
+  else parentPort!.postMessage(event);
+}
+
+function emit(stream: number): void {
+  for (const event of events) {
+    if (event.type === 'speech_started') post({ stream, type: 'speech_started', atMs: event.atMs });
+    else post({ stream, type: 'speech_stopped', atMs: event.atMs, startMs: event.startMs, endMs: event.endMs, reason: event.reason, audio: event.audio });
+  }
+  events.length = 0;
+}
+
+async function open(id: number, spec: StreamSpec): Promise<void> {
+  try {
+    const decoder = await createDecoder(spec.audio);
+    streams.set(id, { decoder, segmenter: await createSegmenter(spec.aggressiveness, spec.segmenter) });
+  } catch (err) {
+    const error = EarshotError.from(err);
+    post({ stream: id, type: 'error', code: error.code, message: error.message });
+  }
+}
+
+function audio(id: number, packet: Uint8Array): void {
+  const stream = streams.get(id);
+  if (!stream) return;
+  try {
+    stream.segmenter.push(stream.decoder.decode(packet), events);
+  } catch (err) {
+    events.length = 0;
+    const error = EarshotError.from(err);
+    post({ stream: id, type: 'error', code: error.code, message: error.message });
+    return;
+  }
+  if (events.length > 0) emit(id);
+}
+
+function control(id: number, kind: number, payload: Uint8Array): StreamSpec | undefined {
+  const stream = streams.get(id);
+  if (kind === RECORD_CONTROL_OPEN) return JSON.parse(text.decode(payload)) as StreamSpec;
+  if (!stream) return undefined;
+  if (kind === RECORD_CONTROL_FLUSH) {
+    stream.segmenter.flush(events);
+    emit(id);
+  } else if (kind === RECORD_CONTROL_CLOSE) {
+    stream.decoder.close();
+    stream.segmenter.close();
+    streams.delete(id);
+  }
+  return undefined;
+}
+
+// Atomics.waitAsync holds no handle on the event loop; this timer keeps the thread alive between frames.
+setInterval(() => undefined, 1 << 30);
+
+for (;;) {
+  const record = reader.next();
+  if (!record) {
+    await reader.waitForData(1000);
+    continue;
+  }
+  const { stream, kind, payload } = record;
+  if (kind >= 0) {
+    audio(stream, payload);
+    reader.release();
+    continue;
+  }
+  const spec = control(stream, kind, payload);
+  reader.release();
+  // Opening awaits the decoder's WASM; later records for this thread wait behind it, in order.
+  if (spec) await open(stream, spec);
+}
