@@ -48,16 +48,18 @@ t.test('three concurrent speech sessions through the mlx worker pool', async (t)
 });
 
 t.test('the decode batches the worker runs follow the scheduler and worker settings', async (t) => {
-  const { mkdtempSync, readFileSync } = await import('node:fs');
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
-  const log = join(mkdtempSync(join(tmpdir(), 'earshot-standin-')), 'steps.jsonl');
+  const logDir = mkdtempSync(join(tmpdir(), 'earshot-standin-'));
+  const log = join(logDir, 'steps.jsonl');
   process.env.PYTHONPATH = STANDIN;
   process.env.STANDIN_LOG = log;
   process.env.STANDIN_TOKEN_DELAY_MS = '20';
   t.teardown(() => {
     delete process.env.STANDIN_LOG;
     delete process.env.STANDIN_TOKEN_DELAY_MS;
+    rmSync(logDir, { recursive: true, force: true });
   });
   const server = await startTestServer({ engine: 'mlx', python: PYTHON, mlxWorkers: 1, mlxMaxBatch: 4, maxBatch: 4 });
   t.teardown(() => server.close(1000));

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -7,6 +7,7 @@ import { parseConfig } from '../../server/config.js';
 
 t.test('flags beat env beat file beat defaults', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'earshot-config-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'c.json');
   writeFileSync(file, JSON.stringify({ port: 7000, maxBatch: 3, transport: 'ws' }));
   const config = parseConfig(['--config', file, '--port', '9000'], { EARSHOT_MAX_BATCH: '5', EARSHOT_API_KEYS: 'a, b' });
