@@ -1,9 +1,10 @@
 /**
  * The lean load generator: real-time Opus sessions on `ws` directly. The EarshotClient is the
- * library users get; a load of hundreds of sessions per core needs less: every frame is
- * pre-encoded once (tag byte + Opus packet) and shared by all sessions, one timer drives every
- * session, send times go into a preallocated ring, and the client masks with a zero key, which
- * `ws` then skips (no copy of the frame per send).
+ * library users get; a load of hundreds of sessions per core needs less: every WebSocket frame
+ * (header, zero mask key as RFC 6455 allows, tag byte, Opus packet) is built once and shared by
+ * all sessions, and written straight to the session's TCP socket after the `ws` handshake and
+ * hello (ws's sender would build a header and a writev per frame); one timer drives every
+ * session, and send times go into a preallocated ring.
  *
  * Frame-to-VAD lag: the server's `vad {state: 'silence', atMs}` is decided by the frame that
  * ends at stream time atMs (the segmenter's silenceMs-th unvoiced frame, or the frame that
@@ -11,6 +12,7 @@
  * is received minus the time that packet was sent: network both ways, queueing behind other
  * sessions' frames, decode, VAD and the reply, as the client sees it.
  */
+import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 import { decodeServerMessage, encodeClientMessage, encodeRawAudio } from '../protocol/codec.js';
 import type { ServerMessage } from '../protocol/native.js';
@@ -21,15 +23,25 @@ const FRAME_MS = 20;
 const RING = 512;
 const RING_MASK = RING - 1;
 const TICK_MS = 2;
-const zeroMask = () => {};
 
 export interface Voice {
-  /** Raw audio frames ready for the wire, one per 20 ms Opus packet. */
+  /** Client WebSocket frames carrying raw audio messages, one per 20 ms Opus packet. */
   frames: Uint8Array[];
 }
 
+/** A masked binary WebSocket frame whose mask key is zero, so the payload goes as it is. */
+function wsFrame(payload: Uint8Array): Uint8Array {
+  const extended = payload.length > 125;
+  if (payload.length > 0xffff) throw new Error('frame too long for the load generator');
+  const header = extended ? [0x82, 0x80 | 126, payload.length >> 8, payload.length & 0xff] : [0x82, 0x80 | payload.length];
+  const frame = new Uint8Array(header.length + 4 + payload.length);
+  frame.set(header);
+  frame.set(payload, header.length + 4);
+  return frame;
+}
+
 export function voiceOf(opusPackets: Uint8Array[]): Voice {
-  return { frames: opusPackets.map((p) => encodeRawAudio(p).slice()) };
+  return { frames: opusPackets.map((p) => wsFrame(encodeRawAudio(p))) };
 }
 
 const epochNow = () => performance.timeOrigin + performance.now();
@@ -40,6 +52,7 @@ export interface HelloVad {
 
 class LoadSession {
   readonly socket: WebSocket;
+  private readonly tcp: Socket;
   private readonly fleet: Fleet;
   private readonly frames: Uint8Array[];
   private readonly offset: number;
@@ -55,6 +68,7 @@ class LoadSession {
 
   constructor(socket: WebSocket, fleet: Fleet, voice: Voice, offset: number) {
     this.socket = socket;
+    this.tcp = (socket as unknown as { _socket: Socket })._socket;
     this.fleet = fleet;
     this.frames = voice.frames;
     this.offset = offset;
@@ -73,7 +87,7 @@ class LoadSession {
   /** Sends every frame that is due; real-time pace from a fixed start, so no drift. */
   tick(now: number): void {
     while (this.startAt + this.sent * FRAME_MS <= now) {
-      this.socket.send(this.frames[(this.offset + this.sent) % this.frames.length]!);
+      this.tcp.write(this.frames[(this.offset + this.sent) % this.frames.length]!);
       this.sendTimes[this.sent & RING_MASK] = performance.now();
       this.sent++;
       this.fleet.framesSent++;
@@ -160,7 +174,7 @@ export class Fleet {
   }
 
   private async connect(url: string, hello: Uint8Array, voice: Voice, offset: number): Promise<LoadSession> {
-    const socket = new WebSocket(url, { perMessageDeflate: false, generateMask: zeroMask, skipUTF8Validation: true });
+    const socket = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true });
     await new Promise<void>((resolve, reject) => {
       socket.once('open', resolve);
       socket.once('error', reject);
