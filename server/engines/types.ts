@@ -33,6 +33,8 @@ export interface TurnRequest {
   signal: AbortSignal;
   /** performance.now() when the turn became ready (end of speech, request arrival): latency is measured from here. */
   readyAt: number;
+  /** User messages the session's history cap dropped from `messages` (absent: none); with those in `messages` they number the turn. */
+  droppedUserTurns?: number;
 }
 
 export type TurnEvent =

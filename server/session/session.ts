@@ -106,6 +106,8 @@ export class Session {
   private running: RunningTurn | undefined;
   private turnCounter = 0;
   private itemCounter = 0;
+  /** User items the history cap dropped: the echo test engine numbers turns with them. */
+  private droppedUserTurns = 0;
   private closed = false;
 
   constructor(id: string, deps: SessionDeps, settings: SessionSettings, events: SessionEvents) {
@@ -193,11 +195,23 @@ export class Session {
     this.manualSamples = 0;
   }
 
-  /** A typed user turn. */
+  /**
+   * A typed user turn. Utterances still waiting behind the running turn were spoken before
+   * the text, so they join this turn's user message ahead of it: one turn answers both, and
+   * cancelling the running turn does not start a second one behind this.
+   */
   addText(text: string): void {
+    const waiting = this.pending.splice(0);
     this.cancel();
-    const item = this.addItem('user', [{ type: 'text', text }]);
-    if (this.settings.autoRespond) this.startTurn({ turnId: this.nextTurnId(), source: 'text', audioMs: 0, text, itemId: item.id });
+    const parts: Part[] = [{ type: 'text', text }];
+    let audioMs = 0;
+    if (waiting.length > 0) {
+      const audio = joinWithGaps(waiting.map((u) => u.audio));
+      parts.unshift({ type: 'audio', samples: audio });
+      audioMs = Math.round((audio.length * 1000) / SAMPLE_RATE);
+    }
+    const item = this.addItem('user', parts);
+    if (this.settings.autoRespond) this.startTurn({ turnId: this.nextTurnId(), source: 'text', audioMs, text, itemId: item.id });
   }
 
   /** Adds an item without starting a turn (Realtime conversation.item.create). */
@@ -299,6 +313,7 @@ export class Session {
       params: { ...this.settings.params, ...params },
       signal: controller.signal,
       readyAt: performance.now(),
+      droppedUserTurns: this.droppedUserTurns,
     };
     this.running = running;
     this.events.turnStarted(info);
@@ -345,7 +360,9 @@ export class Session {
     const { maxHistoryTurns, maxHistoryAudioMs } = this.settings;
     let audioMs = this.history.reduce((ms, item) => ms + audioMsOf(item.parts), 0);
     while (this.history.length > 1 && (this.history.length > maxHistoryTurns || audioMs > maxHistoryAudioMs)) {
-      audioMs -= audioMsOf(this.history.shift()!.parts);
+      const dropped = this.history.shift()!;
+      audioMs -= audioMsOf(dropped.parts);
+      if (dropped.role === 'user') this.droppedUserTurns++;
     }
   }
 }

@@ -1,10 +1,10 @@
-/** Barge-in, cancel and disconnect all abort the same way, and leave nothing behind. */
+/** Barge-in, cancel and disconnect all abort the same way, and leave nothing behind, on both transports. */
 import t from 'tap';
 import { EchoEngine } from '../../server/engines/echo/engine.js';
 import type { Engine, TurnEvent, TurnRequest } from '../../server/engines/types.js';
 import { speechFixture } from '../fixtures/speech.js';
 import { TestClient } from '../helpers/native-client.js';
-import { metricValue, startTestServer } from '../helpers/server.js';
+import { metricValue, startTestServer, TRANSPORTS } from '../helpers/server.js';
 
 /** The echo engine, recording which turns it saw aborted. */
 class WatchedEngine extends EchoEngine {
@@ -23,93 +23,131 @@ function slowEngine(): WatchedEngine {
   return new WatchedEngine({ tokenDelayMs: 400, capacity: 8 });
 }
 
-t.test('barge-in: speech during a slow reply cancels it; the new utterance is the next turn', async (t) => {
-  const engine = slowEngine();
-  const server = await startTestServer({}, { engine: engine as Engine });
-  t.teardown(() => server.close(0));
-  const fixture = await speechFixture(4);
-  const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
-  await client.hello({ codec: 'opus', sampleRate: 16000 });
-  // 4x real time: each reply reaches the engine before the next sentence starts.
-  await client.stream(fixture.opusPackets, 20, 4);
-  const turns = await client.waitForTurnsDone(fixture.truth.length);
-  t.equal(turns.length, fixture.truth.length, 'one turn per sentence');
-  t.same(
-    turns.map((turn) => turn.finish),
-    [...Array(fixture.truth.length - 1).fill('cancelled'), 'stop'],
-    'every reply but the last was interrupted by the next sentence',
-  );
-  const last = turns[turns.length - 1]!;
-  t.match(last.text, new RegExp(`turn ${fixture.truth.length}: heard ${last.audioMs} ms`), 'the new utterance became the next turn');
-  t.same(engine.aborted, engine.started.slice(0, -1), 'the engine saw each interrupted turn aborted');
-  client.close();
-});
+for (const transport of TRANSPORTS) {
+  t.test(`${transport}: barge-in: speech during a slow reply cancels it; the new utterance is the next turn`, async (t) => {
+    const engine = slowEngine();
+    const server = await startTestServer({ transport }, { engine: engine as Engine });
+    t.teardown(() => server.close(0));
+    const fixture = await speechFixture(4);
+    const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
+    await client.hello({ codec: 'opus', sampleRate: 16000 });
+    // 4x real time: each reply reaches the engine before the next sentence starts.
+    await client.stream(fixture.opusPackets, 20, 4);
+    const turns = await client.waitForTurnsDone(fixture.truth.length);
+    t.equal(turns.length, fixture.truth.length, 'one turn per sentence');
+    t.same(
+      turns.map((turn) => turn.finish),
+      [...Array(fixture.truth.length - 1).fill('cancelled'), 'stop'],
+      'every reply but the last was interrupted by the next sentence',
+    );
+    const last = turns[turns.length - 1]!;
+    t.match(last.text, new RegExp(`turn ${fixture.truth.length}: heard ${last.audioMs} ms`), 'the new utterance became the next turn');
+    t.same(engine.aborted, engine.started.slice(0, -1), 'the engine saw each interrupted turn aborted');
+    client.close();
+  });
 
-t.test('cancel ends the running turn with done/cancelled', async (t) => {
-  const engine = slowEngine();
-  const server = await startTestServer({}, { engine: engine as Engine });
-  t.teardown(() => server.close(0));
-  const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
-  await client.hello({ codec: 'pcm16', sampleRate: 16000 });
-  client.send({ type: 'text', text: 'tell me a long story' });
-  await client.waitFor((m) => m.type === 'delta');
-  client.send({ type: 'cancel' });
-  const done = await client.waitFor((m) => m.type === 'done');
-  t.match(done, { finish: 'cancelled' });
-  const deltasAfterDone = client.messages.slice(client.messages.indexOf(done)).filter((m) => m.type === 'delta');
-  await new Promise((r) => setTimeout(r, 900));
-  t.equal(deltasAfterDone.length, 0, 'no delta after done');
-  t.equal(engine.aborted.length, 1, 'the engine saw the abort');
-  client.close();
-});
+  t.test(`${transport}: cancel ends the running turn with done/cancelled`, async (t) => {
+    const engine = slowEngine();
+    const server = await startTestServer({ transport }, { engine: engine as Engine });
+    t.teardown(() => server.close(0));
+    const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
+    await client.hello({ codec: 'pcm16', sampleRate: 16000 });
+    client.send({ type: 'text', text: 'tell me a long story' });
+    await client.waitFor((m) => m.type === 'delta');
+    client.send({ type: 'cancel' });
+    const done = await client.waitFor((m) => m.type === 'done');
+    t.match(done, { finish: 'cancelled' });
+    const deltasAfterDone = client.messages.slice(client.messages.indexOf(done)).filter((m) => m.type === 'delta');
+    await new Promise((r) => setTimeout(r, 900));
+    t.equal(deltasAfterDone.length, 0, 'no delta after done');
+    t.equal(engine.aborted.length, 1, 'the engine saw the abort');
+    client.close();
+  });
 
-t.test('a client that disconnects mid-turn aborts the engine run and leaves no session', async (t) => {
-  const engine = slowEngine();
-  const server = await startTestServer({}, { engine: engine as Engine });
-  t.teardown(() => server.close(0));
-  const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
-  await client.hello({ codec: 'opus', sampleRate: 16000 });
-  client.send({ type: 'text', text: 'are you there' });
-  await client.waitFor((m) => m.type === 'delta');
-  t.equal(await metricValue(server, 'earshot_sessions'), 1);
-  client.terminate();
-  for (let i = 0; i < 50 && engine.aborted.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
-  t.same(engine.aborted, engine.started, 'the engine saw its turn aborted');
-  for (let i = 0; i < 50 && (await metricValue(server, 'earshot_turns_in_flight')) > 0; i++) await new Promise((r) => setTimeout(r, 50));
-  t.equal(await metricValue(server, 'earshot_sessions'), 0, 'no session left');
-  t.equal(await metricValue(server, 'earshot_connections'), 0, 'no connection left');
-  t.equal(await metricValue(server, 'earshot_turns_in_flight'), 0, 'no turn left in the engine');
-});
+  t.test(`${transport}: a client that disconnects mid-turn aborts the engine run and leaves no session`, async (t) => {
+    const engine = slowEngine();
+    const server = await startTestServer({ transport }, { engine: engine as Engine });
+    t.teardown(() => server.close(0));
+    const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
+    await client.hello({ codec: 'opus', sampleRate: 16000 });
+    client.send({ type: 'text', text: 'are you there' });
+    await client.waitFor((m) => m.type === 'delta');
+    t.equal(await metricValue(server, 'earshot_sessions'), 1);
+    client.terminate();
+    for (let i = 0; i < 50 && engine.aborted.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    t.same(engine.aborted, engine.started, 'the engine saw its turn aborted');
+    for (let i = 0; i < 50 && (await metricValue(server, 'earshot_turns_in_flight')) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    t.equal(await metricValue(server, 'earshot_sessions'), 0, 'no session left');
+    t.equal(await metricValue(server, 'earshot_connections'), 0, 'no connection left');
+    t.equal(await metricValue(server, 'earshot_turns_in_flight'), 0, 'no turn left in the engine');
+  });
 
-t.test('busy: past the queue limit a turn gets busy with a retry hint', async (t) => {
-  const engine = new WatchedEngine({ tokenDelayMs: 300, capacity: 1 });
-  const server = await startTestServer({ maxQueue: 1, busyRetryAfterMs: 750 }, { engine: engine as Engine });
-  t.teardown(() => server.close(0));
-  const clients = await Promise.all([0, 1, 2].map(() => TestClient.connect(`${server.wsUrl}/v1/stream`)));
-  for (const c of clients) await c.hello({ codec: 'pcm16', sampleRate: 16000 });
-  for (const c of clients) c.send({ type: 'text', text: 'hello' });
-  const busy = await clients[2]!.waitFor((m) => m.type === 'busy');
-  t.match(busy, { retryAfterMs: 750 });
-  for (const c of clients) c.close();
-});
+  t.test(`${transport}: busy: past the queue limit a turn gets busy with a retry hint`, async (t) => {
+    const engine = new WatchedEngine({ tokenDelayMs: 300, capacity: 1 });
+    const server = await startTestServer({ transport, maxQueue: 1, busyRetryAfterMs: 750 }, { engine: engine as Engine });
+    t.teardown(() => server.close(0));
+    const clients = await Promise.all([0, 1, 2].map(() => TestClient.connect(`${server.wsUrl}/v1/stream`)));
+    for (const c of clients) await c.hello({ codec: 'pcm16', sampleRate: 16000 });
+    for (const c of clients) c.send({ type: 'text', text: 'hello' });
+    const busy = await clients[2]!.waitFor((m) => m.type === 'busy');
+    t.match(busy, { retryAfterMs: 750 });
+    for (const c of clients) c.close();
+  });
 
-t.test('coalescing: utterances that end while a turn runs become one next turn', async (t) => {
-  const engine = slowEngine();
-  const server = await startTestServer({ coalesce: true }, { engine: engine as Engine });
-  t.teardown(() => server.close(0));
-  const fixture = await speechFixture(5);
-  t.equal(fixture.truth.length, 3);
-  const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
-  await client.hello({ codec: 'opus', sampleRate: 16000, vad: { bargeIn: false } });
-  // As fast as possible: sentences 2 and 3 both end while the slow reply to sentence 1 streams.
-  await client.stream(fixture.opusPackets, 20);
-  const turns = await client.waitForTurnsDone(2);
-  t.equal(turns.length, 2, 'two turns for three sentences');
-  const [first, second] = turns as [(typeof turns)[0], (typeof turns)[0]];
-  t.equal(first.startMs, fixture.truth[0]!.startMs > 0 ? first.startMs : 0);
-  t.ok(Math.abs(second.startMs! - fixture.truth[1]!.startMs) <= 150, 'the merged turn starts at sentence 2');
-  t.ok(Math.abs(second.endMs! - fixture.truth[2]!.endMs) <= 150, 'and ends at sentence 3');
-  t.ok(second.audioMs > fixture.truth[1]!.endMs - fixture.truth[1]!.startMs + (fixture.truth[2]!.endMs - fixture.truth[2]!.startMs), 'it carries both utterances');
-  t.match(second.text, new RegExp(`turn 2: heard ${second.audioMs} ms`), 'the engine heard the merged audio as turn 2');
-  client.close();
-});
+  t.test(`${transport}: coalescing: utterances that end while a turn runs become one next turn`, async (t) => {
+    const engine = slowEngine();
+    const server = await startTestServer({ transport, coalesce: true }, { engine: engine as Engine });
+    t.teardown(() => server.close(0));
+    const fixture = await speechFixture(5);
+    t.equal(fixture.truth.length, 3);
+    const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
+    await client.hello({ codec: 'opus', sampleRate: 16000, vad: { bargeIn: false } });
+    // As fast as possible: sentences 2 and 3 both end while the slow reply to sentence 1 streams.
+    await client.stream(fixture.opusPackets, 20);
+    const turns = await client.waitForTurnsDone(2);
+    t.equal(turns.length, 2, 'two turns for three sentences');
+    const [first, second] = turns as [(typeof turns)[0], (typeof turns)[0]];
+    t.equal(first.startMs, fixture.truth[0]!.startMs > 0 ? first.startMs : 0);
+    t.ok(Math.abs(second.startMs! - fixture.truth[1]!.startMs) <= 150, 'the merged turn starts at sentence 2');
+    t.ok(Math.abs(second.endMs! - fixture.truth[2]!.endMs) <= 150, 'and ends at sentence 3');
+    t.ok(second.audioMs > fixture.truth[1]!.endMs - fixture.truth[1]!.startMs + (fixture.truth[2]!.endMs - fixture.truth[2]!.startMs), 'it carries both utterances');
+    t.match(second.text, new RegExp(`turn 2: heard ${second.audioMs} ms`), 'the engine heard the merged audio as turn 2');
+    client.close();
+  });
+
+  t.test(`${transport}: a typed text while utterances wait behind a running turn: one turn answers both, none is left running`, async (t) => {
+    const engine = slowEngine();
+    const server = await startTestServer({ transport, coalesce: true }, { engine: engine as Engine });
+    t.teardown(() => server.close(0));
+    const fixture = await speechFixture(5);
+    const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
+    await client.hello({ codec: 'opus', sampleRate: 16000, vad: { bargeIn: false } });
+    await client.stream(fixture.opusPackets, 20);
+    // Sentences 2 and 3 have ended: they wait behind the slow reply to sentence 1.
+    await client.waitFor((m) => m.type === 'vad' && m.state === 'silence' && m.atMs > fixture.truth[2]!.endMs);
+    client.send({ type: 'text', text: 'and one more thing' });
+    const turns = await client.waitForTurnsDone(2);
+    t.same(turns.map((turn) => turn.finish), ['cancelled', 'stop'], 'the running turn is cancelled, the typed turn completes');
+    const typed = turns[1]!;
+    t.ok(typed.audioMs > fixture.truth[1]!.endMs - fixture.truth[1]!.startMs + (fixture.truth[2]!.endMs - fixture.truth[2]!.startMs), 'the waiting utterances joined the typed turn');
+    t.match(typed.text, new RegExp(`turn 2: heard ${typed.audioMs} ms of audio at rms [\\d.]+ and read "and one more thing"`), 'the engine got the audio and the text in one message');
+    await new Promise((r) => setTimeout(r, 600));
+    t.equal(client.turns().length, 2, 'no other turn started');
+    t.same(engine.started.filter((id) => !engine.aborted.includes(id)), [typed.turnId], 'the engine runs nothing but the typed turn');
+    t.equal(await metricValue(server, 'earshot_turns_in_flight'), 0, 'nothing left in flight');
+    client.close();
+  });
+
+  t.test(`${transport}: turn numbers keep counting past the history cap`, async (t) => {
+    const server = await startTestServer({ transport, maxHistoryTurns: 3 });
+    t.teardown(() => server.close(0));
+    const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
+    await client.hello({ codec: 'pcm16', sampleRate: 16000 });
+    for (let i = 1; i <= 6; i++) {
+      client.send({ type: 'text', text: `question ${i}` });
+      await client.waitForTurnsDone(i);
+    }
+    t.same(client.turns().map((turn) => /turn (\d+):/.exec(turn.text)?.[1]), ['1', '2', '3', '4', '5', '6']);
+    client.close();
+  });
+}

@@ -22,9 +22,9 @@ export interface HeardFacts {
   text: string;
 }
 
-/** What the echo engine reports for the newest user message; exported so tests derive expectations the same way. */
-export function heardFacts(messages: Message[]): HeardFacts {
-  const turn = messages.filter((m) => m.role === 'user').length;
+/** What the echo engine reports for the newest user message; the turn number counts the user messages a history cap dropped. */
+export function heardFacts(messages: Message[], droppedUserTurns = 0): HeardFacts {
+  const turn = droppedUserTurns + messages.filter((m) => m.role === 'user').length;
   const last = [...messages].reverse().find((m) => m.role === 'user');
   let samples = 0;
   let energy = 0;
@@ -72,7 +72,7 @@ export class EchoEngine implements Engine {
   async close(): Promise<void> {}
 
   private async runTurn(turn: TurnRequest, emit: (event: TurnEvent) => void): Promise<void> {
-    const facts = heardFacts(turn.messages);
+    const facts = heardFacts(turn.messages, turn.droppedUserTurns);
     const words = echoReply(facts).split(/(?<= )/);
     const promptTokens =
       turn.messages.reduce((n, m) => n + m.parts.reduce((k, p) => k + (p.type === 'text' ? p.text.split(/\s+/).length : 0), 0), 0) +
