@@ -28,12 +28,17 @@ class NativeConnection implements SocketHandler, Expirable {
   private early: Uint8Array[] = [];
   private closed = false;
   private readonly handlers: Handlers;
+  /** A key may come in hello, so the upgrade lets keyless sockets in; this bounds how long they stay without one. */
+  private helloTimer: NodeJS.Timeout | undefined;
 
   constructor(ctx: ServerContext, connection: Connection, headerAuthorized: boolean) {
     this.ctx = ctx;
     this.connection = connection;
     this.headerAuthorized = headerAuthorized;
     ctx.metrics.connections.inc();
+    const { helloTimeoutMs } = ctx.config;
+    if (helloTimeoutMs > 0)
+      this.helloTimer = setTimeout(() => this.fail(new EarshotError('protocol_order', `no hello within ${helloTimeoutMs} ms`, { fatal: true })), helloTimeoutMs).unref();
     this.handlers = {
       hello: (m) => this.hello(m),
       audio: (m) => this.audio(m.data),
@@ -65,6 +70,7 @@ class NativeConnection implements SocketHandler, Expirable {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.helloTimer);
     this.ctx.metrics.connections.dec();
     if (this.session) {
       this.ctx.metrics.sessions.dec({ door: 'native' });
@@ -102,6 +108,7 @@ class NativeConnection implements SocketHandler, Expirable {
   private hello(hello: HelloMessage): void {
     if (this.session || this.starting) throw new EarshotError('protocol_order', 'hello was already received');
     if (!this.headerAuthorized && !this.ctx.authorize(hello.token)) throw new EarshotError('unauthorized', 'missing or invalid token', { fatal: true });
+    clearTimeout(this.helloTimer);
     if (hello.version !== undefined && hello.version > PROTOCOL_VERSION)
       throw new EarshotError('unsupported', `protocol version ${hello.version} is newer than this server's ${PROTOCOL_VERSION}`, { fatal: true });
     this.starting = true;
@@ -191,8 +198,9 @@ class NativeConnection implements SocketHandler, Expirable {
           this.send({ type: 'error', code: result.error.code, message: result.error.message, fatal: false, turnId, ...(result.error.retryable ? { retryable: true } : {}) });
         }
       },
-      busy: (error) => {
-        if (error.code === 'busy') this.send({ type: 'busy', retryAfterMs: error.retryAfterMs ?? this.ctx.config.busyRetryAfterMs });
+      busy: (error, turnId) => {
+        // The turn was announced: its id tells the client which turn ended here.
+        if (error.code === 'busy') this.send({ type: 'busy', retryAfterMs: error.retryAfterMs ?? this.ctx.config.busyRetryAfterMs, turnId });
         else this.fail(error);
       },
     };

@@ -47,7 +47,8 @@ export interface SessionEvents {
   turnStarted(turn: TurnInfo): void;
   delta(turnId: string, text: string): void;
   turnEnded(turnId: string, result: TurnResult): void;
-  busy(error: EarshotError): void;
+  /** The scheduler refused the turn just announced by turnStarted (queue full, or another error before it ran). */
+  busy(error: EarshotError, turnId: string): void;
   /**
    * With `autoRespond` off, an ended utterance is handed here instead of becoming a history
    * item by itself, so the front door can add it under the item id it already announced.
@@ -332,7 +333,7 @@ export class Session {
     } catch (err) {
       this.running = undefined;
       const error = EarshotError.from(err);
-      this.events.busy(error);
+      this.events.busy(error, info.turnId);
       this.events.turnEnded(info.turnId, { type: 'error', error, text: '' });
       return false;
     }

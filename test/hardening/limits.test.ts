@@ -3,6 +3,7 @@ import t, { type Test } from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RealtimeClient } from '../realtime/helpers.js';
 import { TestClient } from '../helpers/native-client.js';
+import { PROTOCOL_VERSION } from '../../protocol/native.js';
 import { metricValue, startTestServer, TRANSPORTS } from '../helpers/server.js';
 import { closed, handshake, type Handshake } from './upgrade-client.js';
 
@@ -60,6 +61,42 @@ for (const transport of TRANSPORTS) {
       client.close();
     }
     for (const h of [listed, own, bare]) if (h.ok) h.socket.close();
+  });
+
+  t.test(`keys and the hello deadline on the native door over ${transport}`, async (t) => {
+    const server = await startTestServer({ transport, apiKeys: ['k1'], helloTimeoutMs: 300, idleTimeoutMs: 0 });
+    t.teardown(() => server.close(0));
+    const url = `${server.wsUrl}/v1/stream`;
+    refused(t, await handshake(url, { authorization: 'Bearer wrong' }), 401, 'unauthorized', 'a wrong key on the upgrade');
+    refused(t, await handshake(`${url}?token=wrong`), 401, 'unauthorized', 'a wrong ?token=');
+
+    // Keyless upgrades get in (the key may come in hello), but only until the deadline, however chatty.
+    const lingering = await TestClient.connect(url);
+    const chatter = setInterval(() => lingering.send({ type: 'commit' }), 50);
+    t.teardown(() => clearInterval(chatter));
+    t.match(await lingering.waitFor((m) => m.type === 'error' && m.fatal), { code: 'protocol_order', message: /no hello within 300 ms/ }, 'no hello: told why');
+    t.equal(await lingering.waitForClose(), 1008, 'and closed with 1008');
+    clearInterval(chatter);
+
+    const badHello = await TestClient.connect(url);
+    badHello.send({ type: 'hello', codec: 'pcm16', sampleRate: 16000, token: 'wrong' });
+    t.match(await badHello.waitFor((m) => m.type === 'error'), { code: 'unauthorized', fatal: true }, 'a wrong hello token');
+    t.equal(await badHello.waitForClose(), 1008);
+
+    const newer = await TestClient.connect(url);
+    newer.send({ type: 'hello', codec: 'pcm16', sampleRate: 16000, token: 'k1', version: PROTOCOL_VERSION + 1 });
+    t.match(await newer.waitFor((m) => m.type === 'error'), { code: 'unsupported', message: /newer/, fatal: true }, 'a newer protocol version is refused');
+    t.equal(await newer.waitForClose(), 1003);
+
+    const byQuery = await TestClient.connect(`${url}?token=k1`);
+    const ready = await byQuery.hello({ codec: 'pcm16', sampleRate: 16000 });
+    t.equal(ready.version, PROTOCOL_VERSION, 'ready carries the protocol version');
+    await sleep(500);
+    t.equal(byQuery.closeCode, undefined, 'a session past hello outlives the deadline');
+    const byHello = await TestClient.connect(url);
+    t.equal((await byHello.hello({ codec: 'pcm16', sampleRate: 16000, token: 'k1' })).type, 'ready', 'the key in hello');
+    byQuery.close();
+    byHello.close();
   });
 
   t.test(`idle timeout and maximum duration over ${transport}`, async (t) => {

@@ -90,7 +90,8 @@ for (const transport of TRANSPORTS) {
     for (const c of clients) await c.hello({ codec: 'pcm16', sampleRate: 16000 });
     for (const c of clients) c.send({ type: 'text', text: 'hello' });
     const busy = await clients[2]!.waitFor((m) => m.type === 'busy');
-    t.match(busy, { retryAfterMs: 750 });
+    const announced = clients[2]!.messages.find((m) => m.type === 'turn');
+    t.match(busy, { retryAfterMs: 750, turnId: announced && 'turnId' in announced ? announced.turnId : 'no turn announced' }, 'busy names the announced turn it ends');
     for (const c of clients) c.close();
   });
 
