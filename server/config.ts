@@ -66,7 +66,7 @@ const OPTIONS = {
 
   apiKeys: [list, [], 'accepted API keys (comma separated); empty = no auth'],
   corsOrigins: [list, [], 'origins allowed for REST CORS (* for any)'],
-  allowedOrigins: [list, [], 'browser Origins allowed to open websockets besides the server\'s own page; empty = any (* = any)'],
+  allowedOrigins: [list, [], 'browser Origins allowed to open websockets besides the server\'s own page (reached by a loopback name or --host); * = any'],
   trustProxy: [bool, false, 'take the client address from X-Forwarded-For (only behind a reverse proxy you run)'],
   allowUnauthenticated: [bool, false, 'allow listening beyond loopback without --api-keys (anyone who can reach the port can use the model)'],
 } as const satisfies Record<string, readonly [z.ZodType, unknown, string]>;

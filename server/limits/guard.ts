@@ -8,6 +8,7 @@ import { EarshotError } from '../../protocol/errors.js';
 import type { ServerContext } from '../context.js';
 import { bearerKey } from '../http/bearer.js';
 import { sendError } from '../http/respond.js';
+import { corsHeaders } from '../http/router.js';
 import { bearerToken, rejectUpgrade } from '../session/upgrade.js';
 import type { Connection, HttpHandler, SocketHandler, UpgradeRequest, WebSocketRoute } from '../transport/types.js';
 import { ConnectionLimiter } from './connections.js';
@@ -91,7 +92,7 @@ export function createGuard(ctx: ServerContext): Guard {
       return {
         path: route.path,
         upgrade(request: UpgradeRequest) {
-          if (!originAllowed(request.headers, config.allowedOrigins))
+          if (!originAllowed(request.headers, config.allowedOrigins, config.host))
             return refuse(new EarshotError('forbidden', `origin ${request.headers['origin']} may not open websockets on this server`));
           const ip = clientIp(request.headers, request.remoteAddress);
           const full = connections.refusal(ip);
@@ -113,7 +114,7 @@ export function createGuard(ctx: ServerContext): Guard {
           const limited = rate.take(identity(bearerKey(req.headers), clientIp(req.headers, req.remoteAddress)));
           if (limited) {
             ctx.metrics.errors.inc({ code: limited.code });
-            sendError(res, limited);
+            sendError(res, limited, corsHeaders(ctx, req));
             return;
           }
         }

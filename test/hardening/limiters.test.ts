@@ -56,13 +56,19 @@ t.test('connection counts: total and per address, released exactly', async (t) =
 
 t.test('origins', async (t) => {
   const list = ['https://app.example'];
-  t.ok(originAllowed({}, list), 'no Origin: not a browser');
-  t.ok(originAllowed({ origin: 'https://evil.example' }, []), 'empty list: any');
-  t.ok(originAllowed({ origin: 'https://app.example' }, list));
-  t.ok(originAllowed({ origin: 'http://Earshot.local:8080', host: 'earshot.local:8080' }, list), 'same origin');
-  t.notOk(originAllowed({ origin: 'http://earshot.local:9090', host: 'earshot.local:8080' }, list), 'another port is another origin');
-  t.notOk(originAllowed({ origin: 'https://evil.example', host: 'earshot.local' }, list));
-  t.notOk(originAllowed({ origin: 'not a url', host: 'earshot.local' }, list));
+  const allowed = (headers: Record<string, string>, origins = list, listenHost = '127.0.0.1') => originAllowed(headers, origins, listenHost);
+  t.ok(allowed({}), 'no Origin: not a browser');
+  t.notOk(allowed({ origin: 'https://evil.example', host: '127.0.0.1:8080' }, []), 'empty list: a foreign page is refused');
+  t.ok(allowed({ origin: 'https://evil.example' }, ['*']), '* allows any');
+  t.ok(allowed({ origin: 'https://app.example' }), 'a listed origin');
+  t.ok(allowed({ origin: 'http://127.0.0.1:8080', host: '127.0.0.1:8080' }, []), 'our own page, by address');
+  t.ok(allowed({ origin: 'http://LOCALHOST:8080', host: 'localhost:8080' }, []), 'our own page, by loopback name');
+  t.ok(allowed({ origin: 'http://[::1]:8080', host: '[::1]:8080' }, []), 'our own page, over IPv6 loopback');
+  t.ok(allowed({ origin: 'http://Earshot.local:8080', host: 'earshot.local:8080' }, list, 'earshot.local'), 'our own page, by the name we listen on');
+  t.notOk(allowed({ origin: 'http://rebound.example:8080', host: 'rebound.example:8080' }, []), 'DNS rebinding: same origin by a name that is not ours');
+  t.notOk(allowed({ origin: 'http://127.0.0.1:9090', host: '127.0.0.1:8080' }, []), 'another port is another origin');
+  t.notOk(allowed({ origin: 'https://evil.example', host: 'earshot.local' }));
+  t.notOk(allowed({ origin: 'not a url', host: 'earshot.local' }));
 });
 
 t.test('request audio', async (t) => {

@@ -63,6 +63,22 @@ for (const transport of TRANSPORTS) {
     for (const h of [listed, own, bare]) if (h.ok) h.socket.close();
   });
 
+  t.test(`origins by default over ${transport}: only this server's own page and non-browser clients`, async (t) => {
+    const server = await startTestServer({ transport });
+    t.teardown(() => server.close(0));
+    const url = `${server.wsUrl}/v1/stream`;
+    refused(t, await handshake(url, { origin: 'https://evil.example' }), 403, 'forbidden', 'a foreign page');
+    const port = new URL(server.url).port;
+    refused(t, await handshake(url, { origin: `http://rebound.example:${port}`, host: `rebound.example:${port}` }), 403, 'forbidden', 'a DNS-rebound page');
+    const own = await handshake(url, { origin: server.url });
+    t.ok(own.ok, 'the page this server serves');
+    const any = await startTestServer({ transport, allowedOrigins: ['*'] });
+    t.teardown(() => any.close(0));
+    const foreign = await handshake(`${any.wsUrl}/v1/stream`, { origin: 'https://evil.example' });
+    t.ok(foreign.ok, '--allowed-origins * lets any page in');
+    for (const h of [own, foreign]) if (h.ok) h.socket.close();
+  });
+
   t.test(`keys and the hello deadline on the native door over ${transport}`, async (t) => {
     const server = await startTestServer({ transport, apiKeys: ['k1'], helloTimeoutMs: 300, idleTimeoutMs: 0 });
     t.teardown(() => server.close(0));
