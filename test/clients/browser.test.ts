@@ -1,13 +1,14 @@
 /**
  * The web page in Debian's headless chromium, with a fake microphone playing real speech:
- * once on the Opus path (WebCodecs) and once forced to PCM, both must hold a conversation.
+ * on the Opus path (WebCodecs), forced to PCM, and in a browser without WebCodecs, each must
+ * hold a conversation; then the speaking indicator, Interrupt and reconnecting.
  */
 import t, { type Test } from 'tap';
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { speechFixture } from '../fixtures/speech.js';
-import { startTestServer } from '../helpers/server.js';
+import { freePort, startTestServer, type RunningServer } from '../helpers/server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
@@ -54,19 +55,21 @@ const browser: Browser = await chromium.launch({
 });
 t.teardown(() => browser.close());
 
-async function openPage(query: string): Promise<{ page: Page; errors: string[] }> {
+async function openPage(query: string, options: { at?: RunningServer; withoutWebCodecs?: boolean } = {}): Promise<{ page: Page; errors: string[] }> {
   const context = await browser.newContext({ viewport: { width: 420, height: 860 } });
+  // A browser without WebCodecs (older Firefox and Safari): the page must notice by itself.
+  if (options.withoutWebCodecs) await context.addInitScript(() => delete (window as { AudioEncoder?: unknown }).AudioEncoder);
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (err) => errors.push(err.message));
   page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-  await page.goto(`${server.url}/${query}`);
+  await page.goto(`${(options.at ?? server).url}/${query}`);
   await page.waitForFunction(() => window.earshot?.connection === 'open');
   return { page, errors };
 }
 
-async function converse(t: Test, query: string, codec: string, shot: string): Promise<void> {
-  const { page, errors } = await openPage(query);
+async function converse(t: Test, query: string, codec: string, shot: string, withoutWebCodecs = false): Promise<void> {
+  const { page, errors } = await openPage(query, { withoutWebCodecs });
   const state = await page.evaluate(() => window.earshot);
   t.equal(state.codec, codec);
   t.equal(state.engine, 'echo');
@@ -96,3 +99,47 @@ async function converse(t: Test, query: string, codec: string, shot: string): Pr
 
 t.test('Opus through WebCodecs', (t) => converse(t, '', 'opus', 'web-opus.png'));
 t.test('PCM16 with ?codec=pcm', (t) => converse(t, '?codec=pcm', 'pcm16', 'web-pcm.png'));
+t.test('PCM16 when the browser has no WebCodecs', (t) => converse(t, '', 'pcm16', 'web-no-webcodecs.png', true));
+
+t.test('the speaking indicator follows the VAD, and Interrupt cancels a streaming reply', async (t) => {
+  const slow = await startTestServer({ echoTokenDelayMs: 300 });
+  t.teardown(() => slow.close(0));
+  const { page, errors } = await openPage('', { at: slow });
+  t.equal(await page.getAttribute('#mic', 'aria-pressed'), 'false');
+  t.equal(await page.textContent('#speaking .label'), 'not listening');
+  await page.click('#mic');
+  t.ok(await page.waitForSelector('#mic[aria-pressed="true"]'), 'the microphone button says it is on');
+  await page.waitForSelector('#speaking[data-speaking="true"]', { timeout: 20_000 });
+  t.equal(await page.textContent('#speaking .label'), 'hearing speech', 'speech is shown while the VAD hears it');
+  await page.waitForSelector('#speaking[data-speaking="false"]', { timeout: 20_000 });
+  t.equal(await page.textContent('#speaking .label'), 'listening', 'and cleared when it stops');
+  await page.click('#mic');
+  await page.fill('#text', 'tell me a long story');
+  await page.press('#text', 'Enter');
+  await page.waitForFunction(() => window.earshot.turns.some((turn) => turn.source === 'text' && turn.reply.length > 0));
+  await page.click('#interrupt');
+  await page.waitForFunction(() => window.earshot.turns.some((turn) => turn.source === 'text' && turn.finish));
+  const typed = await page.evaluate(() => window.earshot.turns.find((turn) => turn.source === 'text'));
+  t.equal(typed?.finish, 'cancelled', 'Interrupt cancelled the reply');
+  t.notMatch(typed?.reply, /\.$/, 'before it was complete');
+  t.same(errors, [], 'no page errors');
+  await page.context().close();
+});
+
+t.test('the page reconnects by itself after the server restarts', async (t) => {
+  // A fixed port (ws transport) so the restarted server is where the page looks for it.
+  const port = await freePort();
+  let restartable = await startTestServer({ transport: 'ws', port });
+  t.teardown(() => restartable.close(0));
+  const { page } = await openPage('', { at: restartable });
+  await restartable.close(0);
+  await page.waitForFunction(() => window.earshot.connection !== 'open');
+  t.match(await page.textContent('#connection'), /reconnecting|connecting/, 'the page says it lost the server');
+  restartable = await startTestServer({ transport: 'ws', port });
+  await page.waitForFunction(() => window.earshot.connection === 'open', null, { timeout: 20_000 });
+  await page.fill('#text', 'are you back');
+  await page.press('#text', 'Enter');
+  await page.waitForFunction(() => window.earshot.turns.some((turn) => turn.source === 'text' && turn.finish === 'stop'));
+  t.match((await page.evaluate(() => window.earshot.turns.find((turn) => turn.source === 'text')))?.reply, /read "are you back"/, 'a turn works on the new connection');
+  await page.context().close();
+});
