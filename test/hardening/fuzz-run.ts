@@ -9,9 +9,16 @@ const seed = Number(process.argv[3] ?? Date.now() % 1_000_000);
 const server = await startServer({ host: '127.0.0.1', port: 0, engine: 'echo', echoTokenDelayMs: 0, maxQueue: 64 }, { logger: createLogger(process.env.EARSHOT_FUZZ_LOG ?? 'silent') });
 process.stdout.write(`fuzzing ${server.url} with ${runs} inputs per front door, seed ${seed}\n`);
 let failed = false;
-for (const fuzz of [fuzzNative, fuzzRealtime, fuzzRest]) {
+const doors = [
+  () => fuzzNative(server, { runs, seed }, 'pcm16'),
+  () => fuzzNative(server, { runs, seed }, 'opus'),
+  () => fuzzRealtime(server, { runs, seed }),
+  () => fuzzRest(server, { runs, seed }, 'chat'),
+  () => fuzzRest(server, { runs, seed }, 'transcriptions'),
+];
+for (const fuzz of doors) {
   const started = performance.now();
-  const report = await fuzz(server, { runs, seed });
+  const report = await fuzz();
   failed ||= report.violations.length > 0;
   process.stdout.write(`${report.door}: ${report.inputs} inputs, ${report.errors} errors, ${report.accepted} accepted, ${report.reconnects} reconnects in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
   for (const violation of report.violations) process.stdout.write(`  VIOLATION ${violation}\n`);

@@ -1,4 +1,4 @@
-/** CI-sized fuzzing: 10k seeded malformed inputs per front door (`npm run fuzz` throws 100k). */
+/** CI-sized fuzzing: 10k seeded malformed inputs per front door and input path (`npm run fuzz` throws 100k). */
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { metricValue, startTestServer } from '../helpers/server.js';
@@ -15,9 +15,11 @@ t.test(`fuzz every front door with ${RUNS} inputs each (seed ${SEED})`, async (t
     t.ok(report.errors > RUNS / 4, `${report.door}: most malformed inputs were refused`);
     t.same(report.violations, [], `${report.door}: every input the protocol rejects got an error`);
   };
-  check(await fuzzNative(server, { runs: RUNS, seed: SEED }));
+  check(await fuzzNative(server, { runs: RUNS, seed: SEED }, 'pcm16'));
+  check(await fuzzNative(server, { runs: RUNS, seed: SEED }, 'opus'));
   check(await fuzzRealtime(server, { runs: RUNS, seed: SEED }));
-  check(await fuzzRest(server, { runs: RUNS, seed: SEED }));
+  check(await fuzzRest(server, { runs: RUNS, seed: SEED }, 'chat'));
+  check(await fuzzRest(server, { runs: RUNS, seed: SEED }, 'transcriptions'));
   t.equal((await fetch(`${server.url}/health`)).status, 200, 'the server is alive');
   for (let i = 0; i < 100 && (await metricValue(server, 'earshot_connections')) > 0; i++) await sleep(20);
   t.equal(await metricValue(server, 'earshot_sessions'), 0, 'no session left');

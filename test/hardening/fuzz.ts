@@ -211,11 +211,12 @@ async function inChunks(runs: number, seed: number, arbitrary: fc.Arbitrary<Inpu
   return total!;
 }
 
-export function fuzzNative(server: RunningServer, { runs, seed }: FuzzOptions, connections = 4): Promise<FuzzReport> {
+/** `codec` is what the probers greet with: 'opus' sends the raw frames through the Opus decoder. */
+export function fuzzNative(server: RunningServer, { runs, seed }: FuzzOptions, codec: 'pcm16' | 'opus' = 'pcm16', connections = 4): Promise<FuzzReport> {
   const arbitrary = fc.oneof({ arbitrary: nativeInput, weight: 19 }, { arbitrary: nativeText, weight: 1 });
   const decode = (data: Buffer) => decodeServerMessage(data);
   const greet = async (socket: WebSocket, ready: Promise<void>) => {
-    socket.send(encode({ type: 'hello', codec: 'pcm16', sampleRate: 16000, vad: { enabled: false } }));
+    socket.send(encode({ type: 'hello', codec, sampleRate: 16000, vad: { enabled: false } }));
     await ready;
   };
   const mustFail = (input: Input) => {
@@ -228,7 +229,7 @@ export function fuzzNative(server: RunningServer, { runs, seed }: FuzzOptions, c
     }
   };
   return inChunks(runs, seed, arbitrary, (inputs) =>
-    runProbers('native /v1/stream', Array.from({ length: connections }, () => new Prober(`${server.wsUrl}/v1/stream`, decode, greet)), inputs, mustFail),
+    runProbers(`native /v1/stream (${codec})`, Array.from({ length: connections }, () => new Prober(`${server.wsUrl}/v1/stream`, decode, greet)), inputs, mustFail),
   );
 }
 
@@ -262,18 +263,57 @@ const restBody: fc.Arbitrary<string> = fc.oneof(
     .map(([data, format]) => JSON.stringify({ model: 'earshot-echo-test-engine', messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: { data, format } }] }] })),
 );
 
-export async function fuzzRest(server: RunningServer, { runs, seed }: FuzzOptions, concurrency = 8): Promise<FuzzReport> {
-  const report: FuzzReport = { door: 'REST /v1/chat/completions', inputs: 0, errors: 0, accepted: 0, reconnects: 0, violations: [] };
+interface RestBody {
+  body: string | Uint8Array;
+  contentType: string;
+}
+
+const BOUNDARY = 'earshot-fuzz-boundary';
+
+function multipart(fields: [name: string, value: string | Uint8Array, filename?: string][]): Buffer {
+  const chunks: Buffer[] = [];
+  for (const [name, value, filename] of fields) {
+    const disposition = `form-data; name="${name}"${filename ? `; filename="${filename}"` : ''}`;
+    chunks.push(Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: ${disposition}\r\n${filename ? 'Content-Type: application/octet-stream\r\n' : ''}\r\n`), Buffer.from(value), Buffer.from('\r\n'));
+  }
+  chunks.push(Buffer.from(`--${BOUNDARY}--\r\n`));
+  return Buffer.concat(chunks);
+}
+
+// Multipart uploads: random, truncated-WAV and MP3-looking files, odd fields, cut bodies, wrong content types.
+const transcriptionBody: fc.Arbitrary<RestBody> = fc
+  .tuple(
+    fc.oneof(fc.constant('earshot-echo-test-engine'), fc.string({ maxLength: 20 })),
+    fc.oneof(fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.concat([WAV_HEADER, b])), fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.concat([Buffer.from([0xff, 0xfb, 0x90, 0x64]), b]))),
+    fc.constantFrom('json', 'text', 'verbose_json', 'srt', 'x'),
+    fc.boolean(),
+    fc.nat(),
+    fc.constantFrom(`multipart/form-data; boundary=${BOUNDARY}`, 'multipart/form-data', 'application/json', `multipart/form-data; boundary=other`),
+  )
+  .map(([model, file, format, withFile, cut, contentType]) => {
+    const body = multipart([['model', model], ['response_format', format], ...(withFile ? [['file', file, 'audio.wav'] as [string, Uint8Array, string]] : [])]);
+    return { body: cut % 4 === 0 ? body.subarray(0, cut % body.length) : body, contentType };
+  });
+
+const TARGETS = {
+  chat: { path: '/v1/chat/completions', bodies: restBody.map((body): RestBody => ({ body, contentType: 'application/json' })) },
+  transcriptions: { path: '/v1/audio/transcriptions', bodies: transcriptionBody },
+};
+
+/** Every answer must be 200 or a 4xx OpenAI error JSON; a 5xx or a bare body is a violation. */
+export async function fuzzRest(server: RunningServer, { runs, seed }: FuzzOptions, target: keyof typeof TARGETS = 'chat', concurrency = 8): Promise<FuzzReport> {
+  const { path, bodies: arbitrary } = TARGETS[target];
+  const report: FuzzReport = { door: `REST ${path}`, inputs: 0, errors: 0, accepted: 0, reconnects: 0, violations: [] };
   for (let done = 0, chunk = 0; done < runs; chunk++) {
     const size = Math.min(10_000, runs - done);
-    const bodies = fc.sample(restBody, { seed: seed + chunk, numRuns: size });
+    const bodies = fc.sample(arbitrary, { seed: seed + chunk, numRuns: size });
     let next = 0;
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
         while (next < bodies.length) {
           const index = next++;
-          const body = bodies[index]!;
-          const res = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+          const { body, contentType } = bodies[index]!;
+          const res = await fetch(`${server.url}${path}`, { method: 'POST', body, headers: { 'content-type': contentType } });
           const text = await res.text();
           report.inputs++;
           if (res.status === 200) report.accepted++;
@@ -284,7 +324,8 @@ export async function fuzzRest(server: RunningServer, { runs, seed }: FuzzOption
               const parsed = JSON.parse(text) as { error?: { message?: unknown; type?: unknown } };
               shaped = typeof parsed.error?.message === 'string' && typeof parsed.error.type === 'string';
             } catch {}
-            if ((res.status >= 500 || !shaped) && report.violations.length < 20) report.violations.push(`#${index} ${JSON.stringify(body.slice(0, 200))}: ${res.status} ${text.slice(0, 200)}`);
+            if ((res.status >= 500 || !shaped) && report.violations.length < 20)
+              report.violations.push(`#${index} ${JSON.stringify(Buffer.from(body).toString('latin1').slice(0, 200))}: ${res.status} ${text.slice(0, 200)}`);
           }
         }
       }),
