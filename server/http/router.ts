@@ -19,7 +19,7 @@ export function createHttpHandler(ctx: ServerContext, routes: HttpRoute[]): Http
   return (req, res) => {
     const cors = corsHeaders(ctx, req);
     if (req.method === 'OPTIONS') {
-      res.writeHead(204, { ...cors, 'access-control-allow-methods': 'GET, POST, OPTIONS', 'access-control-allow-headers': 'authorization, content-type', 'access-control-max-age': '600' });
+      res.writeHead(204, preflightHeaders(req, cors));
       res.end();
       return;
     }
@@ -39,12 +39,37 @@ export function createHttpHandler(ctx: ServerContext, routes: HttpRoute[]): Http
   };
 }
 
-function corsHeaders(ctx: ServerContext, req: HttpRequest): Record<string, string> {
+/**
+ * CORS headers for a response to `req`: none unless its Origin is allowed. Browsers hide
+ * response headers outside a short safelist from scripts, so the ones clients act on
+ * (Retry-After on 429/503) are exposed. Exported for responses sent outside the router.
+ */
+export function corsHeaders(ctx: ServerContext, req: HttpRequest): Record<string, string> {
   const origin = req.headers['origin'];
   const allowed = ctx.config.corsOrigins;
   if (!origin || allowed.length === 0) return {};
-  if (allowed.includes('*')) return { 'access-control-allow-origin': '*' };
-  return allowed.includes(origin) ? { 'access-control-allow-origin': origin, vary: 'origin' } : {};
+  const expose = { 'access-control-expose-headers': 'retry-after' };
+  if (allowed.includes('*')) return { 'access-control-allow-origin': '*', ...expose };
+  return allowed.includes(origin) ? { 'access-control-allow-origin': origin, vary: 'origin', ...expose } : {};
+}
+
+/** A comma-separated list of header names, as Access-Control-Request-Headers carries. */
+const HEADER_LIST = /^\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+(\s*,\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*\s*$/;
+
+/**
+ * An allowed origin may send whatever headers its preflight asks for: clients add their own
+ * (the openai SDK sends X-Stainless-*), and the key check, not CORS, guards the API.
+ */
+function preflightHeaders(req: HttpRequest, cors: Record<string, string>): Record<string, string> {
+  if (!cors['access-control-allow-origin']) return {};
+  const requested = req.headers['access-control-request-headers'];
+  return {
+    ...cors,
+    vary: 'origin, access-control-request-headers',
+    'access-control-allow-methods': 'GET, POST, OPTIONS',
+    ...(requested && HEADER_LIST.test(requested) ? { 'access-control-allow-headers': requested } : {}),
+    'access-control-max-age': '600',
+  };
 }
 
 function withHeaders(res: HttpResponse, extra: Record<string, string>): HttpResponse {

@@ -57,14 +57,19 @@ export function vadAggressiveness(threshold: number): number {
   return 0;
 }
 
-function vadFrom(td: TurnDetection, config: Config): VadConfig {
+/**
+ * `current` is the turn detection in force (null: manual turns). An omitted interrupt_response
+ * keeps the barge-in already chosen, first the server's --barge-in: an update that only tunes
+ * the VAD must not switch barge-in back on for a server started without it.
+ */
+function vadFrom(td: TurnDetection, current: VadConfig | null, config: Config): VadConfig {
   const silence = td.type === 'semantic_vad' ? EAGERNESS_SILENCE_MS[td.eagerness ?? 'auto'] : config.vadSilenceMs;
   return {
     threshold: td.threshold ?? DEFAULT_THRESHOLD,
     prefixPaddingMs: td.prefix_padding_ms ?? config.vadPrefixPaddingMs,
     silenceMs: td.silence_duration_ms ?? silence,
     createResponse: td.create_response ?? true,
-    interruptResponse: td.interrupt_response ?? true,
+    interruptResponse: td.interrupt_response ?? current?.interruptResponse ?? config.bargeIn,
   };
 }
 
@@ -90,7 +95,7 @@ export function applyUpdate(current: RealtimeSettings, update: SessionConfig, co
   if (gaFormatUpdate) next.format = formatFromGa(gaFormatUpdate);
   else if (update.input_audio_format !== undefined) next.format = formatFromBeta(update.input_audio_format);
   const td = update.audio?.input?.turn_detection !== undefined ? update.audio.input.turn_detection : update.turn_detection;
-  if (td !== undefined) next.vad = td === null ? null : vadFrom(td, config);
+  if (td !== undefined) next.vad = td === null ? null : vadFrom(td, current.vad, config);
   const maxTokens = update.max_output_tokens ?? update.max_response_output_tokens;
   if (maxTokens !== undefined) next.maxOutputTokens = maxTokens;
   if (update.temperature !== undefined) next.temperature = update.temperature;

@@ -8,7 +8,8 @@ import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { speechFixture } from '../fixtures/speech.js';
-import { freePort, startTestServer, type RunningServer } from '../helpers/server.js';
+import type { RunningServer } from '../../server/app.js';
+import { freePort, startTestServer } from '../helpers/server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));

@@ -313,7 +313,7 @@ export async function fuzzRest(server: RunningServer, { runs, seed }: FuzzOption
         while (next < bodies.length) {
           const index = next++;
           const { body, contentType } = bodies[index]!;
-          const res = await fetch(`${server.url}${path}`, { method: 'POST', body, headers: { 'content-type': contentType } });
+          const res = await fetch(`${server.url}${path}`, { method: 'POST', body: typeof body === 'string' ? body : new Uint8Array(body), headers: { 'content-type': contentType } });
           const text = await res.text();
           report.inputs++;
           if (res.status === 200) report.accepted++;
