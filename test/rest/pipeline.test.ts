@@ -1,33 +1,43 @@
 /**
- * REST is a front door to the shared pipeline: its turns batch with websocket turns, and a
- * client that goes away cancels the engine's work.
+ * REST is a front door to the shared pipeline: its turns batch with the native and Realtime
+ * doors' turns, and a client that goes away cancels the engine's work.
  */
 import OpenAI from 'openai';
 import t from 'tap';
 import { ECHO_MODEL_ID, EchoEngine } from '../../server/engines/echo/engine.js';
+import type { TurnRequest } from '../../server/engines/types.js';
 import { TestClient } from '../helpers/native-client.js';
+import { RealtimeClient } from '../realtime/helpers.js';
 import { startTestServer, TRANSPORTS } from '../helpers/server.js';
 import { RecordingEngine } from './recording-engine.js';
 
 for (const transport of TRANSPORTS) {
-  t.test(`a REST request and a websocket turn share a batch over ${transport}`, async (t) => {
+  t.test(`REST, native and Realtime turns share one engine batch over ${transport}`, async (t) => {
     const engine = new RecordingEngine();
-    // The gather window is what lets turns that arrive together share a batch; 100 ms covers both requests' parsing.
+    // The gather window is what lets turns that arrive together share a batch; 100 ms covers the requests' parsing.
     const server = await startTestServer({ transport, maxWaitMs: 100, maxBatch: 8 }, { engine });
     t.teardown(() => server.close(0));
     const ws = await TestClient.connect(`${server.wsUrl}/v1/stream`);
     t.teardown(() => ws.close());
-    const ready = await ws.hello({ codec: 'pcm16', sampleRate: 16000 });
+    await ws.hello({ codec: 'pcm16', sampleRate: 16000 });
+    const realtime = await RealtimeClient.connect(`${server.wsUrl}/v1/realtime`);
+    t.teardown(() => realtime.close());
+    await realtime.waitForType('session.created');
     const client = new OpenAI({ apiKey: 'x', baseURL: `${server.url}/v1`, maxRetries: 0 });
 
     ws.send({ type: 'text', text: 'from the socket' });
-    const rest = await client.chat.completions.create({ model: ECHO_MODEL_ID, user: 'batch-test', messages: [{ role: 'user', content: 'from REST' }] });
+    realtime.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'from realtime' }] } });
+    realtime.send({ type: 'response.create' });
+    const rest = await client.chat.completions.create({ model: ECHO_MODEL_ID, messages: [{ role: 'user', content: 'from REST' }] });
     const [wsTurn] = await ws.waitForTurnsDone(1);
+    const realtimeDone = await realtime.waitForType('response.done');
 
     t.match(rest.choices[0]!.message.content, /read "from REST"/, 'the REST request got its own answer');
-    t.match(wsTurn!.text, /read "from the socket"/, 'the websocket turn got its own answer');
-    const shared = engine.batches.find((batch) => batch.some((turn) => turn.sessionId === ready.sessionId) && batch.some((turn) => turn.sessionId === 'rest:batch-test'));
-    t.ok(shared, `one engine batch held both turns (batches: ${JSON.stringify(engine.batches.map((b) => b.map((turn) => turn.sessionId)))})`);
+    t.match(wsTurn!.text, /read "from the socket"/, 'the native turn got its own answer');
+    t.match(realtimeDone.response.output[0].content[0].text, /read "from realtime"/, 'the Realtime response got its own answer');
+    const said = (turn: TurnRequest) => JSON.stringify(turn.messages.at(-1)?.parts);
+    const shared = engine.batches.find((batch) => ['from the socket', 'from realtime', 'from REST'].every((text) => batch.some((turn) => said(turn).includes(text))));
+    t.ok(shared, `one engine batch held all three (batches: ${JSON.stringify(engine.batches.map((b) => b.map(said)))})`);
   });
 
   t.test(`a client that disconnects cancels its turn over ${transport}`, async (t) => {
