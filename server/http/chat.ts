@@ -74,7 +74,7 @@ async function chatCompletion(ctx: ServerContext, req: HttpRequest, res: HttpRes
     signal: controller.signal,
     readyAt,
   };
-  ctx.scheduler.submit(turn, body.stream ? streamSink(res, reply) : wholeSink(res, reply));
+  ctx.scheduler.submit(turn, body.stream ? streamSink(res, reply, ctx.config.maxBufferedBytes) : wholeSink(res, reply));
 }
 
 function usageOf(usage: Usage) {
@@ -117,8 +117,8 @@ function wholeSink(res: HttpResponse, reply: Reply): TurnSink {
  * shutdown, engine failure) still gets its JSON body and status; later errors can only be
  * an SSE error event.
  */
-function streamSink(res: HttpResponse, reply: Reply): TurnSink {
-  const sse = new SseStream(res);
+function streamSink(res: HttpResponse, reply: Reply, maxBufferedBytes: number): TurnSink {
+  const sse = new SseStream(res, maxBufferedBytes);
   const chunk = (delta: { role?: 'assistant'; content?: string }, finish: 'stop' | 'length' | null) => ({
     id: reply.id,
     object: 'chat.completion.chunk',

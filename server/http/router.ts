@@ -82,6 +82,10 @@ function withHeaders(res: HttpResponse, extra: Record<string, string>): HttpResp
     writeHead: (status, headers) => res.writeHead(status, { ...extra, ...headers }),
     write: (chunk) => res.write(chunk),
     end: (chunk) => res.end(chunk),
+    get bufferedBytes() {
+      return res.bufferedBytes;
+    },
+    close: () => res.close(),
   };
 }
 

@@ -3,10 +3,13 @@ import type { HttpResponse } from '../transport/types.js';
 
 export class SseStream {
   private readonly res: HttpResponse;
+  private readonly maxBufferedBytes: number;
   private opened = false;
 
-  constructor(res: HttpResponse) {
+  /** A reader that lets more than `maxBufferedBytes` pile up is dropped: the abort then stops the engine's work for it. */
+  constructor(res: HttpResponse, maxBufferedBytes: number) {
     this.res = res;
+    this.maxBufferedBytes = maxBufferedBytes;
   }
 
   get started(): boolean {
@@ -23,6 +26,7 @@ export class SseStream {
   send(event: unknown): void {
     this.open();
     this.res.write(`data: ${JSON.stringify(event)}\n\n`);
+    if (this.res.bufferedBytes > this.maxBufferedBytes) this.res.close();
   }
 
   done(): void {

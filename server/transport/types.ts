@@ -52,6 +52,10 @@ export interface HttpResponse {
   writeHead(status: number, headers: Record<string, string>): void;
   write(chunk: string | Uint8Array): void;
   end(chunk?: string | Uint8Array): void;
+  /** Bytes written but not yet taken by the client's socket: a stalled reader makes this grow. */
+  readonly bufferedBytes: number;
+  /** Drops the connection at once (for a client that stopped reading); onAbort listeners run. */
+  close(): void;
 }
 
 export type HttpHandler = (request: HttpRequest, response: HttpResponse) => void;

@@ -31,6 +31,7 @@ interface UwsHttpResponse {
   write(chunk: Uint8Array | string): boolean;
   end(body?: Uint8Array | string, closeConnection?: boolean): UwsHttpResponse;
   cork(cb: () => void): UwsHttpResponse;
+  onWritable(handler: (offset: number) => boolean): UwsHttpResponse;
   upgrade(userData: UserData, key: string, protocol: string, extensions: string, context: unknown): void;
   getRemoteAddressAsText(): ArrayBuffer;
   close(): UwsHttpResponse;
@@ -196,6 +197,7 @@ function adaptHttp(res: UwsHttpResponse, req: UwsHttpRequest): [HttpRequest, Htt
   let aborted = false;
   let done = false;
   let bodyRead = false;
+  let backlog = 0;
   res.onAborted(() => {
     aborted = true;
     for (const listener of listeners) listener();
@@ -251,7 +253,11 @@ function adaptHttp(res: UwsHttpResponse, req: UwsHttpRequest): [HttpRequest, Htt
       if (aborted || done) return;
       res.cork(() => {
         flushHead();
-        res.write(chunk);
+        // uWS keeps what the socket did not take and reports it only as `false`; count it until the socket drains.
+        if (!res.write(chunk) || backlog > 0) {
+          if (backlog === 0) res.onWritable(() => ((backlog = 0), true));
+          backlog += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.byteLength;
+        }
       });
     },
     end: (chunk) => {
@@ -261,6 +267,12 @@ function adaptHttp(res: UwsHttpResponse, req: UwsHttpRequest): [HttpRequest, Htt
         flushHead();
         res.end(chunk ?? '');
       });
+    },
+    get bufferedBytes() {
+      return backlog;
+    },
+    close: () => {
+      if (!aborted && !done) res.close();
     },
   };
   return [request, response];

@@ -108,6 +108,10 @@ function adaptResponse(res: http.ServerResponse): HttpResponse {
     end: (chunk) => {
       if (!aborted) res.end(chunk);
     },
+    get bufferedBytes() {
+      return res.writableLength;
+    },
+    close: () => res.destroy(),
   };
 }
 

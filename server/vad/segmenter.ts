@@ -77,7 +77,8 @@ export class VadSegmenter implements Segmenter {
     this.prefixFrames = frames(settings.prefixPaddingMs);
     this.silenceFrames = Math.max(1, frames(settings.silenceMs));
     this.minSpeechFrames = Math.max(1, frames(settings.minSpeechMs));
-    this.maxFrames = Math.max(this.minSpeechFrames + 1, frames(settings.maxUtteranceMs));
+    // Rounded down: the cap is a promise about what reaches the model, so it may only err short.
+    this.maxFrames = Math.max(1, Math.floor(settings.maxUtteranceMs / FRAME_MS));
     this.tailFrames = Math.min(frames(TAIL_MS), this.silenceFrames);
     this.prefix = new Float32Array(Math.max(1, this.prefixFrames) * FRAME_SAMPLES);
     this.audio = new Float32Array(FRAME_SAMPLES * 64);
@@ -156,7 +157,9 @@ export class VadSegmenter implements Segmenter {
           this.state = State.Stopping;
         }
         if (this.state === State.Stopping && this.unvoicedRun >= this.silenceFrames) this.finish(events, 'silence', index + 1);
-        else if (index + 1 - this.startFrame >= this.maxFrames) {
+        // The prefix padding counts toward the cap (audioFrames holds it too): the cap bounds the
+        // audio handed to the model, and padding is audio like any other.
+        else if (this.audioFrames >= this.maxFrames) {
           this.finish(events, 'max_length', index + 1);
           if (voiced) {
             // Still talking: the cut continues as a new utterance right away.
@@ -189,7 +192,10 @@ export class VadSegmenter implements Segmenter {
 
   private finish(events: SegmentEvent[], reason: 'silence' | 'max_length' | 'commit', atFrame: number): void {
     const endFrame = Math.min(this.lastVoicedFrame + 1 + this.tailFrames, this.audioStartFrame + this.audioFrames);
-    const audio = this.audio.slice(0, (endFrame - this.audioStartFrame) * FRAME_SAMPLES);
+    // The cap check only runs once speaking, so padding plus a slow STARTING (or a minimum speech
+    // longer than the cap) can already hold more than maxFrames; the oldest audio, padding first, goes.
+    const fromFrame = Math.max(this.audioStartFrame, endFrame - this.maxFrames);
+    const audio = this.audio.slice((fromFrame - this.audioStartFrame) * FRAME_SAMPLES, (endFrame - this.audioStartFrame) * FRAME_SAMPLES);
     events.push({
       type: 'speech_stopped',
       atMs: atFrame * FRAME_MS,

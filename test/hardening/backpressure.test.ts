@@ -1,11 +1,13 @@
 /**
  * A client that stops reading while replies stream gets a bounded amount buffered for it,
- * then is closed with 1008; the server's memory does not follow the flood.
+ * then is dropped (websocket: close 1008; REST streaming: the connection), its turn is
+ * cancelled, and the server's memory does not follow the flood.
  */
 import t from 'tap';
 import { setImmediate as yieldToIo } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { connect } from 'node:net';
 import WebSocket from 'ws';
 import { decodeServerMessage, encodeClientMessage } from '../../protocol/codec.js';
 import { EchoEngine } from '../../server/engines/echo/engine.js';
@@ -69,6 +71,33 @@ for (const transport of TRANSPORTS) {
     t.equal(code, 1008, 'closed with 1008 (policy: client is not reading)');
     t.ok(received < 24 * MiB, `the client got ${(received / MiB).toFixed(1)} MiB of ${FLOOD_BYTES / MiB} MiB: the rest was never buffered`);
     t.ok(growth < 16 * MiB, `the server held ${(growth / MiB).toFixed(1)} MiB more while the client was stalled`);
+    t.equal((await fetch(`${server.url}/health`)).status, 200, 'server healthy');
+  });
+}
+
+for (const transport of TRANSPORTS) {
+  t.test(`a REST streaming reader that stops reading is dropped and its turn cancelled over ${transport}`, async (t) => {
+    const engine = new FloodEngine({ tokenDelayMs: 0, capacity: 4 });
+    const server = await startTestServer({ transport, maxBufferedBytes: MiB }, { engine: engine as Engine });
+    t.teardown(() => server.close(0));
+    const { port } = new URL(server.url);
+    const body = JSON.stringify({ model: 'earshot-echo-test-engine', stream: true, messages: [{ role: 'user', content: 'talk forever' }] });
+    const socket = connect(Number(port), '127.0.0.1');
+    let received = 0;
+    socket.on('data', (chunk) => (received += chunk.length));
+    const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    while (received === 0) await yieldToIo();
+    const before = retained();
+    socket.pause();
+    while (!engine.finished) await new Promise((r) => setTimeout(r, 20));
+    const growth = retained() - before;
+    t.ok(engine.emitted < FLOOD_BYTES, `the engine stopped after ${(engine.emitted / MiB).toFixed(1)} of ${FLOOD_BYTES / MiB} MiB: the turn was cancelled`);
+    t.ok(growth < 16 * MiB, `the server held ${(growth / MiB).toFixed(1)} MiB more while the reader was stalled`);
+    socket.resume();
+    await ended;
+    t.ok(received < 24 * MiB, `the reader got ${(received / MiB).toFixed(1)} MiB before the server dropped it`);
     t.equal((await fetch(`${server.url}/health`)).status, 200, 'server healthy');
   });
 }
