@@ -1,6 +1,6 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { EarshotError } from './errors.js';
-import { ClientMessage, RAW_AUDIO_TAG, type ServerMessage } from './native.js';
+import { ClientMessage, RAW_AUDIO_TAG, ServerMessage } from './native.js';
 
 const encoder = new Encoder({ ignoreUndefined: true });
 const decoder = new Decoder({ maxStrLength: 1 << 20, maxBinLength: 16 << 20, maxArrayLength: 1024, maxMapLength: 64 });
@@ -13,8 +13,11 @@ export function encodeClientMessage(message: ClientMessage): Uint8Array {
   return encoder.encode(message);
 }
 
+/** A server message, validated: clients call this at their edge. */
 export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
-  return decoder.decode(bytes) as ServerMessage;
+  const parsed = ServerMessage.safeParse(decoder.decode(bytes));
+  if (!parsed.success) throw new EarshotError('bad_message', `malformed server message: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  return parsed.data;
 }
 
 /** A raw audio frame: tag byte then payload. `out` lets a sender reuse one buffer per frame. */

@@ -62,29 +62,37 @@ export const ClientMessage = z.discriminatedUnion('type', [Hello, Audio, Commit,
 export type ClientMessage = z.infer<typeof ClientMessage>;
 export type HelloMessage = z.infer<typeof Hello>;
 
-export interface Usage {
-  promptTokens: number;
-  completionTokens: number;
+// Server → client. The server builds these from its own typed state; clients validate them
+// at their edge (decodeServerMessage), so a client never trusts a malformed frame.
+
+export const Usage = z.object({
+  promptTokens: z.number().int().nonnegative(),
+  completionTokens: z.number().int().nonnegative(),
   /** Audio tokens inside promptTokens, where the engine reports them. */
-  audioTokens?: number;
-}
+  audioTokens: z.number().int().nonnegative().optional(),
+});
+export type Usage = z.infer<typeof Usage>;
 
-export type FinishReason = 'stop' | 'length' | 'cancelled' | 'error';
+export const FinishReason = z.enum(['stop', 'length', 'cancelled', 'error']);
+export type FinishReason = z.infer<typeof FinishReason>;
 
-export interface SessionLimits {
-  maxMessageBytes: number;
-  maxUtteranceMs: number;
-  maxHistoryTurns: number;
-  idleTimeoutMs: number;
-}
+export const SessionLimits = z.object({
+  maxMessageBytes: z.number(),
+  maxUtteranceMs: z.number(),
+  maxHistoryTurns: z.number(),
+  idleTimeoutMs: z.number(),
+});
+export type SessionLimits = z.infer<typeof SessionLimits>;
 
-export type ServerMessage =
-  | { type: 'ready'; version: number; sessionId: string; transport: string; engine: string; testEngine: boolean; limits: SessionLimits }
-  | { type: 'vad'; state: 'speech' | 'silence'; atMs: number }
-  | { type: 'turn'; turnId: string; source: 'audio' | 'text'; audioMs: number; startMs?: number; endMs?: number; text?: string }
-  | { type: 'delta'; turnId: string; text: string }
-  | { type: 'done'; turnId: string; usage: Usage; finish: FinishReason }
-  | { type: 'error'; code: string; message: string; fatal: boolean; turnId?: string; retryable?: boolean }
-  | { type: 'busy'; retryAfterMs: number; turnId?: string };
+export const ServerMessage = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('ready'), version: z.number().int(), sessionId: z.string(), transport: z.string(), engine: z.string(), testEngine: z.boolean(), limits: SessionLimits }),
+  z.object({ type: z.literal('vad'), state: z.enum(['speech', 'silence']), atMs: z.number() }),
+  z.object({ type: z.literal('turn'), turnId: z.string(), source: z.enum(['audio', 'text']), audioMs: z.number(), startMs: z.number().optional(), endMs: z.number().optional(), text: z.string().optional() }),
+  z.object({ type: z.literal('delta'), turnId: z.string(), text: z.string() }),
+  z.object({ type: z.literal('done'), turnId: z.string(), usage: Usage, finish: FinishReason }),
+  z.object({ type: z.literal('error'), code: z.string(), message: z.string(), fatal: z.boolean(), turnId: z.string().optional(), retryable: z.boolean().optional() }),
+  z.object({ type: z.literal('busy'), retryAfterMs: z.number(), turnId: z.string().optional() }),
+]);
+export type ServerMessage = z.infer<typeof ServerMessage>;
 
 export type ServerMessageType = ServerMessage['type'];

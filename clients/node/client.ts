@@ -24,6 +24,8 @@ export type ClientEvents = { [K in ServerMessage['type']]: (message: MessageOf<K
   reconnecting: (info: { attempt: number; delayMs: number; error: EarshotConnectionError | EarshotServerError }) => void;
   /** The client is closed for good: by close(), or because reconnecting is off or gave up. */
   closed: (error: EarshotConnectionError | EarshotServerError | undefined) => void;
+  /** A frame from the server that failed validation (protocol/native.ts); it is dropped. */
+  malformed: (error: Error) => void;
 };
 
 const ReconnectOptions = z
@@ -288,7 +290,8 @@ export class EarshotClient {
         let message: ServerMessage;
         try {
           message = decodeServerMessage(data as Buffer);
-        } catch {
+        } catch (err) {
+          this.emit('malformed', err as Error);
           return;
         }
         if (message.type === 'ready' && !settled) {
