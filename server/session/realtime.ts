@@ -32,7 +32,6 @@ import { applyUpdate, defaultSettings, renderSession, vadAggressiveness, type Re
 import { Session, type HistoryItem, type SessionEvents, type TurnResult } from './session.js';
 import { bearerToken, rejectUpgrade } from './upgrade.js';
 
-const INSECURE_KEY_PROTOCOL = 'openai-insecure-api-key.';
 const BETA_PROTOCOL = 'openai-beta.realtime-v1';
 
 /** An EarshotError with the OpenAI error code a Realtime client expects for this case. */
@@ -473,11 +472,6 @@ function wireUsage(usage: Usage): WireUsage {
   };
 }
 
-/** The key from `Authorization: Bearer`, `?token=`, or the browser subprotocol `openai-insecure-api-key.<key>`. */
-function presentedKey(request: UpgradeRequest): string | undefined {
-  return bearerToken(request) ?? request.protocols.find((p) => p.startsWith(INSECURE_KEY_PROTOCOL))?.slice(INSECURE_KEY_PROTOCOL.length);
-}
-
 export function realtimeRoute(ctx: ServerContext): WebSocketRoute {
   // Loaded before the server listens (startServer awaits it), so sessions start synchronously.
   let fvad: FvadModule | undefined;
@@ -487,7 +481,7 @@ export function realtimeRoute(ctx: ServerContext): WebSocketRoute {
     upgrade(request: UpgradeRequest): UpgradeDecision {
       if (ctx.draining()) return rejectUpgrade(new EarshotError('shutting_down', 'server is shutting down'));
       if (!fvad) return rejectUpgrade(new EarshotError('engine_unavailable', 'server is starting'));
-      if (!ctx.authorize(presentedKey(request))) return rejectUpgrade(new EarshotError('unauthorized', 'missing or invalid API key'));
+      if (!ctx.authorize(bearerToken(request))) return rejectUpgrade(new EarshotError('unauthorized', 'missing or invalid API key'));
       const beta = (request.headers['openai-beta'] ?? '').includes('realtime=v1') || request.protocols.includes(BETA_PROTOCOL);
       const module = fvad;
       return {

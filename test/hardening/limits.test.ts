@@ -163,6 +163,11 @@ t.test('per-key request rate on REST and websocket upgrades', async (t) => {
   t.ok(Number(over.headers.get('retry-after')) >= 1, 'with retry-after');
   t.match(await over.json(), { error: { type: 'rate_limit_error', code: 'rate_limited' } }, 'in the OpenAI error shape');
   refused(t, await handshake(`${server.wsUrl}/v1/stream`, { authorization: 'Bearer key-one' }), 429, 'rate_limited', 'a websocket with the same key');
+  // The Realtime SDK in a browser offers its key as a subprotocol: metered as that key, not as the address.
+  refused(t, await handshake(`${server.wsUrl}/v1/realtime`, {}, ['realtime', 'openai-insecure-api-key.key-one']), 429, 'rate_limited', 'the same key as a Realtime subprotocol');
+  const byProtocol = await handshake(`${server.wsUrl}/v1/realtime`, {}, ['realtime', 'openai-insecure-api-key.key-two']);
+  t.ok(byProtocol.ok, 'another key as a subprotocol has its own allowance');
+  if (byProtocol.ok) byProtocol.socket.close();
   t.equal((await models('key-two')).status, 200, 'another key has its own allowance');
   t.equal((await fetch(`${server.url}/health`)).status, 200, '/health is not metered');
   // Invalid keys share their address's bucket, so inventing keys buys nothing.
