@@ -23,8 +23,8 @@ async function main(): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    server.ctx.logger.info({ signal }, 'draining');
-    server.close(10_000).then(
+    server.ctx.logger.info({ signal, deadlineMs: config.drainTimeoutMs }, 'draining');
+    server.close(config.drainTimeoutMs).then(
       () => process.exit(0),
       (err: unknown) => {
         server.ctx.logger.error({ err }, 'shutdown failed');

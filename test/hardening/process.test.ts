@@ -1,10 +1,12 @@
 /**
- * The real binary: SIGTERM drains (running turn finishes, sockets close with 1001, exit 0),
+ * The real binary: SIGTERM drains (running turn finishes, sockets close with 1001, exit 0;
+ * past --drain-timeout-ms a running turn is cancelled, on every door; no new connections),
  * and API keys never reach the logs, even at trace level.
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { RealtimeClient } from '../realtime/helpers.js';
 import { TestClient } from '../helpers/native-client.js';
 import { TRANSPORTS } from '../helpers/server.js';
 import { spawnServer } from './spawn.js';
@@ -35,6 +37,35 @@ for (const transport of TRANSPORTS) {
     t.equal(code, 0, 'exit code 0');
   });
 }
+
+t.test('past --drain-timeout-ms running turns are cancelled, every door says why, new connections are refused', async (t) => {
+  // 400 ms per word: the reply cannot finish within the 600 ms drain.
+  const server = await spawnServer(['--echo-token-delay-ms', '400', '--drain-timeout-ms', '600']);
+  t.teardown(() => server.child.kill('SIGKILL'));
+  const wsUrl = server.url.replace(/^http/, 'ws');
+  const native = await TestClient.connect(`${wsUrl}/v1/stream`);
+  await native.hello({ codec: 'pcm16', sampleRate: 16000 });
+  const realtime = await RealtimeClient.connect(`${wsUrl}/v1/realtime`);
+  await realtime.waitForType('session.created');
+  native.send({ type: 'text', text: 'a very long answer please' });
+  realtime.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'and another one' }] } });
+  realtime.send({ type: 'response.create' });
+  await native.waitFor((m) => m.type === 'delta');
+  await realtime.waitForType('response.output_text.delta');
+  const exited = once(server.child, 'exit');
+  server.child.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 150));
+  const late = await fetch(`${server.url}/health`).then((r) => r.status, (err: Error) => (err.cause as { code?: string } | undefined)?.code ?? err.message);
+  t.equal(late, 'ECONNREFUSED', 'a new connection during the drain is refused');
+  const done = await native.waitFor((m) => m.type === 'done' || (m.type === 'error' && m.code === 'shutting_down'));
+  t.ok(done.type === 'error' || (done.type === 'done' && done.finish === 'cancelled'), `the native turn was cut short (${JSON.stringify(done)})`);
+  t.equal(await native.waitForClose(), 1001, 'the native socket closed with 1001');
+  t.match(await realtime.waitFor((e) => e.type === 'error' && e.error.code === 'shutting_down'), { error: { code: 'shutting_down' } }, 'the Realtime client is told why');
+  for (let i = 0; i < 100 && realtime.closeCode === undefined; i++) await new Promise((r) => setTimeout(r, 20));
+  t.equal(realtime.closeCode, 1001, 'and closed with 1001');
+  const [code] = (await exited) as [number | null];
+  t.equal(code, 0, 'exit code 0');
+});
 
 t.test('API keys never appear in logs', async (t) => {
   const server = await spawnServer(['--api-keys', `${SECRET},second-key`, '--log-level', 'trace']);
