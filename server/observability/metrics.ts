@@ -19,7 +19,7 @@ export function createMetrics() {
     batchSize: new Histogram({ name: 'earshot_batch_size', help: 'turns per engine batch', buckets: [1, 2, 4, 8, 16, 32, 64], registers: [registry] }),
     queueWait: new Histogram({
       name: 'earshot_turn_start_seconds',
-      help: 'end of speech (or request arrival) to engine start',
+      help: 'turn ready (end of speech; or the end of the session\'s previous turn, when it waited behind it; REST: request arrival) to engine start',
       buckets: LATENCY_BUCKETS,
       registers: [registry],
     }),
