@@ -144,3 +144,21 @@ t.test('the page reconnects by itself after the server restarts', async (t) => {
   t.match((await page.evaluate(() => window.earshot.turns.find((turn) => turn.source === 'text')))?.reply, /read "are you back"/, 'a turn works on the new connection');
   await page.context().close();
 });
+
+t.test('with --api-keys the page needs ?token=: without it, it says why and stops retrying', async (t) => {
+  const keyed = await startTestServer({ apiKeys: ['page-key'] });
+  t.teardown(() => keyed.close(0));
+  const context = await browser.newContext();
+  t.teardown(() => context.close());
+  const refused = await context.newPage();
+  await refused.goto(`${keyed.url}/`);
+  await refused.waitForFunction(() => window.earshot?.connection === 'failed', null, { timeout: 20_000 });
+  t.match(await refused.textContent('#error-banner'), /unauthorized/, 'the banner names the problem');
+  t.ok(await refused.isVisible('#error-banner'));
+  const { page } = await openPage('?token=page-key', { at: keyed });
+  await page.fill('#text', 'with a key');
+  await page.press('#text', 'Enter');
+  await page.waitForFunction(() => window.earshot.turns.some((turn) => turn.source === 'text' && turn.finish === 'stop'));
+  t.pass('with the key the page holds a conversation');
+  await page.context().close();
+});
