@@ -130,6 +130,7 @@ const handlers = {
   done: (m) => onEnd(m.turnId, m.finish),
   error: (m) => {
     if (m.turnId) onEnd(m.turnId, 'error', m.message);
+    else if (m.code === 'unauthorized') showError(`Server error (unauthorized): ${m.message}. This server needs an API key: open this page as ${location.pathname}?token=YOUR_KEY`);
     else showError(`Server error (${m.code}): ${m.message}`);
   },
   busy: (m) => {

@@ -153,7 +153,7 @@ t.test('with --api-keys the page needs ?token=: without it, it says why and stop
   const refused = await context.newPage();
   await refused.goto(`${keyed.url}/`);
   await refused.waitForFunction(() => window.earshot?.connection === 'failed', null, { timeout: 20_000 });
-  t.match(await refused.textContent('#error-banner'), /unauthorized/, 'the banner names the problem');
+  t.match(await refused.textContent('#error-banner'), /unauthorized.*open this page as \/\?token=YOUR_KEY/, 'the banner names the problem and the way out');
   t.ok(await refused.isVisible('#error-banner'));
   const { page } = await openPage('?token=page-key', { at: keyed });
   await page.fill('#text', 'with a key');
