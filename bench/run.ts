@@ -14,6 +14,7 @@ import { speechFixture } from '../test/fixtures/speech.js';
 import { runBatching, BATCHING_USERS, type BatchingResult } from './batching.js';
 import { LAG_P99_LIMIT_MS, runRamp, type RampResult, type StepResult } from './capacity.js';
 import { measureFloor, type FloorResult } from './floor.js';
+import { runLibrary, type LibraryResult } from './library.js';
 import { voiceOf } from './load.js';
 import { runRest, restAvailable, type RestResult } from './rest.js';
 import { SIM_MODEL } from './sim-engine.js';
@@ -30,10 +31,11 @@ const AUDIO_THREADS = cpus().length;
 const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
 
 const MODE = quick
-  ? { steps: [10, 100, 300, 400], warmupMs: 600, windowMs: 2000, wsSteps: [200, 300], threadSteps: [300, 500, 600], transportMs: 1000, pacedConnections: 1000, pacedMs: 2000, batchMs: 2000, batchWarmupMs: 500, restMs: 1000, floorMs: 300 }
+  ? { steps: [10, 100, 300, 400], librarySessions: 100, warmupMs: 600, windowMs: 2000, wsSteps: [200, 300], threadSteps: [300, 500, 600], transportMs: 1000, pacedConnections: 1000, pacedMs: 2000, batchMs: 2000, batchWarmupMs: 500, restMs: 1000, floorMs: 300 }
   : {
       steps: [10, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000],
       threadSteps: [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000],
+      librarySessions: 300,
       warmupMs: 1000,
       windowMs: 6000,
       wsSteps: [100, 200, 300, 400, 500, 600, 700, 800],
@@ -56,6 +58,7 @@ interface Results {
   machine: { cpus: number; model: string; node: string; loadavg: number[] };
   floor?: FloorResult;
   capacity?: { uws: RampResult; ws?: RampResult; audioThreads?: RampResult; cpuPerStreamRatio?: number };
+  library?: { result: LibraryResult; leanGeneratorUsPerFrame?: number };
   transportAlone?: { uws: TransportResult; ws: TransportResult; ratio: number };
   transportPaced?: { connections: number; uws: TransportResult; ws: TransportResult; ratio: number };
   pipelineRatio?: { sessions: number; uwsFramesPerCoreS: number; wsFramesPerCoreS: number; ratio: number };
@@ -86,6 +89,11 @@ async function main(): Promise<void> {
     if (best) results.capacity.cpuPerStreamRatio = round(best.serverUsPerFrame / floor.usPerFrame);
     log(`(a) capacity again with decode + VAD on audio threads (--audio-threads ${AUDIO_THREADS})`);
     results.capacity.audioThreads = await runRamp(voices, { transport: 'uws', steps: MODE.threadSteps, warmupMs: MODE.warmupMs, windowMs: MODE.windowMs, config: { audioThreads: AUDIO_THREADS }, log });
+    log(`(a) ${MODE.librarySessions} sessions driven by the Node client library (EarshotClient.sendAudio)`);
+    const library = await runLibrary(fixtures.map((f) => f.opusPackets), MODE.librarySessions, MODE.warmupMs, MODE.windowMs);
+    const lean = stepOf(uws, MODE.librarySessions);
+    results.library = { result: library, ...(lean ? { leanGeneratorUsPerFrame: round((lean.cpu.generator * 1e6) / lean.framesPerS, 1) } : {}) };
+    log(`  lag p50/p99 ${ms(library.lagMs.p50)}/${ms(library.lagMs.p99)} ms (n=${library.lagMs.n}), library ${library.generatorUsPerFrame} µs/frame, server ${library.serverUsPerFrame} µs/frame, ${library.errors} errors`);
     if (only.has('c')) {
       log('(c) full pipeline on ws');
       const ws = await runRamp(voices, { transport: 'ws', steps: MODE.wsSteps, warmupMs: MODE.warmupMs, windowMs: MODE.windowMs, log });
@@ -169,6 +177,14 @@ function table(r: Results): string {
       ]);
       const missed = cap.audioThreads.steps.find((step) => !step.held);
       if (missed) rows.push([`(a) first step missed, --audio-threads ${AUDIO_THREADS}`, `${missed.sessions}: ${missed.why}`, '']);
+    }
+    if (r.library) {
+      const { result: lib, leanGeneratorUsPerFrame: lean } = r.library;
+      rows.push([
+        `(a) ${lib.sessions} sessions through EarshotClient`,
+        `lag p50/p99 ${ms(lib.lagMs.p50)}/${ms(lib.lagMs.p99)} ms; client library ${lib.generatorUsPerFrame} µs/frame${lean !== undefined ? ` (lean generator ${lean})` : ''}; server ${lib.serverUsPerFrame} µs/frame`,
+        '',
+      ]);
     }
     if (cap.ws) rows.push(['(c) sessions held, ws', `${cap.ws.held}`, '']);
   }

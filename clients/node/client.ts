@@ -364,9 +364,8 @@ export class EarshotClient {
   }
 
   private onServerMessage(message: ServerMessage): void {
-    const handler = this.handlers[message.type] as ((m: ServerMessage) => void) | undefined;
-    if (!handler) return; // a newer server's message type: ignore rather than fail
-    handler(message);
+    // A newer server's message type fails validation and surfaces as 'malformed' instead.
+    (this.handlers[message.type] as (m: ServerMessage) => void)(message);
     this.emit(message.type, message as never);
   }
 
