@@ -8,6 +8,13 @@ import { Speaker } from './speech.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
+/** The key lives in this tab's sessionStorage, never in the page URL (history, logs, shared links). */
+const KEY_STORAGE = 'earshot.key';
+if (params.has('token')) {
+  sessionStorage.setItem(KEY_STORAGE, params.get('token'));
+  params.delete('token');
+  history.replaceState(null, '', `${location.pathname}${params.size ? `?${params}` : ''}${location.hash}`);
+}
 
 const state = {
   connection: 'connecting',
@@ -130,7 +137,7 @@ const handlers = {
   done: (m) => onEnd(m.turnId, m.finish),
   error: (m) => {
     if (m.turnId) onEnd(m.turnId, 'error', m.message);
-    else if (m.code === 'unauthorized') showError(`Server error (unauthorized): ${m.message}. This server needs an API key: open this page as ${location.pathname}?token=YOUR_KEY`);
+    else if (m.code === 'unauthorized') askForKey(m.message);
     else showError(`Server error (${m.code}): ${m.message}`);
   },
   busy: (m) => {
@@ -186,6 +193,24 @@ function sendText(event) {
   input.value = '';
 }
 
+function askForKey(reason) {
+  sessionStorage.removeItem(KEY_STORAGE);
+  showError(`Server error (unauthorized): ${reason}. Enter the server's API key below (or open this page as ${location.pathname}?token=YOUR_KEY).`);
+  $('key-form').hidden = false;
+  $('key').focus();
+}
+
+function useKey(event) {
+  event.preventDefault();
+  const key = $('key').value.trim();
+  if (!key) return;
+  sessionStorage.setItem(KEY_STORAGE, key);
+  $('key').value = '';
+  $('key-form').hidden = true;
+  $('error-banner').hidden = true;
+  connection.restart({ ...connection.hello, token: key });
+}
+
 function interrupt() {
   speaker.stop();
   connection.send({ type: 'cancel' });
@@ -198,7 +223,8 @@ async function main() {
   $('codec').hidden = false;
   $('codec').textContent = format.codec === 'opus' ? 'Opus (WebCodecs)' : `PCM ${format.sampleRate / 1000} kHz`;
   const hello = { type: 'hello', version: 1, codec: format.codec, sampleRate: format.sampleRate, channels: 1 };
-  if (params.get('token')) hello.token = params.get('token');
+  const key = sessionStorage.getItem(KEY_STORAGE);
+  if (key) hello.token = key;
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/stream`;
   connection = new Connection(url, hello, {
     onState: setConnection,
@@ -208,6 +234,7 @@ async function main() {
   $('mic').addEventListener('click', toggleMicrophone);
   $('interrupt').addEventListener('click', interrupt);
   $('text-form').addEventListener('submit', sendText);
+  $('key-form').addEventListener('submit', useKey);
   const readAloud = $('read-aloud');
   readAloud.disabled = !speaker.available;
   readAloud.addEventListener('change', () => {

@@ -56,6 +56,18 @@ export class Connection {
     };
   }
 
+  /** Starts over with a new hello (a key the user just gave), after a permanent failure too. */
+  restart(hello) {
+    clearTimeout(this.timer);
+    this.hello = hello;
+    this.stopped = false;
+    this.attempt = 0;
+    const old = this.ws;
+    this.ws = undefined;
+    old?.close(1000);
+    this.connect();
+  }
+
   /** Returns false when the packet was dropped (not connected, or the network is behind). */
   sendAudio(payload) {
     if (!this.open || this.ws.bufferedAmount > MAX_BUFFERED_BYTES) {

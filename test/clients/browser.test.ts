@@ -145,20 +145,31 @@ t.test('the page reconnects by itself after the server restarts', async (t) => {
   await page.context().close();
 });
 
-t.test('with --api-keys the page needs ?token=: without it, it says why and stops retrying', async (t) => {
+t.test('with --api-keys: the page asks for the key, keeps it out of the URL, and talks once it has it', async (t) => {
   const keyed = await startTestServer({ apiKeys: ['page-key'] });
   t.teardown(() => keyed.close(0));
   const context = await browser.newContext();
   t.teardown(() => context.close());
-  const refused = await context.newPage();
-  await refused.goto(`${keyed.url}/`);
-  await refused.waitForFunction(() => window.earshot?.connection === 'failed', null, { timeout: 20_000 });
-  t.match(await refused.textContent('#error-banner'), /unauthorized.*open this page as \/\?token=YOUR_KEY/, 'the banner names the problem and the way out');
-  t.ok(await refused.isVisible('#error-banner'));
-  const { page } = await openPage('?token=page-key', { at: keyed });
+  const page = await context.newPage();
+  await page.goto(`${keyed.url}/`);
+  await page.waitForSelector('#key-form:not([hidden])', { timeout: 20_000 });
+  t.equal(await page.evaluate(() => window.earshot.connection), 'failed', 'a wrong or missing key is not retried');
+  t.match(await page.textContent('#error-banner'), /unauthorized.*API key/, 'the banner names the problem and the way out');
+  await page.fill('#key', 'wrong-key');
+  await page.press('#key', 'Enter');
+  await page.waitForSelector('#key-form:not([hidden])');
+  t.pass('a wrong key brings the form back');
+  await page.fill('#key', 'page-key');
+  await page.press('#key', 'Enter');
+  await page.waitForFunction(() => window.earshot.connection === 'open', null, { timeout: 20_000 });
+  t.ok(await page.isHidden('#key-form'), 'the form goes away once the key works');
   await page.fill('#text', 'with a key');
   await page.press('#text', 'Enter');
   await page.waitForFunction(() => window.earshot.turns.some((turn) => turn.source === 'text' && turn.finish === 'stop'));
   t.pass('with the key the page holds a conversation');
-  await page.context().close();
+
+  const linked = await context.newPage();
+  await linked.goto(`${keyed.url}/?codec=pcm&token=page-key`);
+  await linked.waitForFunction(() => window.earshot?.connection === 'open', null, { timeout: 20_000 });
+  t.equal(new URL(linked.url()).search, '?codec=pcm', 'a ?token= link works, and the key leaves the address bar');
 });
