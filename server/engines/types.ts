@@ -62,5 +62,7 @@ export interface Engine {
    * Must honour each turn's AbortSignal by finishing that turn with `done {finish: 'cancelled'}`.
    */
   run(batch: TurnRequest[], emit: (turnId: string, event: TurnEvent) => void): Promise<void>;
+  /** Engines whose capacity can grow on its own (a restarted worker) call this, or queued turns would wait for the next submit. */
+  onCapacity?(listener: () => void): void;
   close(): Promise<void>;
 }

@@ -44,6 +44,7 @@ export class Scheduler {
     this.options = options;
     this.metrics = metrics;
     this.logger = logger.child({ room: 'scheduler' });
+    engine.onCapacity?.(() => this.schedule());
   }
 
   get queued(): number {

@@ -14,6 +14,9 @@ import t from 'tap';
 import { EarshotError } from '../../protocol/errors.js';
 import { FrameDecoder, encodeFrame } from '../../server/engines/mlx/framing.js';
 import { MlxEngine, type MlxEngineOptions } from '../../server/engines/mlx/pool.js';
+import { createLogger } from '../../server/observability/log.js';
+import { createMetrics } from '../../server/observability/metrics.js';
+import { Scheduler } from '../../server/scheduler/scheduler.js';
 import type { Message, TurnEvent, TurnRequest } from '../../server/engines/types.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -228,6 +231,26 @@ t.test('a killed worker fails only its turns, is restarted, and serves again', a
   t.equal(engine.status()[0]!.restarts, 1);
   const retry = turn([userAudio(tone(400, 0.2))], { sessionId: requests[0]!.sessionId });
   t.equal((await runBatch(engine, [retry]).done).get(retry.id)!.text, `${heard(tone(400, 0.2))} clips 1 users 1`);
+});
+
+t.test('a turn queued while the only worker restarts runs once it is back', async (t) => {
+  const engine = await startEngine(t, { maxBatchPerWorker: 1, standin: { STANDIN_TOKEN_DELAY_MS: '20' } });
+  // The real scheduler in front, as in the server: it must learn that capacity came back.
+  const scheduler = new Scheduler(engine, { maxBatch: 1, maxWaitMs: 0, maxQueue: 8, busyRetryAfterMs: 100 }, createMetrics(), createLogger('silent'));
+  const victim = engine.status()[0]!.pid!;
+  const ends = new Map<string, TurnEvent>();
+  const submit = (request: TurnRequest) => scheduler.submit(request, (event) => event.type !== 'delta' && ends.set(request.id, event));
+  const running = turn([userAudio(tone(400, 0.2))]);
+  const queued = turn([userAudio(tone(800, 0.2))]);
+  submit(running);
+  submit(queued);
+  t.equal(scheduler.queued, 1, 'the second turn waits: the worker takes one at a time');
+  process.kill(victim, 'SIGKILL');
+  await until(() => ends.has(running.id), 'the running turn to fail');
+  t.match(ends.get(running.id), { type: 'error' }, 'the running turn failed with the worker');
+  await until(() => ends.has(queued.id), 'the queued turn to run on the restarted worker');
+  t.match(ends.get(queued.id), { type: 'done', finish: 'stop' }, 'the queued turn ran once the worker was back, with no new submit to wake the scheduler');
+  t.not(engine.status()[0]!.pid, victim);
 });
 
 t.test('a worker that crashes mid-generation is replaced', async (t) => {

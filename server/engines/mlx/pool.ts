@@ -107,6 +107,7 @@ export class MlxEngine implements Engine {
   private readonly slots: Slot[] = [];
   private readonly turns = new Map<string, ActiveTurn>();
   private readonly affinity = new Map<string, number>();
+  private readonly capacityListeners: Array<() => void> = [];
   private readonly log: Logger;
   private closing = false;
   private batchId = 0;
@@ -138,6 +139,10 @@ export class MlxEngine implements Engine {
       throw err;
     }
     return engine;
+  }
+
+  onCapacity(listener: () => void): void {
+    this.capacityListeners.push(listener);
   }
 
   capacity(): number {
@@ -223,6 +228,7 @@ export class MlxEngine implements Engine {
         ready: () => {
           this.startup?.resolve();
           this.startup = undefined;
+          for (const listener of this.capacityListeners) listener();
         },
         message: (worker, message) => this.onMessage(worker, message),
         exit: (worker, reason, loadError) => this.onExit(worker, reason, loadError),
