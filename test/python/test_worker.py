@@ -7,10 +7,12 @@ import io
 import json
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 import numpy as np
@@ -228,6 +230,33 @@ class WorkerProcessTest(unittest.TestCase):
         self.assertLess(deltas, 11, "the reply was cut short")
         worker.send({"type": "ping"})
         self.assertEqual(worker.next(), {"type": "pong"}, "nothing more was sent for the cancelled turn")
+
+    def test_cancel_while_prefilling_with_others(self):
+        # mlx_vlm refuses remove() for a sequence still prefilling in a group; the turn must end
+        # at once anyway, its tokens never surface, and its neighbour must finish untouched.
+        steps_log = os.path.join(tempfile.mkdtemp(), "steps.jsonl")
+        self.addCleanup(shutil.rmtree, os.path.dirname(steps_log))
+        worker = WorkerProcess(self, max_batch=2, env={"STANDIN_TOKEN_DELAY_MS": "50", "STANDIN_PREFILL_STEPS": "10", "STANDIN_LOG": steps_log})
+        worker.next()
+        short, long = tone(400, 0.2), tone(900, 0.3)
+        worker.send({"type": "run", "batchId": 1, "turns": [
+            run_turn("gone", [{"role": "user", "parts": [audio(short)]}]),
+            run_turn("kept", [{"role": "user", "parts": [audio(long)]}]),
+        ]})
+        # The pair prefills for 10 x 50 ms; cancel in the middle of it.
+        time.sleep(0.2)
+        worker.send({"type": "cancel", "turnId": "gone"})
+        results = worker.until_done(["gone", "kept"])
+        self.assertEqual(results["gone"]["end"]["finish"], "cancelled")
+        self.assertGreater(results["gone"]["end"]["usage"]["promptTokens"], 0, "it was cancelled inside the batch, not while waiting")
+        self.assertEqual(results["gone"]["deltas"], 0, "no token of the cancelled turn surfaced")
+        self.assertEqual(results["kept"]["end"]["finish"], "stop")
+        self.assertIn(f"heard {len(long) * 1000 // 16000} ms", results["kept"]["text"], "clips of different lengths shared the prefill")
+        worker.send({"type": "ping"})
+        self.assertEqual(worker.next(), {"type": "pong"}, "nothing more was sent for the cancelled turn")
+        with open(steps_log) as log:
+            steps = [json.loads(line) for line in log]
+        self.assertLessEqual(sum(1 for step in steps if 0 in step["uids"]), 1, "the cancelled sequence left the batch as soon as mlx_vlm allowed")
 
     def test_max_batch_and_continuous_insertion(self):
         with tempfile.TemporaryDirectory() as tmp:

@@ -45,6 +45,8 @@ from stops import StopScanner
 DEFAULT_MAX_BATCH = 8
 # Gemma 4 ends a reply with <turn|> (id 106) as well as EOS; not every config lists it.
 END_OF_TURN = "<turn|>"
+# Processor outputs that get_input_embeddings consumes for audio; nothing after it needs them.
+AUDIO_FEATURE_KEYS = ("input_features", "input_features_mask")
 # Placeholder tokens the model may echo; they are never text for the user.
 PLACEHOLDER_CONFIG_IDS = (
     "audio_token_id",
@@ -156,7 +158,12 @@ class Model:
         embedded = self.model.get_input_embeddings(
             input_ids, inputs.get("pixel_values"), mask=inputs.get("attention_mask"), **data
         )
-        prompt_kwargs = {**data, **{k: v for k, v in embedded.to_dict().items() if v is not None}}
+        # The audio features are in the embeddings now. Passed on, they would reach BatchGenerator's
+        # prefill merge, which concatenates them as they are: two clips of different lengths
+        # admitted together would fail the whole batch (mlx_vlm/generate/ar.py,
+        # _merge_prefill_prompt_kwargs pads only sequence-aligned keys).
+        kept = {k: v for k, v in data.items() if k not in AUDIO_FEATURE_KEYS}
+        prompt_kwargs = {**kept, **{k: v for k, v in embedded.to_dict().items() if v is not None}}
         ids = input_ids[0].tolist()
         audio_tokens = ids.count(self.audio_token_id) if self.audio_token_id is not None else 0
         return ids, prompt_kwargs, audio_tokens
@@ -197,6 +204,9 @@ class Worker:
         self.batch = None
         self.waiting = deque()
         self.active = {}
+        # Sequences cancelled while mlx_vlm still prefilled them with others (remove() refused):
+        # they run out in the batch, their tokens discarded, and hold their slot until then.
+        self.leftovers = set()
         self.stopping = False
 
     # -- lifecycle ------------------------------------------------------------
@@ -281,10 +291,14 @@ class Worker:
                 return
         for uid, turn in self.active.items():
             if turn.turn_id == turn_id:
-                self.batch.remove(uid)
+                self.drop(uid)
                 del self.active[uid]
                 self.out.send({"type": "done", "turnId": turn_id, "usage": turn.usage(), "finish": "cancelled"})
                 return
+
+    def drop(self, uid):
+        if not self.batch.remove(uid):
+            self.leftovers.add(uid)
 
     def fail(self, turn_id, code, message):
         self.out.send({"type": "error", "turnId": turn_id, "code": code, "message": message})
@@ -292,7 +306,7 @@ class Worker:
     # -- generation -------------------------------------------------------------
 
     def admit(self):
-        while self.waiting and len(self.active) < self.max_batch:
+        while self.waiting and len(self.active) + len(self.leftovers) < self.max_batch:
             request = self.waiting.popleft()
             turn_id = request.get("turnId")
             try:
@@ -326,6 +340,10 @@ class Worker:
             self.close_batch()
             return
         for response in responses:
+            if response.uid in self.leftovers:
+                if response.finish_reason is not None or self.batch.remove(response.uid):
+                    self.leftovers.discard(response.uid)
+                continue
             turn = self.active.get(response.uid)
             if turn is not None:
                 self.on_token(turn, as_int(response.token), response.finish_reason)
@@ -336,6 +354,7 @@ class Worker:
         if self.batch is not None:
             self.batch.close()
             self.batch = None
+        self.leftovers.clear()
 
     def on_token(self, turn, token, finish):
         turn.completion_tokens += 1
@@ -353,7 +372,7 @@ class Worker:
             self.out.send({"type": "delta", "turnId": turn.turn_id, "text": text})
         if stopped:
             if finish is None:
-                self.batch.remove(turn.uid)
+                self.drop(turn.uid)
             finish = "stop"
         if finish is not None:
             del self.active[turn.uid]
