@@ -141,13 +141,18 @@ t.test('three concurrent turns each hear their own audio', async (t) => {
   const clips = [tone(400, 0.1), tone(800, 0.3, 220), tone(1200, 0.5, 880)];
   const requests = clips.map((clip) => turn([{ role: 'system', parts: [{ type: 'text', text: 'be brief' }] }, userAudio(clip)]));
   const outcomes = await runBatch(engine, requests).done;
+  const textTokens: number[] = [];
   requests.forEach((request, i) => {
     const outcome = outcomes.get(request.id)!;
     t.equal(outcome.text, `${heard(clips[i]!)} clips 1 users 1`, `turn ${i} heard its own clip`);
     t.ok(outcome.deltas > 5, 'streamed token by token');
-    t.same(outcome.end, { type: 'done', finish: 'stop', usage: { promptTokens: outcome.end?.type === 'done' ? outcome.end.usage.promptTokens : -1, completionTokens: 11, audioTokens: clips[i]!.length / 640 } });
+    const usage = outcome.end?.type === 'done' ? outcome.end.usage : undefined;
+    t.same(outcome.end, { type: 'done', finish: 'stop', usage: { promptTokens: usage?.promptTokens ?? -1, completionTokens: 11, audioTokens: clips[i]!.length / 640 } });
+    textTokens.push((usage?.promptTokens ?? 0) - (usage?.audioTokens ?? 0));
     t.equal(outcome.eventsAfterEnd, 0);
   });
+  // Same prompt text around clips of 10, 20 and 30 audio tokens: prompt tokens include the audio ones.
+  t.ok(textTokens[0]! > 0 && textTokens.every((n) => n === textTokens[0]), `prompt tokens = the same text tokens (${textTokens.join(', ')}) + each clip's audio tokens`);
   t.same(
     engine.status().map((s) => s.restarts),
     [0, 0],
