@@ -258,6 +258,23 @@ t.test('a turn queued while the only worker restarts runs once it is back', asyn
   t.not(engine.status()[0]!.pid, victim);
 });
 
+t.test('a session goes back to the worker that served it, even when another is as free', async (t) => {
+  const engine = await startEngine(t, { workers: 2, maxBatchPerWorker: 2, standin: { STANDIN_TOKEN_DELAY_MS: '20' } });
+  await until(() => engine.capacity() === 4, 'both workers');
+  const busyWorker = () => engine.status().findIndex((s) => s.inFlight > 0);
+  // B takes worker 0 (ties go to the first), so A's first turn lands on worker 1.
+  const b = runBatch(engine, [turn([userAudio(tone(400, 0.2))], { sessionId: 'B' })]);
+  await until(() => busyWorker() === 0, 'B on worker 0');
+  const a = runBatch(engine, [turn([userAudio(tone(400, 0.2))], { sessionId: 'A' })]);
+  await until(() => engine.status()[1]!.inFlight === 1, 'A on worker 1');
+  await Promise.all([a.done, b.done]);
+  t.same(engine.status().map((s) => s.inFlight), [0, 0], 'both idle: least-loaded routing alone would pick worker 0');
+  const again = runBatch(engine, [turn([userAudio(tone(400, 0.2))], { sessionId: 'A' })]);
+  await until(() => busyWorker() >= 0, 'the next turn of A to start');
+  t.equal(busyWorker(), 1, "A's next turn went to the worker that holds its prompt cache");
+  await again.done;
+});
+
 t.test('a worker that crashes mid-generation is replaced', async (t) => {
   const engine = await startEngine(t, { standin: { STANDIN_CRASH_AFTER_TOKENS: '3' } });
   const first = engine.status()[0]!.pid;
