@@ -322,6 +322,16 @@ t.test('start fails with the reason when the model cannot load', async (t) => {
   t.match((err as EarshotError).message, /model_not_found: standin\/missing/);
 });
 
+t.test('a worker that does not get ready in time is killed, and start says why', async (t) => {
+  const err = await startEngine(t, { readyTimeoutMs: 300, standin: { STANDIN_LOAD_DELAY_MS: '5000' } }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  t.ok(err instanceof EarshotError);
+  t.equal((err as EarshotError).code, 'engine_unavailable');
+  t.match((err as EarshotError).message, /not ready within 300 ms/);
+});
+
 t.test('close drains in-flight turns, then stops the workers', async (t) => {
   const engine = await startEngine(t, { standin: { STANDIN_TOKEN_DELAY_MS: '10' } });
   const request = turn([userAudio(tone(400, 0.2))]);
