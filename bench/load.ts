@@ -30,7 +30,7 @@ export interface Voice {
 }
 
 /** A masked binary WebSocket frame whose mask key is zero, so the payload goes as it is. */
-function wsFrame(payload: Uint8Array): Uint8Array {
+export function wsFrame(payload: Uint8Array): Uint8Array {
   const extended = payload.length > 125;
   if (payload.length > 0xffff) throw new Error('frame too long for the load generator');
   const header = extended ? [0x82, 0x80 | 126, payload.length >> 8, payload.length & 0xff] : [0x82, 0x80 | payload.length];
@@ -38,6 +38,11 @@ function wsFrame(payload: Uint8Array): Uint8Array {
   frame.set(header);
   frame.set(payload, header.length + 4);
   return frame;
+}
+
+/** The TCP socket under a `ws` client: the generators write pre-built frames to it directly. */
+export function tcpOf(socket: WebSocket): Socket {
+  return (socket as unknown as { _socket: Socket })._socket;
 }
 
 export function voiceOf(opusPackets: Uint8Array[]): Voice {
@@ -68,7 +73,7 @@ class LoadSession {
 
   constructor(socket: WebSocket, fleet: Fleet, voice: Voice, offset: number) {
     this.socket = socket;
-    this.tcp = (socket as unknown as { _socket: Socket })._socket;
+    this.tcp = tcpOf(socket);
     this.fleet = fleet;
     this.frames = voice.frames;
     this.offset = offset;

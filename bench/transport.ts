@@ -4,8 +4,10 @@
  * straight to the TCP socket after a normal handshake, so the generator costs almost nothing
  * and the figure is the server's: frames per second of server CPU.
  */
+import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 import { ServerChild } from './child.js';
+import { tcpOf, wsFrame } from './load.js';
 import type { TransportStats } from './server-process.js';
 import { CpuWindow, round } from './stats.js';
 
@@ -22,47 +24,52 @@ const PAYLOAD_BYTES = 61;
 const FRAMES_PER_CHUNK = 1024;
 const CONNECTIONS = 8;
 
-function framesChunk(): Buffer {
-  const frame = Buffer.alloc(2 + 4 + PAYLOAD_BYTES);
-  frame[0] = 0x82; // FIN, binary
-  frame[1] = 0x80 | PAYLOAD_BYTES; // masked, short length; the mask key stays 0
-  for (let i = 0; i < PAYLOAD_BYTES - 1; i++) frame[7 + i] = (i * 37) & 0xff;
-  return Buffer.concat(Array.from({ length: FRAMES_PER_CHUNK }, () => frame));
+/** One client frame: the raw-audio tag (0) and 60 bytes standing for an Opus packet. */
+const FRAME = wsFrame(Uint8Array.from({ length: PAYLOAD_BYTES }, (_, i) => (i === 0 ? 0 : ((i - 1) * 37) & 0xff)));
+
+/** Opens `count` connections after a normal handshake, recording each in `sockets` (for cleanup), and returns their TCP sockets. */
+async function openConnections(url: string, count: number, sockets: WebSocket[]): Promise<Socket[]> {
+  for (let i = 0; i < count; i++) {
+    const ws = new WebSocket(url, { perMessageDeflate: false });
+    sockets.push(ws);
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+  }
+  return sockets.map(tcpOf);
+}
+
+async function resultOf(server: ServerChild, cpu: CpuWindow): Promise<TransportResult> {
+  const used = cpu.read();
+  const { frames } = await server.stats<TransportStats>();
+  return {
+    transport: server.transport,
+    framesPerS: Math.round(frames / used.seconds),
+    serverCores: round(used.server),
+    framesPerServerCoreS: Math.round(frames / used.seconds / used.server),
+    generatorCores: round(used.generator),
+  };
 }
 
 export async function runTransportAlone(kind: 'uws' | 'ws', durationMs: number): Promise<TransportResult> {
   const server = await ServerChild.start({ mode: 'transport', transport: kind });
-  const chunk = framesChunk();
+  const chunk = Buffer.concat(Array.from({ length: FRAMES_PER_CHUNK }, () => FRAME));
   const sockets: WebSocket[] = [];
+  let sending = true;
   try {
-    for (let i = 0; i < CONNECTIONS; i++) {
-      const ws = new WebSocket(server.url, { perMessageDeflate: false });
-      await new Promise((resolve, reject) => {
-        ws.once('open', resolve);
-        ws.once('error', reject);
-      });
-      sockets.push(ws);
-    }
-    let sending = true;
-    const pump = (raw: import('node:net').Socket) => {
+    const raws = await openConnections(server.url, CONNECTIONS, sockets);
+    const pump = (raw: Socket) => {
       while (sending && raw.write(chunk));
       if (sending) raw.once('drain', () => pump(raw));
     };
     await server.stats();
     const cpu = new CpuWindow(server.pid);
-    for (const ws of sockets) pump((ws as unknown as { _socket: import('node:net').Socket })._socket);
+    for (const raw of raws) pump(raw);
     await new Promise((r) => setTimeout(r, durationMs));
-    const used = cpu.read();
-    const stats = await server.stats<TransportStats>();
-    sending = false;
-    return {
-      transport: server.transport,
-      framesPerS: Math.round(stats.frames / used.seconds),
-      serverCores: round(used.server),
-      framesPerServerCoreS: Math.round(stats.frames / used.seconds / used.server),
-      generatorCores: round(used.generator),
-    };
+    return await resultOf(server, cpu);
   } finally {
+    sending = false;
     for (const ws of sockets) ws.terminate();
     await server.stop();
   }
@@ -75,37 +82,18 @@ export async function runTransportAlone(kind: 'uws' | 'ws', durationMs: number):
  */
 export async function runTransportPaced(kind: 'uws' | 'ws', connections: number, durationMs: number): Promise<TransportResult & { connections: number }> {
   const server = await ServerChild.start({ mode: 'transport', transport: kind });
-  const frame = framesChunk().subarray(0, 2 + 4 + PAYLOAD_BYTES);
-  const raws: import('node:net').Socket[] = [];
   const sockets: WebSocket[] = [];
   let timer: NodeJS.Timeout | undefined;
   try {
-    for (let i = 0; i < connections; i++) {
-      const ws = new WebSocket(server.url, { perMessageDeflate: false });
-      await new Promise((resolve, reject) => {
-        ws.once('open', resolve);
-        ws.once('error', reject);
-      });
-      sockets.push(ws);
-      raws.push((ws as unknown as { _socket: import('node:net').Socket })._socket);
-    }
+    const raws = await openConnections(server.url, connections, sockets);
     timer = setInterval(() => {
-      for (const raw of raws) raw.write(frame);
+      for (const raw of raws) raw.write(FRAME);
     }, 20);
     await new Promise((r) => setTimeout(r, 500));
     await server.stats();
     const cpu = new CpuWindow(server.pid);
     await new Promise((r) => setTimeout(r, durationMs));
-    const used = cpu.read();
-    const { frames } = await server.stats<TransportStats>();
-    return {
-      transport: server.transport,
-      connections,
-      framesPerS: Math.round(frames / used.seconds),
-      serverCores: round(used.server),
-      framesPerServerCoreS: Math.round(frames / used.seconds / used.server),
-      generatorCores: round(used.generator),
-    };
+    return { ...(await resultOf(server, cpu)), connections };
   } finally {
     clearInterval(timer);
     for (const ws of sockets) ws.terminate();

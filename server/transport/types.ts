@@ -2,6 +2,9 @@
  * What a front door needs from the network, and nothing about audio: websocket routes with
  * an upgrade decision, and plain HTTP. uWebSockets.js and the `ws` package both implement it.
  */
+/** Both transports close a client that stops reading past maxBufferedBytes with this code (policy violation). */
+export const CLOSE_SLOW_READER = 1008;
+
 export interface Connection {
   readonly remoteAddress: string;
   /** Sends one message; false once the peer is over the buffered limit (the connection is then being closed). */

@@ -6,7 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import { EarshotError } from '../../protocol/errors.js';
-import { STATUS_TEXT, type Connection, type HttpRequest, type HttpResponse, type SocketHandler, type Transport, type TransportOptions } from './types.js';
+import { CLOSE_SLOW_READER, STATUS_TEXT, type Connection, type HttpRequest, type HttpResponse, type SocketHandler, type Transport, type TransportOptions } from './types.js';
 
 /* The subset of the uWebSockets.js API used here, typed locally so every build fits. */
 interface UwsWebSocket {
@@ -76,7 +76,6 @@ export function loadUws(): UwsLoadResult {
   return { failures };
 }
 
-const CLOSE_SLOW_READER = 1008;
 const text = (buffer: ArrayBuffer) => Buffer.from(buffer).toString();
 
 class UwsConnection implements Connection {

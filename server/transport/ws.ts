@@ -5,9 +5,8 @@ import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { EarshotError } from '../../protocol/errors.js';
-import { STATUS_TEXT, type Connection, type HttpRequest, type HttpResponse, type Transport, type TransportOptions } from './types.js';
+import { CLOSE_SLOW_READER, STATUS_TEXT, type Connection, type HttpRequest, type HttpResponse, type Transport, type TransportOptions } from './types.js';
 
-const CLOSE_SLOW_READER = 1008;
 const CLOSE_GRACE_MS = 2_000;
 
 class WsConnection implements Connection {
