@@ -204,15 +204,9 @@ export class Session {
   addText(text: string): void {
     const waiting = this.pending.splice(0);
     this.cancel();
-    const parts: Part[] = [{ type: 'text', text }];
-    let audioMs = 0;
-    if (waiting.length > 0) {
-      const audio = joinWithGaps(waiting.map((u) => u.audio));
-      parts.unshift({ type: 'audio', samples: audio });
-      audioMs = Math.round((audio.length * 1000) / SAMPLE_RATE);
-    }
+    const parts: Part[] = waiting.length > 0 ? [{ type: 'audio', samples: joinWithGaps(waiting.map((u) => u.audio)) }, { type: 'text', text }] : [{ type: 'text', text }];
     const item = this.addItem('user', parts);
-    if (this.settings.autoRespond) this.startTurn({ turnId: this.nextTurnId(), source: 'text', audioMs, text, itemId: item.id });
+    if (this.settings.autoRespond) this.startTurn({ turnId: this.nextTurnId(), source: 'text', audioMs: audioMsOf(parts), text, itemId: item.id });
   }
 
   /** Adds an item without starting a turn (Realtime conversation.item.create). */
@@ -291,9 +285,9 @@ export class Session {
   }
 
   private startAudioTurn(utterances: PendingUtterance[]): void {
-    const audio = utterances.length === 1 ? utterances[0]!.audio : joinWithGaps(utterances.map((u) => u.audio));
-    const item = this.addItem('user', [{ type: 'audio', samples: audio }]);
-    const info: TurnInfo = { turnId: this.nextTurnId(), source: 'audio', audioMs: Math.round((audio.length * 1000) / SAMPLE_RATE), itemId: item.id };
+    const parts: Part[] = [{ type: 'audio', samples: joinWithGaps(utterances.map((u) => u.audio)) }];
+    const item = this.addItem('user', parts);
+    const info: TurnInfo = { turnId: this.nextTurnId(), source: 'audio', audioMs: audioMsOf(parts), itemId: item.id };
     const first = utterances[0]!;
     const last = utterances[utterances.length - 1]!;
     if (first.startMs !== undefined) info.startMs = first.startMs;
@@ -375,6 +369,7 @@ export function audioMsOf(parts: Part[]): number {
 }
 
 function joinWithGaps(clips: Pcm16k[]): Pcm16k {
+  if (clips.length === 1) return clips[0]!;
   const total = clips.reduce((n, c) => n + c.length, 0) + COALESCE_GAP_SAMPLES * (clips.length - 1);
   const out = new Float32Array(total);
   let at = 0;
