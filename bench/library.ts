@@ -6,10 +6,8 @@
 import { EarshotClient } from '../clients/node/index.js';
 import { pipelineConfig } from './capacity.js';
 import { ServerChild } from './child.js';
+import { FRAME_MS, PacedPackets } from './load.js';
 import { CpuWindow, round, Samples, type Percentiles } from './stats.js';
-
-const FRAME_MS = 20;
-const RING = 512;
 
 export interface LibraryResult {
   sessions: number;
@@ -20,10 +18,7 @@ export interface LibraryResult {
 }
 
 class LibrarySession {
-  private readonly sendTimes = new Float64Array(RING);
-  private sent = 0;
-  /** A random phase within the frame, as real clients have: all sessions sending in the same tick would queue behind each other. */
-  private readonly phaseMs = Math.random() * FRAME_MS;
+  private pace = new PacedPackets(Infinity);
 
   constructor(
     readonly client: EarshotClient,
@@ -33,22 +28,23 @@ class LibrarySession {
   ) {
     client.on('vad', (m) => {
       if (m.state !== 'silence') return;
-      const packet = m.atMs / FRAME_MS - 1;
-      if (packet < this.sent && this.sent - packet <= RING) lag.add(performance.now() - this.sendTimes[packet % RING]!);
+      const sentAt = this.pace.decidingPacketSentAt(m.atMs);
+      if (!Number.isNaN(sentAt)) lag.add(performance.now() - sentAt);
     });
   }
 
-  /** Sends every frame due since `startAt`, at real-time pace. */
-  tick(startAt: number, now: number): number {
-    let frames = 0;
-    while (startAt + this.phaseMs + this.sent * FRAME_MS <= now) {
-      void this.client.sendAudio(this.packets[(this.offset + this.sent) % this.packets.length]!);
-      this.sendTimes[this.sent % RING] = performance.now();
-      this.sent++;
-      frames++;
-    }
-    return frames;
+  /** A random phase within the frame, as real clients have: all sessions sending in the same tick would queue behind each other. */
+  start(at: number): void {
+    this.pace = new PacedPackets(at + Math.random() * FRAME_MS);
   }
+
+  tick(now: number): number {
+    return this.pace.sendDue(now, this.sendPacket);
+  }
+
+  private readonly sendPacket = (index: number): void => {
+    void this.client.sendAudio(this.packets[(this.offset + index) % this.packets.length]!);
+  };
 }
 
 export async function runLibrary(packetSets: Uint8Array[][], sessions: number, warmupMs: number, windowMs: number): Promise<LibraryResult> {
@@ -68,9 +64,10 @@ export async function runLibrary(packetSets: Uint8Array[][], sessions: number, w
       open.push(new LibrarySession(client, packets, Math.floor(Math.random() * packets.length), lag));
     }
     const startAt = performance.now();
+    for (const s of open) s.start(startAt);
     timer = setInterval(() => {
       const now = performance.now();
-      for (const s of open) frames += s.tick(startAt, now);
+      for (const s of open) frames += s.tick(now);
     }, 2);
     await new Promise((r) => setTimeout(r, warmupMs));
     lag.reset();

@@ -18,7 +18,7 @@ import { decodeServerMessage, encodeClientMessage, encodeRawAudio } from '../pro
 import type { ServerMessage } from '../protocol/native.js';
 import { Samples } from './stats.js';
 
-const FRAME_MS = 20;
+export const FRAME_MS = 20;
 /** Send times kept per session: 10 s of frames, longer than any decision delay we measure. */
 const RING = 512;
 const RING_MASK = RING - 1;
@@ -51,6 +51,35 @@ export function voiceOf(opusPackets: Uint8Array[]): Voice {
 
 const epochNow = () => performance.timeOrigin + performance.now();
 
+/**
+ * A real-time stream's clock: which packets are due (20 ms each from `startAt`, so no drift),
+ * and when each recent one was sent, to time the VAD decision it triggered.
+ */
+export class PacedPackets {
+  private readonly sentAt = new Float64Array(RING);
+  private sent = 0;
+
+  constructor(private readonly startAt: number) {}
+
+  /** Calls `send(index)` for every packet due by `now`; returns how many were sent. */
+  sendDue(now: number, send: (index: number) => void): number {
+    const before = this.sent;
+    while (this.startAt + this.sent * FRAME_MS <= now) {
+      send(this.sent);
+      this.sentAt[this.sent & RING_MASK] = performance.now();
+      this.sent++;
+    }
+    return this.sent - before;
+  }
+
+  /** When the packet that decided a VAD event at stream time `atMs` was sent: the one ending there (NaN if not recent). */
+  decidingPacketSentAt(atMs: number): number {
+    const packet = atMs / FRAME_MS - 1;
+    if (packet >= this.sent || this.sent - packet > RING) return NaN;
+    return this.sentAt[packet & RING_MASK]!;
+  }
+}
+
 export interface HelloVad {
   silenceMs?: number;
 }
@@ -61,9 +90,7 @@ class LoadSession {
   private readonly fleet: Fleet;
   private readonly frames: Uint8Array[];
   private readonly offset: number;
-  private readonly sendTimes = new Float64Array(RING);
-  private startAt = 0;
-  private sent = 0;
+  private pace = new PacedPackets(Infinity);
   private decisionSentAt = NaN;
   private turnDecisionSentAt = NaN;
   private turnId = '';
@@ -85,19 +112,19 @@ class LoadSession {
   }
 
   start(at: number): void {
-    this.startAt = at;
+    this.pace = new PacedPackets(at);
     this.streaming = true;
   }
 
-  /** Sends every frame that is due; real-time pace from a fixed start, so no drift. */
+  /** Sends every frame that is due. */
   tick(now: number): void {
-    while (this.startAt + this.sent * FRAME_MS <= now) {
-      this.tcp.write(this.frames[(this.offset + this.sent) % this.frames.length]!);
-      this.sendTimes[this.sent & RING_MASK] = performance.now();
-      this.sent++;
-      this.fleet.framesSent++;
-    }
+    this.fleet.framesSent += this.pace.sendDue(now, this.sendFrame);
   }
+
+  /** Bound once: a tick allocates nothing. */
+  private readonly sendFrame = (index: number): void => {
+    this.tcp.write(this.frames[(this.offset + index) % this.frames.length]!);
+  };
 
   private onMessage(data: Buffer): void {
     const now = performance.now();
@@ -105,10 +132,10 @@ class LoadSession {
     switch (m.type) {
       case 'vad': {
         if (m.state !== 'silence') return;
-        const packet = m.atMs / FRAME_MS - 1;
-        if (packet >= this.sent || this.sent - packet > RING) return;
-        this.decisionSentAt = this.sendTimes[packet & RING_MASK]!;
-        this.fleet.lag.add(now - this.decisionSentAt);
+        const sentAt = this.pace.decidingPacketSentAt(m.atMs);
+        if (Number.isNaN(sentAt)) return;
+        this.decisionSentAt = sentAt;
+        this.fleet.lag.add(now - sentAt);
         return;
       }
       case 'turn':
