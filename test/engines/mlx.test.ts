@@ -144,10 +144,10 @@ t.test('three concurrent turns each hear their own audio', async (t) => {
   const textTokens: number[] = [];
   requests.forEach((request, i) => {
     const outcome = outcomes.get(request.id)!;
-    t.equal(outcome.text, `${heard(clips[i]!)} clips 1 users 1`, `turn ${i} heard its own clip`);
+    t.equal(outcome.text, `${heard(clips[i]!)} clips 1 users 1 system be brief`, `turn ${i} heard its own clip`);
     t.ok(outcome.deltas > 5, 'streamed token by token');
     const usage = outcome.end?.type === 'done' ? outcome.end.usage : undefined;
-    t.same(outcome.end, { type: 'done', finish: 'stop', usage: { promptTokens: usage?.promptTokens ?? -1, completionTokens: 11, audioTokens: clips[i]!.length / 640 } });
+    t.same(outcome.end, { type: 'done', finish: 'stop', usage: { promptTokens: usage?.promptTokens ?? -1, completionTokens: 14, audioTokens: clips[i]!.length / 640 } });
     textTokens.push((usage?.promptTokens ?? 0) - (usage?.audioTokens ?? 0));
     t.equal(outcome.eventsAfterEnd, 0);
   });
@@ -170,8 +170,8 @@ t.test('two-turn history reaches the worker in order', async (t) => {
   ];
   const request = turn(messages);
   const outcome = (await runBatch(engine, [request]).done).get(request.id)!;
-  // Only the newest clip is heard; the earlier one is a note in its place (conversation.py).
-  t.equal(outcome.text, `${heard(latest)} clips 1 users 2 text alpha [voice message, 1.0 s] beta`);
+  // Only the newest clip is heard; the earlier one is a note in its place (history.ts), kept apart from the words around it.
+  t.equal(outcome.text, `${heard(latest)} clips 1 users 2 system be brief text alpha [voice message, 1.0 s] beta`);
 });
 
 t.test('batch sizes seen by the model match maxBatch; new turns join a running batch', async (t) => {

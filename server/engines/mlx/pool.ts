@@ -14,6 +14,7 @@
  */
 import type { Logger } from 'pino';
 import { EarshotError } from '../../../protocol/errors.js';
+import { newestAudioOnly } from '../history.js';
 import type { Engine, Message, ModelInfo, TurnEvent, TurnRequest } from '../types.js';
 import type { WirePart, WireTurn, WorkerMessage } from './messages.js';
 import { WorkerProcess } from './worker-process.js';
@@ -97,7 +98,8 @@ function wireTurn(request: TurnRequest): WireTurn {
   const { maxTokens, temperature, topP, stop } = request.params;
   return {
     turnId: request.id,
-    messages: request.messages.map((m) => ({ role: m.role, parts: wireParts(m) })),
+    // Earlier clips go as notes: the worker hears only the newest message (conversation.py says why).
+    messages: newestAudioOnly(request.messages).map((m) => ({ role: m.role, parts: wireParts(m) })),
     params: { maxTokens, temperature, topP, stop },
   };
 }

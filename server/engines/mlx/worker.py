@@ -27,8 +27,10 @@ BatchGenerator.remove(uid). Turns beyond maxBatch wait here and join as sequence
 The sampler belongs to the BatchGenerator, so temperature/topP come from the turn that opened
 the batch; a new batch (and sampler) starts whenever the worker is idle.
 
-History audio: only the newest message's audio is heard; earlier clips become text notes.
-See conversation.py for the reasons.
+History audio: only the newest message carries audio; the pool sends earlier clips as text
+notes (server/engines/history.ts). conversation.py says why, and how the prompt is kept clean
+of what the Gemma 4 template and mlx_vlm would do to it (glued text, control strings, a
+second BOS, a silent fallback that drops the audio).
 """
 
 import os
@@ -38,7 +40,7 @@ import threading
 import traceback
 from collections import deque
 
-from conversation import MAX_AUDIO_MS, TurnError, build_conversation
+from conversation import MAX_AUDIO_MS, TurnError, build_conversation, control_string_cleaner
 from frames import FrameWriter, read_frame
 from stops import StopScanner
 
@@ -57,6 +59,13 @@ PLACEHOLDER_CONFIG_IDS = (
     "eoi_token_id",
     "video_token_id",
 )
+# Gemma 4's markup, removed from message text even when a tokenizer does not list it as added.
+GEMMA_CONTROL_STRINGS = (
+    "<bos>", "<eos>", "<pad>", "<|turn>", "<turn|>", "<|image>", "<image|>", "<|image|>",
+    "<|audio>", "<audio|>", "<|audio|>", "<|video|>", "<|channel>", "<channel|>", "<|think|>",
+)
+# Arrays of prepare_inputs that run along the prompt tokens; cut together when a BOS is dropped.
+SEQUENCE_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids")
 
 
 def log(message):
@@ -81,6 +90,32 @@ def classify_load_error(exc):
 
 def as_int(token):
     return int(token.item()) if hasattr(token, "item") else int(token)
+
+
+def control_strings(tokenizer):
+    """Every markup token the tokenizer knows (added and special tokens shaped like <...>)."""
+    added = getattr(tokenizer, "get_added_vocab", None)
+    names = set(added() if callable(added) else ())
+    names.update(getattr(tokenizer, "all_special_tokens", None) or ())
+    names.update(GEMMA_CONTROL_STRINGS)
+    return [n for n in names if isinstance(n, str) and len(n) > 2 and n[0] == "<" and n[-1] == ">" and not any(c.isspace() for c in n)]
+
+
+def single_bos(inputs, bos_id):
+    """Drops extra leading BOS tokens. The Gemma 4 template starts with BOS, and mlx_vlm's
+    prepare_inputs passes add_special_tokens=False only to the tokenizer of text-only turns:
+    the Gemma 4 processor's __call__ has no such parameter, so it is dropped and the
+    tokenizer adds a second BOS to every turn with audio."""
+    ids = inputs["input_ids"]
+    row = ids[0].tolist()
+    leading = 0
+    while bos_id is not None and leading < len(row) and row[leading] == bos_id:
+        leading += 1
+    if leading <= 1:
+        return inputs
+    length = ids.shape[1]
+    cut = leading - 1
+    return {k: v[:, cut:] if k in SEQUENCE_KEYS and v is not None and v.shape[-1] == length else v for k, v in inputs.items()}
 
 
 class Model:
@@ -115,6 +150,8 @@ class Model:
         self.placeholder_ids = [
             value for value in (getattr(config, name, None) for name in PLACEHOLDER_CONFIG_IDS) if value is not None
         ]
+        self.bos_id = getattr(self.tokenizer, "bos_token_id", None)
+        self.clean = control_string_cleaner(control_strings(self.tokenizer))
 
     @staticmethod
     def _eos_ids(config):
@@ -127,11 +164,15 @@ class Model:
         # BatchGenerator adds its stop tokens to the shared stopping criteria: start clean.
         self.tokenizer.stopping_criteria.reset(self.eos_ids)
         prefill = min(8, max_batch)
+        temperature = float(params.get("temperature") or 0.0)
         return self._batch_generator(
             self.model.language_model,
             self.processor,
             stop_tokens=self.stop_ids,
-            sampler=self._make_sampler(temp=float(params.get("temperature", 0.0)), top_p=float(params.get("topP") or 0.0)),
+            # No sampler at temperature 0: BatchGenerator then takes its fused greedy path, which
+            # a sampler (even a greedy one) or logprobs turn off. Nothing here reads logprobs.
+            sampler=self._make_sampler(temp=temperature, top_p=float(params.get("topP") or 0.0)) if temperature > 0 else None,
+            compute_logprobs=False,
             # A prefill is admitted only while completion_batch_size - decoding >= prefill_batch_size;
             # the worker itself caps sequences at max_batch, so give the generator that headroom.
             completion_batch_size=max_batch + prefill,
@@ -140,7 +181,7 @@ class Model:
 
     def prepare(self, messages):
         """Returns (prompt token ids, prompt_kwargs for BatchGenerator.insert, audio token count)."""
-        chat, clip = build_conversation(messages, MAX_AUDIO_MS)
+        chat, clip = build_conversation(messages, MAX_AUDIO_MS, self.clean)
         if clip is not None and not self.hears_audio:
             raise TurnError("unsupported", "this model does not accept audio")
         # The tokenizer's template is the call mlx_vlm's own apply_chat_template ends in; going
@@ -153,7 +194,18 @@ class Model:
             image_token_index=getattr(self.model.config, "image_token_index", None),
             add_special_tokens=False,
         )
+        inputs = single_bos(inputs, self.bos_id)
         input_ids = inputs["input_ids"]
+        ids = input_ids[0].tolist()
+        audio_tokens = ids.count(self.audio_token_id) if self.audio_token_id is not None else 0
+        if clip is not None and audio_tokens == 0:
+            # get_chat_template falls back to a plain "User: ..." prompt when the tokenizer has no
+            # chat template; its audio marker is not the model's, so the clip would be dropped.
+            raise TurnError(
+                "no_audio_tokens",
+                "the prompt holds no audio tokens, so the model would not hear the audio "
+                "(does the model's tokenizer have a chat template? mlx_vlm falls back to a plain prompt without one)",
+            )
         data = {k: v for k, v in inputs.items() if k not in ("input_ids", "pixel_values", "attention_mask")}
         embedded = self.model.get_input_embeddings(
             input_ids, inputs.get("pixel_values"), mask=inputs.get("attention_mask"), **data
@@ -164,8 +216,6 @@ class Model:
         # _merge_prefill_prompt_kwargs pads only sequence-aligned keys).
         kept = {k: v for k, v in data.items() if k not in AUDIO_FEATURE_KEYS}
         prompt_kwargs = {**kept, **{k: v for k, v in embedded.to_dict().items() if v is not None}}
-        ids = input_ids[0].tolist()
-        audio_tokens = ids.count(self.audio_token_id) if self.audio_token_id is not None else 0
         return ids, prompt_kwargs, audio_tokens
 
     def detokenizer(self):
