@@ -15,7 +15,7 @@ import { createLogger, type Logger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { nativeRoute } from './session/native.js';
-import { realtimeRoute } from './session/realtime.js';
+import { realtimeRoute } from './realtime/door.js';
 import { createTransport } from './transport/select.js';
 import type { Transport, WebSocketRoute } from './transport/types.js';
 import { loadFvad } from './vad/fvad.js';

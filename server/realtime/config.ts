@@ -5,7 +5,7 @@
 import { EarshotError } from '../../protocol/errors.js';
 import type { SessionConfig, TurnDetection } from '../../protocol/realtime.js';
 import type { Config } from '../config.js';
-import { betaFormat, DEFAULT_FORMAT, formatFromBeta, formatFromGa, gaFormat, type InputFormat } from './realtime-audio.js';
+import { betaFormat, DEFAULT_FORMAT, formatFromBeta, formatFromGa, gaFormat, type InputFormat } from './audio.js';
 
 export interface VadConfig {
   threshold: number;

@@ -27,10 +27,10 @@ import type { ServerContext } from '../context.js';
 import type { Connection, SocketHandler, UpgradeDecision, UpgradeRequest, WebSocketRoute } from '../transport/types.js';
 import { loadFvad, WebRtcVad, type FvadModule } from '../vad/fvad.js';
 import { VadSegmenter } from '../vad/segmenter.js';
-import { decodeClip, formatDecoder, sameFormat } from './realtime-audio.js';
-import { applyUpdate, defaultSettings, renderSession, vadAggressiveness, type RealtimeSettings } from './realtime-config.js';
-import { Session, type HistoryItem, type SessionEvents, type TurnResult } from './session.js';
-import { bearerToken, rejectUpgrade } from './upgrade.js';
+import { decodeClip, formatDecoder, sameFormat } from './audio.js';
+import { applyUpdate, defaultSettings, renderSession, vadAggressiveness, type RealtimeSettings } from './config.js';
+import { Session, type HistoryItem, type SessionEvents, type TurnResult } from '../session/session.js';
+import { bearerToken, rejectUpgrade } from '../session/upgrade.js';
 
 const BETA_PROTOCOL = 'openai-beta.realtime-v1';
 
