@@ -200,7 +200,8 @@ export interface WireResponse {
   metadata: null;
 }
 
-interface PartRef {
+/** Where a content part sits: every part event carries it. */
+export interface PartRef {
   response_id: string;
   item_id: string;
   output_index: number;

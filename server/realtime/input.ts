@@ -1,0 +1,83 @@
+/**
+ * The input audio buffer and turn detection: the session's decoder and segmenter built from
+ * the settings, input_audio_buffer.* events, and speech_started/stopped placed on the stream's
+ * timeline with the id of the user item the utterance will become.
+ */
+import type { Config } from '../config.js';
+import type { Session } from '../session/session.js';
+import { WebRtcVad, type FvadModule } from '../vad/fvad.js';
+import { VadSegmenter } from '../vad/segmenter.js';
+import { formatDecoder } from './audio.js';
+import { vadAggressiveness, type RealtimeSettings } from './config.js';
+import { RealtimeError, type RealtimeWire } from './wire.js';
+
+export class RealtimeInput {
+  private readonly session: Session;
+  private readonly wire: RealtimeWire;
+  private readonly fvad: FvadModule;
+  private readonly config: Config;
+  /** Stream time (ms) at which the current segmenter started: its timestamps are relative to it. */
+  private segmenterOffsetMs = 0;
+  /** Segmenter time at which the last utterance ended: the next prefix padding cannot reach before it. */
+  private lastStopMs = 0;
+  /** The user item announced by speech_started, added when the utterance ends. */
+  private speechItemId: string | undefined;
+
+  constructor(session: Session, wire: RealtimeWire, fvad: FvadModule, config: Config) {
+    this.session = session;
+    this.wire = wire;
+    this.fvad = fvad;
+    this.config = config;
+  }
+
+  /** A fresh decoder and segmenter: on a format or turn detection change, and to drop buffered speech. */
+  rebuild(settings: RealtimeSettings): void {
+    const { vad, format } = settings;
+    const segmenter = vad
+      ? new VadSegmenter(new WebRtcVad(this.fvad, vadAggressiveness(vad.threshold)), {
+          prefixPaddingMs: vad.prefixPaddingMs,
+          silenceMs: vad.silenceMs,
+          minSpeechMs: this.config.vadMinSpeechMs,
+          maxUtteranceMs: this.config.maxUtteranceMs,
+        })
+      : undefined;
+    this.session.setAudioInput(formatDecoder(format), segmenter);
+    this.session.clearAudio();
+    this.segmenterOffsetMs = Math.round(this.session.streamMs);
+    this.lastStopMs = 0;
+    this.speechItemId = undefined;
+  }
+
+  append(audio: string): void {
+    this.session.pushAudio(Buffer.from(audio, 'base64'));
+  }
+
+  commit(): void {
+    if (!this.session.commit())
+      throw new RealtimeError('protocol_order', 'input_audio_buffer_commit_empty', 'the input audio buffer is empty: nothing to commit');
+  }
+
+  clear(settings: RealtimeSettings): void {
+    this.rebuild(settings);
+    this.wire.send({ type: 'input_audio_buffer.cleared' });
+  }
+
+  /** `prefixPaddingMs`: how far before the detected start the utterance's audio reaches. */
+  speechStarted(atMs: number, prefixPaddingMs: number): void {
+    this.speechItemId = this.wire.newId('item');
+    const startMs = Math.max(this.lastStopMs, atMs - prefixPaddingMs);
+    this.wire.send({ type: 'input_audio_buffer.speech_started', audio_start_ms: this.segmenterOffsetMs + startMs, item_id: this.speechItemId });
+  }
+
+  speechStopped(atMs: number): void {
+    this.lastStopMs = atMs;
+    this.wire.send({ type: 'input_audio_buffer.speech_stopped', audio_end_ms: this.segmenterOffsetMs + atMs, item_id: this.speechItemId ?? this.wire.newId('item') });
+  }
+
+  /** The id for the utterance that just ended: the one speech_started announced, or a new one (manual commit). */
+  takeItemId(): string {
+    const id = this.speechItemId ?? this.wire.newId('item');
+    this.speechItemId = undefined;
+    return id;
+  }
+}
