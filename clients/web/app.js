@@ -26,6 +26,9 @@ const state = {
   microphone: false,
   turns: [],
   droppedFrames: 0,
+  sentFrames: 0,
+  /** Every `error` the server sent, for tests and debugging. */
+  errors: [],
 };
 window.earshot = state;
 
@@ -64,10 +67,21 @@ function setSpeaking(on) {
   el.querySelector('.label').textContent = !state.microphone ? 'not listening' : on ? 'hearing speech' : 'listening';
 }
 
-function showError(text) {
+/**
+ * A transient error (the session went on: one bad packet, a busy server) is cleared by the
+ * next sign that things work again: speech heard or a reply finished. Others stay until the
+ * connection is open again.
+ */
+function showError(text, { transient = false } = {}) {
   const el = $('error-banner');
   el.textContent = text;
+  el.dataset.transient = String(transient);
   el.hidden = false;
+}
+
+function clearTransientError() {
+  const el = $('error-banner');
+  if (el.dataset.transient === 'true') el.hidden = true;
 }
 
 function addTurn(message) {
@@ -129,20 +143,27 @@ const handlers = {
   vad: (m) => {
     setSpeaking(m.state === 'speech');
     if (m.state === 'silence') silenceAt = performance.now();
-    // Barge-in: the server cancels the reply; the page stops reading the old one aloud.
-    else if (speaker.speaking) speaker.stop();
+    else {
+      clearTransientError();
+      // Barge-in: the server cancels the reply; the page stops reading the old one aloud.
+      if (speaker.speaking) speaker.stop();
+    }
   },
   turn: addTurn,
   delta: onDelta,
-  done: (m) => onEnd(m.turnId, m.finish),
+  done: (m) => {
+    onEnd(m.turnId, m.finish);
+    if (m.finish === 'stop') clearTransientError();
+  },
   error: (m) => {
+    state.errors.push({ code: m.code, message: m.message, fatal: m.fatal });
     if (m.turnId) onEnd(m.turnId, 'error', m.message);
     else if (m.code === 'unauthorized') askForKey(m.message);
-    else showError(`Server error (${m.code}): ${m.message}`);
+    else showError(`Server error (${m.code}): ${m.message}`, { transient: !m.fatal });
   },
   busy: (m) => {
     if (m.turnId) onEnd(m.turnId, 'error', 'server busy');
-    showError(`The server is busy; try again in ${Math.ceil(m.retryAfterMs / 1000)} s.`);
+    showError(`The server is busy; try again in ${Math.ceil(m.retryAfterMs / 1000)} s.`, { transient: true });
   },
 };
 
@@ -151,6 +172,7 @@ function onPacket(bytes, durationMs) {
     state.droppedFrames = connection.droppedFrames;
     return;
   }
+  state.sentFrames++;
   clock.streamMs += durationMs;
   clock.wallMs = performance.now();
 }

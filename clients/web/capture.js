@@ -63,7 +63,10 @@ export class Capture {
   }
 
   onFrame(samples) {
-    if (this.encoder) {
+    // The session's codec decides, never whether an encoder happens to exist: a frame must not
+    // go out as PCM16 on an Opus session (the server can only call it a corrupt Opus packet).
+    if (this.format.codec === 'opus') {
+      if (this.encoder?.state !== 'configured') return;
       const data = new AudioData({
         format: 'f32',
         sampleRate: this.format.sampleRate,
@@ -85,8 +88,22 @@ export class Capture {
   }
 
   async stop() {
+    // The worklet keeps posting frames until the context closes; frames already queued on the
+    // port would still arrive after the encoder is gone. Detach first, so nothing is sent after stop().
+    if (this.node) {
+      this.node.port.onmessage = null;
+      this.node.port.close();
+      this.node.disconnect();
+    }
     this.stream?.getTracks().forEach((track) => track.stop());
-    if (this.encoder && this.encoder.state !== 'closed') this.encoder.close();
+    if (this.encoder?.state === 'configured') {
+      // Packets still inside the encoder are the end of what was said: send them before the caller commits.
+      try {
+        await this.encoder.flush();
+      } finally {
+        this.encoder.close();
+      }
+    }
     await this.context?.close();
     this.stream = this.context = this.encoder = this.node = undefined;
   }
