@@ -87,19 +87,30 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
   const guard = createGuard(ctx);
   const wsRoutes: WebSocketRoute[] = [nativeRoute(ctx), realtimeRoute(ctx)].map((route) => guard.route(route));
   const httpRoutes: HttpRoute[] = [...serviceRoutes(ctx), ...chatRoutes(ctx), ...staticRoutes()];
-  transport = createTransport(
-    config.transport,
-    {
-      routes: wsRoutes,
-      http: guard.http(createHttpHandler(ctx, httpRoutes)),
-      // Front doors answer oversize messages with an error; the transport's hard cap is a backstop.
-      maxPayloadBytes: config.maxMessageBytes * 4,
-      maxBufferedBytes: config.maxBufferedBytes,
-      ...(config.tlsCert && config.tlsKey ? { tls: { certFile: config.tlsCert, keyFile: config.tlsKey } } : {}),
-    },
-    logger,
-  );
-  const port = await transport.listen(config.host, config.port);
+  let port: number;
+  try {
+    transport = createTransport(
+      config.transport,
+      {
+        routes: wsRoutes,
+        http: guard.http(createHttpHandler(ctx, httpRoutes)),
+        // Front doors answer oversize messages with an error; the transport's hard cap is a backstop.
+        maxPayloadBytes: config.maxMessageBytes * 4,
+        maxBufferedBytes: config.maxBufferedBytes,
+        ...(config.tlsCert && config.tlsKey ? { tls: { certFile: config.tlsCert, keyFile: config.tlsKey } } : {}),
+      },
+      logger,
+    );
+    port = await transport.listen(config.host, config.port);
+  } catch (err) {
+    // A busy port or unreadable TLS files: release what started so an embedding process is left clean.
+    guard.stop();
+    scheduler.close();
+    await transport?.close();
+    await audioThreads?.close();
+    await engine.close();
+    throw err;
+  }
   const scheme = config.tlsCert ? 'https' : 'http';
   const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `${scheme}://${hostForUrl}:${port}`;

@@ -199,9 +199,9 @@ class NativeConnection implements SocketHandler, Expirable {
         }
       },
       busy: (error, turnId) => {
-        // The turn was announced: its id tells the client which turn ended here.
+        // The turn was announced: its id tells the client which turn ended here. Other refusals
+        // (e.g. shutting_down) reach turnEnded right after, which sends their one `error`.
         if (error.code === 'busy') this.send({ type: 'busy', retryAfterMs: error.retryAfterMs ?? this.ctx.config.busyRetryAfterMs, turnId });
-        else this.fail(error);
       },
     };
   }

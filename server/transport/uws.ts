@@ -4,7 +4,9 @@
  * mirror, older mirror). Message ArrayBuffers are neutered when a handler returns, so
  * handlers get a view that is valid only during the call (the SocketHandler contract).
  */
+import { accessSync, constants } from 'node:fs';
 import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
 import { EarshotError } from '../../protocol/errors.js';
 import { CLOSE_SLOW_READER, STATUS_TEXT, type Connection, type HttpRequest, type HttpResponse, type SocketHandler, type Transport, type TransportOptions } from './types.js';
 
@@ -39,13 +41,14 @@ interface UwsHttpResponse {
 interface UwsApp {
   ws(pattern: string, behavior: Record<string, unknown>): UwsApp;
   any(pattern: string, handler: (res: UwsHttpResponse, req: UwsHttpRequest) => void): UwsApp;
-  listen(host: string, port: number, cb: (token: unknown) => void): UwsApp;
+  listen(host: string, port: number, options: number, cb: (token: unknown) => void): UwsApp;
 }
 interface UwsModule {
   App(): UwsApp;
   SSLApp(options: { cert_file_name: string; key_file_name: string }): UwsApp;
   us_listen_socket_close(token: unknown): void;
   us_socket_local_port(token: unknown): number;
+  LIBUS_LISTEN_EXCLUSIVE_PORT: number;
 }
 
 interface UserData {
@@ -121,7 +124,7 @@ export class UwsTransport implements Transport {
   constructor(uws: UwsModule, build: string, options: TransportOptions) {
     this.uws = uws;
     this.name = `uws (${build})`;
-    this.app = options.tls ? uws.SSLApp({ cert_file_name: options.tls.certFile, key_file_name: options.tls.keyFile }) : uws.App();
+    this.app = options.tls ? sslApp(uws, options.tls) : uws.App();
     for (const route of options.routes) {
       this.app.ws(route.path, {
         compression: 0,
@@ -168,8 +171,9 @@ export class UwsTransport implements Transport {
 
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.app.listen(host, port, (token) => {
-        if (!token) return reject(new Error(`cannot listen on ${host}:${port}`));
+      // uSockets shares a busy port (SO_REUSEPORT) unless told not to; a second server must be refused, as on ws.
+      this.app.listen(host, port, this.uws.LIBUS_LISTEN_EXCLUSIVE_PORT, (token) => {
+        if (!token) return void listenFailure(host, port).then(reject);
         this.token = token;
         resolve(this.uws.us_socket_local_port(token));
       });
@@ -186,6 +190,25 @@ export class UwsTransport implements Transport {
     for (const connection of this.open) connection.close(1001, 'server closing');
     this.open.clear();
   }
+}
+
+/** uWS says only "App construction failed"; name the file at fault, as the ws transport does. */
+function sslApp(uws: UwsModule, tls: { certFile: string; keyFile: string }): UwsApp {
+  for (const file of [tls.certFile, tls.keyFile]) accessSync(file, constants.R_OK);
+  try {
+    return uws.SSLApp({ cert_file_name: tls.certFile, key_file_name: tls.keyFile });
+  } catch {
+    throw new Error(`TLS certificate ${tls.certFile} and key ${tls.keyFile} do not load (not PEM, or not a pair)`);
+  }
+}
+
+/** uWS reports a failed listen without a reason: Node's own listen on the same address names it (EADDRINUSE, EACCES, ...). */
+function listenFailure(host: string, port: number): Promise<Error> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', resolve);
+    probe.listen(port, host, () => probe.close(() => resolve(new Error(`cannot listen on ${host}:${port}`))));
+  });
 }
 
 function adaptHttp(res: UwsHttpResponse, req: UwsHttpRequest): [HttpRequest, HttpResponse] {

@@ -15,7 +15,13 @@ export async function spawnServer(args: string[]): Promise<Spawned> {
       stderr += chunk.toString();
       for (const line of stderr.split('\n')) {
         if (!line.includes('earshot listening on')) continue;
-        resolve((JSON.parse(line) as { url: string }).url);
+        const started = JSON.parse(line) as { url: string; transport: string };
+        // A test that asks for uws must not quietly run on the ws fallback.
+        if (/--transport[= ]uws/.test(args.join(' ')) && !started.transport.startsWith('uws')) {
+          child.kill('SIGKILL');
+          reject(new Error(`asked for the uws transport but ${started.transport} runs: no uWebSockets.js build loaded`));
+        }
+        resolve(started.url);
       }
     });
     child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${stderr}`)));

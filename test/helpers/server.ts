@@ -5,12 +5,20 @@ import { createLogger } from '../../server/observability/log.js';
 
 export const TRANSPORTS = ['uws', 'ws'] as const;
 
-/** A real server on a free loopback port; quiet logs unless EARSHOT_TEST_LOG is set. */
-export function startTestServer(config: Partial<Config> = {}, options: StartOptions = {}): Promise<RunningServer> {
-  return startServer(
+/**
+ * A real server on a free loopback port; quiet logs unless EARSHOT_TEST_LOG is set. A test that
+ * asks for uws fails if no uWebSockets.js build loaded, rather than quietly running on the ws fallback.
+ */
+export async function startTestServer(config: Partial<Config> = {}, options: StartOptions = {}): Promise<RunningServer> {
+  const server = await startServer(
     { host: '127.0.0.1', port: 0, engine: 'echo', echoTokenDelayMs: 2, ...config },
     { logger: createLogger(process.env.EARSHOT_TEST_LOG ?? 'silent'), ...options },
   );
+  if (config.transport === 'uws' && !server.transport.name.startsWith('uws')) {
+    await server.close(0);
+    throw new Error(`asked for the uws transport but ${server.transport.name} runs: no uWebSockets.js build loaded`);
+  }
+  return server;
 }
 
 /** Reads one Prometheus gauge/counter value (sum over labels) from /metrics. */

@@ -3,16 +3,30 @@
  * processes, with the stand-in mlx_vlm from test/fixtures (no weights can be had here).
  */
 import { fileURLToPath } from 'node:url';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { speechFixture } from '../fixtures/speech.js';
 import { TestClient } from '../helpers/native-client.js';
 import { startTestServer } from '../helpers/server.js';
 
 const STANDIN = fileURLToPath(new URL('../fixtures/', import.meta.url));
 const PYTHON = '/usr/bin/python3';
+const ENV_BEFORE = { PYTHONPATH: process.env.PYTHONPATH, STANDIN_LOG: process.env.STANDIN_LOG, STANDIN_TOKEN_DELAY_MS: process.env.STANDIN_TOKEN_DELAY_MS };
+
+/** Sets (or, with undefined, removes) environment variables for one test; its teardown puts back what was there. */
+function setEnv(t: Test, vars: Record<string, string | undefined>): void {
+  const apply = (values: Record<string, string | undefined>) => {
+    for (const [name, value] of Object.entries(values)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  };
+  const saved = Object.fromEntries(Object.keys(vars).map((name) => [name, process.env[name]]));
+  apply(vars);
+  t.teardown(() => apply(saved));
+}
 
 t.test('auto picks echo without mlx_vlm, mlx where python can import it', async (t) => {
-  delete process.env.PYTHONPATH;
+  setEnv(t, { PYTHONPATH: undefined });
   const without = await startTestServer({ engine: 'auto', python: PYTHON });
   t.equal(without.ctx.engine.name, 'echo');
   await without.close(0);
@@ -25,7 +39,7 @@ t.test('auto picks echo without mlx_vlm, mlx where python can import it', async 
 });
 
 t.test('three concurrent speech sessions through the mlx worker pool', async (t) => {
-  process.env.PYTHONPATH = STANDIN;
+  setEnv(t, { PYTHONPATH: STANDIN });
   const server = await startTestServer({ engine: 'mlx', python: PYTHON, mlxWorkers: 2, mlxMaxBatch: 4, coalesce: false });
   t.teardown(() => server.close(1000));
   const fixtures = await Promise.all([20, 21, 22].map((id) => speechFixture(id)));
@@ -53,14 +67,8 @@ t.test('the decode batches the worker runs follow the scheduler and worker setti
   const { join } = await import('node:path');
   const logDir = mkdtempSync(join(tmpdir(), 'earshot-standin-'));
   const log = join(logDir, 'steps.jsonl');
-  process.env.PYTHONPATH = STANDIN;
-  process.env.STANDIN_LOG = log;
-  process.env.STANDIN_TOKEN_DELAY_MS = '20';
-  t.teardown(() => {
-    delete process.env.STANDIN_LOG;
-    delete process.env.STANDIN_TOKEN_DELAY_MS;
-    rmSync(logDir, { recursive: true, force: true });
-  });
+  setEnv(t, { PYTHONPATH: STANDIN, STANDIN_LOG: log, STANDIN_TOKEN_DELAY_MS: '20' });
+  t.teardown(() => rmSync(logDir, { recursive: true, force: true }));
   const server = await startTestServer({ engine: 'mlx', python: PYTHON, mlxWorkers: 1, mlxMaxBatch: 4, maxBatch: 4 });
   t.teardown(() => server.close(1000));
   const clients = await Promise.all(Array.from({ length: 8 }, () => TestClient.connect(`${server.wsUrl}/v1/stream`)));
@@ -72,4 +80,8 @@ t.test('the decode batches the worker runs follow the scheduler and worker setti
   t.equal(Math.max(...sizes), 4, 'eight concurrent turns ran four at a time: the worker filled its batch');
   t.ok(sizes.every((size) => size <= 4), 'and never past maxBatch');
   for (const c of clients) c.close();
+});
+
+t.test('the environment is left as the file found it', async (t) => {
+  t.same({ PYTHONPATH: process.env.PYTHONPATH, STANDIN_LOG: process.env.STANDIN_LOG, STANDIN_TOKEN_DELAY_MS: process.env.STANDIN_TOKEN_DELAY_MS }, ENV_BEFORE);
 });

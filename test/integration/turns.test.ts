@@ -108,7 +108,8 @@ for (const transport of TRANSPORTS) {
     const turns = await client.waitForTurnsDone(2);
     t.equal(turns.length, 2, 'two turns for three sentences');
     const [first, second] = turns as [(typeof turns)[0], (typeof turns)[0]];
-    t.equal(first.startMs, fixture.truth[0]!.startMs > 0 ? first.startMs : 0);
+    t.ok(Math.abs(first.startMs! - fixture.truth[0]!.startMs) <= 150, `the first turn starts at sentence 1 (${first.startMs} ms, truth ${fixture.truth[0]!.startMs} ms)`);
+    t.ok(Math.abs(first.endMs! - fixture.truth[0]!.endMs) <= 150, `and ends at sentence 1 (${first.endMs} ms, truth ${fixture.truth[0]!.endMs} ms)`);
     t.ok(Math.abs(second.startMs! - fixture.truth[1]!.startMs) <= 150, 'the merged turn starts at sentence 2');
     t.ok(Math.abs(second.endMs! - fixture.truth[2]!.endMs) <= 150, 'and ends at sentence 3');
     t.ok(second.audioMs > fixture.truth[1]!.endMs - fixture.truth[1]!.startMs + (fixture.truth[2]!.endMs - fixture.truth[2]!.startMs), 'it carries both utterances');
@@ -152,3 +153,22 @@ for (const transport of TRANSPORTS) {
     client.close();
   });
 }
+
+t.test('a turn refused for a reason other than busy gets one error frame, counted once', async (t) => {
+  const server = await startTestServer();
+  t.teardown(() => server.close(0));
+  const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
+  await client.hello({ codec: 'pcm16', sampleRate: 16000 });
+  // The scheduler stops admitting turns (as at shutdown) while the session stays open.
+  server.ctx.scheduler.close();
+  client.send({ type: 'text', text: 'too late' });
+  const refused = await client.waitFor((m) => m.type === 'error');
+  // Both frames of a refusal would go out together: an error answered after it marks the end.
+  client.send({ type: 'no-such-message' });
+  await client.waitFor((m) => m.type === 'error' && m.code === 'bad_message');
+  const announced = client.messages.find((m) => m.type === 'turn');
+  t.match(refused, { code: 'shutting_down', fatal: false, retryable: true, turnId: announced && 'turnId' in announced ? announced.turnId : 'no turn announced' }, 'the error names the refused turn');
+  t.equal(client.messages.filter((m) => m.type === 'error' && m.code === 'shutting_down').length, 1, 'one error frame for the refused turn');
+  t.equal(await metricValue(server, 'earshot_errors_total'), 2, 'counted once (plus the bad message)');
+  client.close();
+});
