@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   idle_timeout: { http: 408, close: 1001, openaiType: 'timeout_error' },
   session_expired: { http: 408, close: 1001, openaiType: 'timeout_error' },
   engine_error: { http: 502, close: 1011, openaiType: 'server_error' },
+  voice_error: { http: 502, close: 1011, openaiType: 'server_error' },
   engine_unavailable: { http: 503, close: 1013, openaiType: 'server_error' },
   overloaded: { http: 503, close: 1013, openaiType: 'server_error' },
   timeout: { http: 504, close: 1011, openaiType: 'timeout_error' },

@@ -19,6 +19,7 @@ import { realtimeRoute } from './realtime/door.js';
 import { createTransport } from './transport/select.js';
 import type { Transport, WebSocketRoute } from './transport/types.js';
 import { loadFvad } from './vad/fvad.js';
+import { createVoiceStage } from './voice/stage.js';
 
 export interface StartOptions {
   /** An engine instance instead of the configured one (tests wrap engines to observe them). */
@@ -53,6 +54,7 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
   const logger = options.logger ?? createLogger(config.logLevel);
   await loadFvad();
   const engine = options.engine ?? (await createEngine(config, logger));
+  const voice = await createVoiceStage(config, logger);
   const metrics = createMetrics();
   const scheduler = new Scheduler(
     engine,
@@ -67,6 +69,7 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
     config,
     engine,
     scheduler,
+    voice,
     audioThreads,
     metrics,
     logger,
@@ -115,7 +118,7 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
   const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `${scheme}://${hostForUrl}:${port}`;
   const model = engine.models()[0]!;
-  logger.info({ url, transport: transport.name, engine: engine.name, model: model.id, testEngine: model.testEngine, audioThreads: config.audioThreads }, `earshot listening on ${url}`);
+  logger.info({ url, transport: transport.name, engine: engine.name, tts: voice?.tts.name ?? 'none', model: model.id, testEngine: model.testEngine, audioThreads: config.audioThreads }, `earshot listening on ${url}`);
   const running = transport;
   return {
     url,
@@ -135,6 +138,7 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
       await running.close();
       await audioThreads?.close();
       await engine.close();
+      await voice?.close();
       logger.info('earshot stopped');
     },
   };

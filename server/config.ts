@@ -34,6 +34,12 @@ const OPTIONS = {
   upstreamConcurrency: [positiveInt, 16, 'openai engine: concurrent upstream requests'],
   upstreamTimeoutMs: [positiveInt, 60_000, 'openai engine: time to first byte and between chunks'],
 
+  tts: [z.enum(['flite', 'none']), 'flite', 'voice stage: TTS engine for spoken replies; flite = embedded (WASM, no download), none = text only'],
+  ttsVoice: [z.string().min(1).optional(), undefined, 'voice stage: default voice (flite: awb, slt, rms, kal16); OpenAI voice names map onto the engine\'s'],
+  ttsThreads: [z.coerce.number().int().min(1).max(64), 2, 'flite: synthesis worker threads'],
+  ttsMaxQueue: [positiveInt, 512, 'voice stage: sentences waiting for synthesis before new ones fail with busy'],
+  speechMaxInputChars: [positiveInt, 4096, 'POST /v1/audio/speech: longest input text (OpenAI\'s limit is 4096)'],
+
   maxBatch: [positiveInt, 8, 'scheduler: most turns handed to the engine in one batch'],
   maxWaitMs: [ms, 0, 'scheduler: extra ms to gather turns into one batch (0 = only those arriving together; engines batch continuously)'],
   maxQueue: [positiveInt, 256, 'scheduler: queued turns before new ones get busy/429'],

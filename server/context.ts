@@ -5,12 +5,15 @@ import type { Logger } from './observability/log.js';
 import type { Metrics } from './observability/metrics.js';
 import type { Scheduler } from './scheduler/scheduler.js';
 import type { SessionSettings } from './session/session.js';
+import type { VoiceStage } from './voice/stage.js';
 
 /** What every front door shares: one pipeline. */
 export interface ServerContext {
   config: Config;
   engine: Engine;
   scheduler: Scheduler;
+  /** The voice stage (spoken replies); undefined with --tts none. */
+  voice: VoiceStage | undefined;
   /** Present when --audio-threads > 0: native sessions decode and segment there. */
   audioThreads: AudioThreadPool | undefined;
   metrics: Metrics;

@@ -16,6 +16,13 @@ export interface VoiceInfo {
   id: string;
   /** BCP-47 language tag of the voice, when known. */
   language?: string;
+  /** Lets OpenAI's voice names map to a voice of a similar kind. */
+  gender?: 'female' | 'male';
+}
+
+export interface SpeakOptions {
+  /** Speaking rate, 1 = the voice's own; engines that cannot change it ignore it. */
+  speed?: number;
 }
 
 export interface Tts {
@@ -26,7 +33,7 @@ export interface Tts {
    * quietly when `signal` aborts; throws an EarshotError when synthesis fails. Never blocks the
    * event loop (synthesis runs in a worker thread, a child process or upstream).
    */
-  speak(text: string, voice: string, signal: AbortSignal): AsyncIterable<Pcm24k>;
+  speak(text: string, voice: string, signal: AbortSignal, options?: SpeakOptions): AsyncIterable<Pcm24k>;
   close(): Promise<void>;
 }
 

@@ -5,23 +5,17 @@
  * fewest streams; packets and control records travel through that thread's shared ring in
  * order; VAD events come back by postMessage.
  */
-import { extname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { EarshotError } from '../../../protocol/errors.js';
 import type { Logger } from '../../observability/log.js';
 import type { SegmentEvent } from '../../vad/segmenter.js';
 import type { StreamSpec, ThreadEvent } from './messages.js';
+import { startThread } from '../../threads.js';
 import { createRing, RECORD_CONTROL_CLOSE, RECORD_CONTROL_FLUSH, RECORD_CONTROL_OPEN, RingWriter } from './ring.js';
 
 /** About 4 s of 20 ms Opus frames for 250 streams: a thread that falls that far behind sheds load. */
 const RING_BYTES = 4 << 20;
 const EMPTY = new Uint8Array(0);
-const THREAD_FILE = new URL(`./thread${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
-/** Loader hooks are per thread: run from TypeScript sources, a thread registers tsx before loading its module. */
-const THREAD_BOOT = THREAD_FILE.pathname.endsWith('.ts')
-  ? { code: `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(THREAD_FILE.href)}); })`, eval: true }
-  : undefined;
 
 export interface StreamHandlers {
   segment(event: SegmentEvent): void;
@@ -104,7 +98,7 @@ export class AudioThreadPool {
 
   private spawn(): Thread {
     const ring = createRing(RING_BYTES);
-    const worker = THREAD_BOOT ? new Worker(THREAD_BOOT.code, { eval: true, workerData: ring }) : new Worker(THREAD_FILE, { workerData: ring });
+    const worker = startThread(import.meta.url, 'thread', { workerData: ring });
     const thread: Thread = { worker, writer: new RingWriter(ring), streams: new Map(), stopping: false };
     worker.on('message', (event: ThreadEvent) => this.deliver(thread, event));
     worker.on('error', (err) => this.logger.error({ err }, 'audio thread failed'));

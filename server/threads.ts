@@ -1,0 +1,16 @@
+/**
+ * Starts a worker thread from a module beside the caller, whether the server runs from its
+ * TypeScript sources (tsx) or from compiled JavaScript. Loader hooks are per thread: from
+ * sources, the thread registers tsx before it loads its module.
+ */
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker, type WorkerOptions } from 'node:worker_threads';
+
+/** `name` is the module's file name without extension, resolved against `callerUrl` (the caller's import.meta.url). */
+export function startThread(callerUrl: string, name: string, options: WorkerOptions = {}): Worker {
+  const file = new URL(`./${name}${extname(fileURLToPath(callerUrl))}`, callerUrl);
+  if (!file.pathname.endsWith('.ts')) return new Worker(file, options);
+  const boot = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(file.href)}); })`;
+  return new Worker(boot, { ...options, eval: true });
+}

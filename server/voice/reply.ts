@@ -1,0 +1,113 @@
+/**
+ * One reply being spoken. Text deltas go through the chunker; pieces are synthesised one after
+ * another by a single loop that runs ahead of the reader, so the next sentence is being made
+ * while the previous one plays. Abort (barge-in, cancel, a client gone) ends the audio at
+ * once: the loop stops, queued audio is dropped and the engine's signal aborts its work. A
+ * failing engine ends the audio with `failed` set; the reply's text is not affected.
+ */
+import { EarshotError } from '../../protocol/errors.js';
+import { Chunker, type ChunkerOptions } from './chunker.js';
+import type { Pcm24k, SpeakOptions, SpokenReply, Tts } from './types.js';
+
+export class StreamedReply implements SpokenReply {
+  private readonly tts: Tts;
+  private readonly voice: string;
+  private readonly signal: AbortSignal;
+  private readonly speakOptions: SpeakOptions;
+  private readonly chunker: Chunker;
+  private readonly pieces: string[] = [];
+  private readonly out: Pcm24k[] = [];
+  private readonly spokenPieces: { text: string; startSample: number }[] = [];
+  private ended = false;
+  private finished = false;
+  private running = false;
+  private reading = false;
+  private samples = 0;
+  private error: EarshotError | undefined;
+  /** Wakes the reader when audio arrives, the reply finishes or is aborted. */
+  private wakeReader: (() => void) | undefined;
+
+  constructor(tts: Tts, voice: string, signal: AbortSignal, options: SpeakOptions = {}, chunker?: ChunkerOptions) {
+    this.tts = tts;
+    this.voice = voice;
+    this.signal = signal;
+    this.speakOptions = options;
+    this.chunker = new Chunker(chunker);
+    signal.addEventListener('abort', () => this.finish(), { once: true });
+  }
+
+  get spoken(): ReadonlyArray<{ text: string; startSample: number }> {
+    return this.spokenPieces;
+  }
+
+  get failed(): EarshotError | undefined {
+    return this.error;
+  }
+
+  push(text: string): void {
+    if (this.ended || this.finished) return;
+    this.enqueue(this.chunker.push(text));
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.enqueue(this.chunker.flush());
+    if (!this.running && this.pieces.length === 0) this.finish();
+  }
+
+  async *audio(): AsyncIterable<Pcm24k> {
+    if (this.reading) throw new Error('SpokenReply.audio() can be read once');
+    this.reading = true;
+    for (;;) {
+      if (this.signal.aborted) return;
+      const chunk = this.out.shift();
+      if (chunk) {
+        yield chunk;
+        continue;
+      }
+      if (this.finished) return;
+      await new Promise<void>((resolve) => (this.wakeReader = resolve));
+    }
+  }
+
+  private enqueue(pieces: string[]): void {
+    if (pieces.length === 0 || this.finished) return;
+    this.pieces.push(...pieces);
+    if (!this.running) void this.run();
+  }
+
+  private async run(): Promise<void> {
+    this.running = true;
+    try {
+      for (let text = this.pieces.shift(); text !== undefined && !this.signal.aborted; text = this.pieces.shift()) {
+        this.spokenPieces.push({ text, startSample: this.samples });
+        for await (const pcm of this.tts.speak(text, this.voice, this.signal, this.speakOptions)) {
+          if (this.signal.aborted) break;
+          this.samples += pcm.length;
+          this.out.push(pcm);
+          this.wake();
+        }
+      }
+    } catch (err) {
+      this.error = err instanceof EarshotError && err.message.startsWith('voice stage') ? err : new EarshotError('voice_error', `voice stage (${this.tts.name}): ${(err as Error).message}`, { cause: err });
+      this.pieces.length = 0;
+      this.finish();
+    } finally {
+      this.running = false;
+    }
+    if (this.ended || this.signal.aborted) this.finish();
+  }
+
+  private finish(): void {
+    this.finished = true;
+    if (this.signal.aborted) this.out.length = 0;
+    this.wake();
+  }
+
+  private wake(): void {
+    const wake = this.wakeReader;
+    this.wakeReader = undefined;
+    wake?.();
+  }
+}

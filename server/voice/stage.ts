@@ -1,0 +1,92 @@
+/**
+ * The voice stage: between an engine's reply text and the doors. It owns the configured TTS
+ * engine and the voice names clients may use; each door asks it for a `SpokenReply` per turn
+ * (text in as it streams, 24 kHz PCM out as it is made) or for the speech of a whole text
+ * (REST /v1/audio/speech). `--tts none` leaves the stage out: replies are text only.
+ */
+import type { Config } from '../config.js';
+import type { Logger } from '../observability/log.js';
+import { createLogger } from '../observability/log.js';
+import { FliteTts } from './flite/engine.js';
+import { StreamedReply } from './reply.js';
+import type { Pcm24k, SpeakOptions, SpokenReply, Tts, VoiceInfo } from './types.js';
+import { VoiceBook } from './voices.js';
+
+export interface VoiceStage {
+  readonly tts: Tts;
+  /** The voice used when a client names none. */
+  readonly defaultVoice: string;
+  /** Every voice name a client may send: the engine's own, then OpenAI's. */
+  voiceNames(): string[];
+  voices(): VoiceInfo[];
+  /** The engine voice for a client's name (OpenAI names map; none = the default); unknown → bad_message listing the names. */
+  resolveVoice(requested: string | undefined | null, param?: string): string;
+  /** Speaks a reply as its text streams in; `voice` is an engine voice (see resolveVoice). */
+  reply(voice: string, signal: AbortSignal, options?: SpeakOptions): SpokenReply;
+  /** Speaks a whole text, cut into sentences, audio in order as it is made. Throws the engine's error. */
+  speak(text: string, voice: string, signal: AbortSignal, options?: SpeakOptions): AsyncIterable<Pcm24k>;
+  close(): Promise<void>;
+}
+
+class Stage implements VoiceStage {
+  readonly tts: Tts;
+  private readonly book: VoiceBook;
+
+  constructor(tts: Tts, defaultVoice: string | undefined) {
+    this.tts = tts;
+    this.book = new VoiceBook(tts.name, tts.voices(), defaultVoice);
+  }
+
+  get defaultVoice(): string {
+    return this.book.defaultVoice;
+  }
+
+  voiceNames(): string[] {
+    return this.book.names();
+  }
+
+  voices(): VoiceInfo[] {
+    return this.tts.voices();
+  }
+
+  resolveVoice(requested: string | undefined | null, param = 'voice'): string {
+    return this.book.resolve(requested, param);
+  }
+
+  reply(voice: string, signal: AbortSignal, options: SpeakOptions = {}): SpokenReply {
+    return new StreamedReply(this.tts, voice, signal, options);
+  }
+
+  async *speak(text: string, voice: string, signal: AbortSignal, options: SpeakOptions = {}): AsyncIterable<Pcm24k> {
+    const reply = new StreamedReply(this.tts, voice, signal, options);
+    reply.push(text);
+    reply.end();
+    yield* reply.audio();
+    if (reply.failed) throw reply.failed;
+  }
+
+  close(): Promise<void> {
+    return this.tts.close();
+  }
+}
+
+function createTts(config: Config, logger: Logger): Tts | undefined {
+  switch (config.tts) {
+    case 'none':
+      return undefined;
+    case 'flite':
+      return new FliteTts({ threads: config.ttsThreads, maxQueue: config.ttsMaxQueue }, logger);
+  }
+}
+
+/** The configured voice stage, or undefined for `--tts none`. */
+export async function createVoiceStage(config: Config, logger: Logger = createLogger('silent')): Promise<VoiceStage | undefined> {
+  const tts = createTts(config, logger);
+  if (!tts) return undefined;
+  try {
+    return new Stage(tts, config.ttsVoice);
+  } catch (err) {
+    await tts.close();
+    throw err;
+  }
+}

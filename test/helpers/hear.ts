@@ -1,0 +1,39 @@
+/**
+ * Judges spoken output in tests: Debian's offline recogniser (pocketsphinx + pocketsphinx-en-us)
+ * transcribes audio back to words, so a test can check that a voice said its text. Recognition
+ * of synthetic voices is rough (REFERENCE.md: word error rate 0.1-0.25 for Flite), so compare
+ * loosely: a few key words of the text must be heard, not every word.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { resample } from '../../server/audio/resample.js';
+import { encodeWav16 } from '../../server/audio/wav.js';
+
+const run = promisify(execFile);
+const RECOGNISER_RATE = 16_000;
+/** Narrower search than the defaults: a third less CPU, the same words on Flite and espeak-ng speech. */
+const FAST_SEARCH = ['-maxhmmpf', '3000', '-maxwpf', '5', '-pl_window', '10', '-topn', '2'];
+
+/** Float [-1, 1] or 16-bit samples at `sampleRate` → the words pocketsphinx hears, lower case. */
+export async function transcribe(samples: Float32Array | Int16Array, sampleRate: number): Promise<string> {
+  const floats = samples instanceof Int16Array ? Float32Array.from(samples, (s) => s / 32768) : samples;
+  const dir = await mkdtemp(join(tmpdir(), 'earshot-hear-'));
+  try {
+    const path = join(dir, 'speech.wav');
+    await writeFile(path, encodeWav16(resample(floats, sampleRate, RECOGNISER_RATE), RECOGNISER_RATE));
+    const { stdout } = await run('pocketsphinx_continuous', ['-infile', path, '-logfn', '/dev/null', ...FAST_SEARCH], { maxBuffer: 1 << 20 });
+    return stdout.replace(/\s+/g, ' ').trim().toLowerCase();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The key words (lower case) that the transcript of `samples` lacks; empty means all were heard. */
+export async function unheard(samples: Float32Array | Int16Array, sampleRate: number, keyWords: string[]): Promise<{ missing: string[]; heard: string }> {
+  const heard = await transcribe(samples, sampleRate);
+  const words = new Set(heard.split(' '));
+  return { missing: keyWords.map((w) => w.toLowerCase()).filter((w) => !words.has(w)), heard };
+}
