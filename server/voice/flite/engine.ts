@@ -5,7 +5,7 @@
  * threads fed from one FIFO queue: a reply enqueues one sentence at a time, so replies of many
  * sessions interleave sentence by sentence, and a queued sentence whose reply was cancelled is
  * dropped before it costs anything. A running sentence cannot be interrupted (it is short), its
- * result is discarded.
+ * result is discarded. Threads start with the first sentences.
  */
 import type { Worker } from 'node:worker_threads';
 import { EarshotError } from '../../../protocol/errors.js';
@@ -52,7 +52,6 @@ export class FliteTts implements Tts {
   constructor(options: FliteOptions, logger: Logger) {
     this.options = options;
     this.logger = logger.child({ room: 'voice', tts: 'flite' });
-    for (let i = 0; i < options.threads; i++) this.threads.push(this.spawn());
   }
 
   voices(): VoiceInfo[] {
@@ -95,7 +94,9 @@ export class FliteTts implements Tts {
     });
   }
 
+  /** Threads start on demand, up to `threads`: a server that never speaks pays nothing for them. */
   private dispatch(): void {
+    while (this.queue.length > 0 && this.threads.length < this.options.threads && this.threads.every((t) => t.current)) this.threads.push(this.spawn());
     for (const thread of this.threads) {
       if (thread.current) continue;
       const next = this.queue.shift();
