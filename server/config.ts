@@ -33,6 +33,7 @@ const OPTIONS = {
   upstreamModel: [z.string().optional(), undefined, 'openai engine: model name at the upstream'],
   upstreamConcurrency: [positiveInt, 16, 'openai engine: concurrent upstream requests'],
   upstreamTimeoutMs: [positiveInt, 60_000, 'openai engine: time to first byte and between chunks'],
+  upstreamHistoryAudio: [z.enum(['newest', 'all']), 'newest', 'openai engine: clips sent as input_audio: the newest message\'s only (earlier clips as text notes), or all'],
 
   tts: [z.enum(['flite', 'none']), 'flite', 'voice stage: TTS engine for spoken replies; flite = embedded (WASM, no download), none = text only'],
   ttsVoice: [z.string().min(1).optional(), undefined, 'voice stage: default voice (flite: awb, slt, rms, kal16); OpenAI voice names map onto the engine\'s'],

@@ -43,6 +43,7 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
         model: config.upstreamModel!,
         concurrency: config.upstreamConcurrency,
         timeoutMs: config.upstreamTimeoutMs,
+        historyAudio: config.upstreamHistoryAudio,
         retries: 2,
         logger,
       });

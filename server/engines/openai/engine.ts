@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { EarshotError } from '../../../protocol/errors.js';
 import type { Usage } from '../../../protocol/native.js';
 import type { Logger } from '../../observability/log.js';
+import { newestAudioOnly } from '../history.js';
 import type { Engine, ModelInfo, TurnEvent, TurnRequest } from '../types.js';
 import { connectionFailure, httpFailure, MAX_RETRY_AFTER_MS } from './failures.js';
 import { requestBody } from './messages.js';
@@ -27,6 +28,12 @@ export interface OpenAIUpstreamOptions {
   timeoutMs: number;
   /** Extra attempts after a retryable failure, only before the first token. */
   retries: number;
+  /**
+   * `newest` (default): only the newest message's audio goes as `input_audio`, earlier clips as the
+   * text notes the mlx engine uses (mlx_vlm.server fails on a second clip; vLLM pays ~25 tokens per
+   * second of old audio on every turn). `all`: every clip, for upstreams that handle several.
+   */
+  historyAudio?: 'newest' | 'all';
   logger: Logger;
 }
 
@@ -108,7 +115,8 @@ export class OpenAIUpstreamEngine implements Engine {
     const cancelled = () => emit({ type: 'done', usage: { promptTokens: 0, completionTokens: progress.deltas }, finish: 'cancelled' });
     let body: string;
     try {
-      body = requestBody(this.options.model, turn.messages, turn.params);
+      const messages = this.options.historyAudio === 'all' ? turn.messages : newestAudioOnly(turn.messages);
+      body = requestBody(this.options.model, messages, turn.params);
     } catch (err) {
       emit({ type: 'error', error: EarshotError.from(err) });
       return;

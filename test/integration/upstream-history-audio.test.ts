@@ -1,0 +1,63 @@
+/**
+ * The `openai` engine through a real Earshot server: a REST history with two voice messages,
+ * sent with the official SDK, reaches a real upstream with only the newest clip as audio (the
+ * earlier one as the mlx engine's text note), or with every clip under --upstream-history-audio all.
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import OpenAI from 'openai';
+import t from 'tap';
+import { decodeWav, encodeWav16 } from '../../server/audio/wav.js';
+import { startTestServer } from '../helpers/server.js';
+
+const RATE = 16_000;
+
+function clip(ms: number): { type: 'input_audio'; input_audio: { data: string; format: 'wav' } } {
+  const samples = new Float32Array((RATE * ms) / 1000);
+  for (let i = 0; i < samples.length; i++) samples[i] = 0.2 * Math.sin((2 * Math.PI * 440 * i) / RATE);
+  return { type: 'input_audio', input_audio: { data: Buffer.from(encodeWav16(samples, RATE)).toString('base64'), format: 'wav' } };
+}
+
+async function upstream(t: { teardown(fn: () => unknown): void }) {
+  const bodies: any[] = [];
+  const server = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    bodies.push(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: 'ok' }, finish_reason: 'stop' }] })}\n\n`);
+    res.end('data: [DONE]\n\n');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, bodies };
+}
+
+/** Seconds of each input_audio part the upstream received, message by message; text parts as their text. */
+function received(body: any): (string | number)[][] {
+  return body.messages.map((m: any) =>
+    typeof m.content === 'string'
+      ? [m.content]
+      : m.content.map((p: any) => (p.type === 'text' ? p.text : decodeWav(Buffer.from(p.input_audio.data, 'base64')).channels[0]!.length / RATE)),
+  );
+}
+
+const history: OpenAI.Chat.Completions.ChatCompletionMessageParam[] = [
+  { role: 'user', content: [clip(1200)] },
+  { role: 'assistant', content: 'heard you' },
+  { role: 'user', content: [{ type: 'text', text: 'and now:' }, clip(800)] },
+];
+
+for (const mode of ['newest', 'all'] as const) {
+  t.test(`history audio: ${mode}`, async (t) => {
+    const up = await upstream(t);
+    const server = await startTestServer({ engine: 'openai', upstreamUrl: up.url, upstreamModel: 'gemma-4-e4b-it', upstreamHistoryAudio: mode });
+    t.teardown(() => server.close(0));
+    const client = new OpenAI({ apiKey: 'x', baseURL: `${server.url}/v1`, maxRetries: 0 });
+    const reply = await client.chat.completions.create({ model: 'gemma-4-e4b-it', messages: history });
+    t.equal(reply.choices[0]?.message.content, 'ok');
+    t.equal(up.bodies.length, 1);
+    const first = mode === 'newest' ? ['[voice message, 1.2 s]'] : [1.2];
+    t.same(received(up.bodies[0]), [first, ['heard you'], ['and now:', 0.8]]);
+  });
+}
