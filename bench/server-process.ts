@@ -129,6 +129,7 @@ async function transportOnly(kind: 'uws' | 'ws'): Promise<void> {
       },
       maxPayloadBytes: 1 << 20,
       maxBufferedBytes: 4 << 20,
+      closeGraceMs: 2_000,
     },
     createLogger('warn'),
   );

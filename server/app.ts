@@ -100,6 +100,7 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
         // Front doors answer oversize messages with an error; the transport's hard cap is a backstop.
         maxPayloadBytes: config.maxMessageBytes * 4,
         maxBufferedBytes: config.maxBufferedBytes,
+        closeGraceMs: config.closeGraceMs,
         ...(config.tlsCert && config.tlsKey ? { tls: { certFile: config.tlsCert, keyFile: config.tlsKey } } : {}),
       },
       logger,

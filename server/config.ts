@@ -57,6 +57,7 @@ const OPTIONS = {
 
   maxMessageBytes: [positiveInt, 1 << 20, 'largest websocket message accepted (bigger: error + close 1009)'],
   maxBufferedBytes: [positiveInt, 4 << 20, 'bytes buffered for a slow reader before it is closed'],
+  closeGraceMs: [positiveInt, 2_000, 'a websocket closed for not reading gets this long to take its close frame before it is dropped (ws transport)'],
   maxBodyBytes: [positiveInt, 25 << 20, 'largest REST request body'],
   restLongAudio: [z.enum(['reject', 'split']), 'reject', 'REST input_audio longer than the model\'s clip limit: reject (400) or split into clips'],
   maxHistoryTurns: [positiveInt, 16, 'user+assistant turns kept per session'],

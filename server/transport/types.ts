@@ -69,6 +69,8 @@ export interface TransportOptions {
   /** Hard cap on one websocket message; front doors enforce their own (smaller) limit with a proper error. */
   maxPayloadBytes: number;
   maxBufferedBytes: number;
+  /** How long a closed websocket may take to read its close frame before the socket is dropped. */
+  closeGraceMs: number;
   tls?: { certFile: string; keyFile: string };
 }
 

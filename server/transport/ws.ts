@@ -7,17 +7,18 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { EarshotError } from '../../protocol/errors.js';
 import { CLOSE_SLOW_READER, STATUS_TEXT, type Connection, type HttpRequest, type HttpResponse, type Transport, type TransportOptions } from './types.js';
 
-const CLOSE_GRACE_MS = 2_000;
 
 class WsConnection implements Connection {
   readonly remoteAddress: string;
   private readonly socket: WebSocket;
   private readonly maxBuffered: number;
+  private readonly closeGraceMs: number;
 
-  constructor(socket: WebSocket, remoteAddress: string, maxBuffered: number) {
+  constructor(socket: WebSocket, remoteAddress: string, maxBuffered: number, closeGraceMs: number) {
     this.socket = socket;
     this.remoteAddress = remoteAddress;
     this.maxBuffered = maxBuffered;
+    this.closeGraceMs = closeGraceMs;
   }
 
   get closed(): boolean {
@@ -42,7 +43,7 @@ class WsConnection implements Connection {
     if (this.socket.readyState !== this.socket.OPEN && this.socket.readyState !== this.socket.CONNECTING) return;
     this.socket.close(code, reason);
     // ws waits up to 30 s for the peer's close frame; a peer that stopped reading never sends it.
-    setTimeout(() => this.socket.terminate(), CLOSE_GRACE_MS).unref();
+    setTimeout(() => this.socket.terminate(), this.closeGraceMs).unref();
   }
 }
 
@@ -158,7 +159,7 @@ export class WsTransport implements Transport {
     if (!decision.accept) return reject(decision.status, decision.body, decision.headers);
     if (decision.protocol) req.earshotProtocol = decision.protocol;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const connection = new WsConnection(ws, remoteAddress, this.options.maxBufferedBytes);
+      const connection = new WsConnection(ws, remoteAddress, this.options.maxBufferedBytes, this.options.closeGraceMs);
       const handler = decision.open(connection);
       ws.on('message', (data: Buffer, isBinary: boolean) => handler.message(data, isBinary));
       ws.on('close', (code: number, reason: Buffer) => handler.close(code, reason.toString()));

@@ -47,7 +47,8 @@ function retained(): number {
 for (const transport of TRANSPORTS) {
   t.test(`a client that stops reading is closed with 1008 over ${transport}`, async (t) => {
     const engine = new FloodEngine({ tokenDelayMs: 0, capacity: 4 });
-    const server = await startTestServer({ transport, maxBufferedBytes: MiB, idleTimeoutMs: 0 }, { engine: engine as Engine });
+    // A grace longer than the stall, so a busy machine cannot drop the socket before the client reads its close frame.
+    const server = await startTestServer({ transport, maxBufferedBytes: MiB, idleTimeoutMs: 0, closeGraceMs: 60_000 }, { engine: engine as Engine });
     t.teardown(() => server.close(0));
     const socket = new WebSocket(`${server.wsUrl}/v1/stream`);
     let received = 0;
