@@ -5,6 +5,7 @@ import type { Engine, TurnEvent, TurnRequest } from '../../server/engines/types.
 import { speechFixture } from '../fixtures/speech.js';
 import { TestClient } from '../helpers/native-client.js';
 import { metricValue, startTestServer, TRANSPORTS } from '../helpers/server.js';
+import { RecordingEngine } from '../rest/recording-engine.js';
 
 /** The echo engine, recording which turns it saw aborted. */
 class WatchedEngine extends EchoEngine {
@@ -170,5 +171,32 @@ t.test('a turn refused for a reason other than busy gets one error frame, counte
   t.match(refused, { code: 'shutting_down', fatal: false, retryable: true, turnId: announced && 'turnId' in announced ? announced.turnId : 'no turn announced' }, 'the error names the refused turn');
   t.equal(client.messages.filter((m) => m.type === 'error' && m.code === 'shutting_down').length, 1, 'one error frame for the refused turn');
   t.equal(await metricValue(server, 'earshot_errors_total'), 2, 'counted once (plus the bad message)');
+  client.close();
+});
+
+t.test('--max-history-audio-ms: older turns leave the history once the audio kept would pass the cap', async (t) => {
+  const fixture = await speechFixture(4);
+  const clips = fixture.truth.slice(0, 3).map(({ startMs, endMs }) => {
+    const pcm = Int16Array.from(fixture.samples16k.subarray(startMs * 16, endMs * 16), (x) => Math.round(x * 32767));
+    return { ms: endMs - startMs, bytes: new Uint8Array(pcm.buffer) };
+  });
+  const [, second, third] = clips as [(typeof clips)[0], (typeof clips)[0], (typeof clips)[0]];
+  // Room for the newest clip, not for the two newest together.
+  const cap = Math.max(second.ms, third.ms) + 50;
+  t.ok(cap < second.ms + third.ms, 'the cap is smaller than two clips');
+  const engine = new RecordingEngine();
+  const server = await startTestServer({ maxHistoryAudioMs: cap }, { engine });
+  t.teardown(() => server.close(0));
+  const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
+  await client.hello({ codec: 'pcm16', sampleRate: 16000, vad: { enabled: false } });
+  for (const [i, clip] of clips.entries()) {
+    for (let at = 0; at < clip.bytes.length; at += 640) client.sendAudio(clip.bytes.subarray(at, at + 640));
+    client.send({ type: 'commit' });
+    await client.waitForTurnsDone(i + 1);
+  }
+  const audioMsOf = (turn: TurnRequest) => turn.messages.flatMap((m) => m.parts).filter((p) => p.type === 'audio').map((p) => Math.round(p.samples.length / 16));
+  t.same(audioMsOf(engine.turns[0]!), [clips[0]!.ms], 'turn 1 hears its clip');
+  t.same(audioMsOf(engine.turns[2]!), [third.ms], 'turn 3 hears only its own clip: the older ones no longer fit');
+  t.match(client.turns()[2]!.text, /turn 3:/, 'the turn number still counts the dropped turns');
   client.close();
 });
