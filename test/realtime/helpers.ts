@@ -99,6 +99,18 @@ export class RealtimeClient {
   }
 }
 
+/** Event types from response.created to response.done, with runs of text deltas (GA or beta name) collapsed to one `<name>*` marker. */
+export function responseShape(events: RealtimeEvent[], responseId: string): string[] {
+  const from = events.findIndex((e) => e.type === 'response.created' && e.response.id === responseId);
+  const to = events.findIndex((e) => e.type === 'response.done' && e.response.id === responseId);
+  const shape: string[] = [];
+  for (const e of events.slice(from, to + 1)) {
+    const name = e.type === 'response.output_text.delta' || e.type === 'response.text.delta' ? `${e.type}*` : e.type;
+    if (shape.at(-1) !== name) shape.push(name);
+  }
+  return shape;
+}
+
 /** Little-endian PCM16 bytes of `samples`, cut into appends of `ms` milliseconds at `rate`. */
 export function pcmChunks(samples: Int16Array, rate: number, ms: number): Buffer[] {
   const per = (rate * ms) / 1000;

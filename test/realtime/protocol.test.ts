@@ -9,9 +9,21 @@ import { join } from 'node:path';
 import t from 'tap';
 import { speechFixture } from '../fixtures/speech.js';
 import { startTestServer, TRANSPORTS } from '../helpers/server.js';
-import { g711Of, RealtimeClient, type RealtimeEvent } from './helpers.js';
+import { g711Of, RealtimeClient, responseShape, type RealtimeEvent } from './helpers.js';
 
 const TOLERANCE_MS = 200;
+/** The beta API's order for a text response: no conversation.item.done, beta names for the item and the text. */
+const BETA_RESPONSE_ORDER = [
+  'response.created',
+  'response.output_item.added',
+  'conversation.item.created',
+  'response.content_part.added',
+  'response.text.delta*',
+  'response.text.done',
+  'response.content_part.done',
+  'response.output_item.done',
+  'response.done',
+];
 const fixture = await speechFixture(5);
 
 for (const transport of TRANSPORTS) {
@@ -60,8 +72,13 @@ t.test('beta clients get the beta names and session shape', async (t) => {
     t.equal(updated.session.max_response_output_tokens, 4);
     t.equal(updated.session.temperature, 0.3);
 
+    const from = c.events.length;
     const done = await textTurn(c, 'hello');
     t.equal(done.response.status, 'incomplete', 'max_response_output_tokens applies');
+    const userItem = c.events.slice(from).findIndex((e) => e.type === 'conversation.item.created');
+    const responseCreated = c.events.slice(from).findIndex((e) => e.type === 'response.created');
+    t.ok(userItem >= 0 && userItem < responseCreated, `${how}: the user's item is created before the response starts`);
+    t.same(responseShape(c.events, done.response.id), BETA_RESPONSE_ORDER, `${how}: beta response events in the beta order`);
     const types = new Set(c.events.map((e) => e.type));
     t.ok(types.has('conversation.item.created') && types.has('response.text.delta') && types.has('response.text.done'), `${how}: beta event names`);
     t.notOk(types.has('conversation.item.added') || types.has('response.output_text.delta'), `${how}: no GA-only names`);

@@ -11,7 +11,7 @@ import t from 'tap';
 import { speechFixture } from '../fixtures/speech.js';
 import { startTestServer, TRANSPORTS } from '../helpers/server.js';
 import { selfSignedCert } from '../helpers/tls.js';
-import { pcmChunks, type RealtimeEvent } from './helpers.js';
+import { pcmChunks, responseShape, type RealtimeEvent } from './helpers.js';
 
 const TOLERANCE_MS = 200;
 const PREFIX_MS = 300;
@@ -31,18 +31,6 @@ const RESPONSE_ORDER = [
   'conversation.item.done',
   'response.done',
 ];
-
-/** Event types from response.created to response.done, with runs of deltas collapsed to one `delta*` marker. */
-function responseShape(events: RealtimeEvent[], responseId: string): string[] {
-  const from = events.findIndex((e) => e.type === 'response.created' && e.response.id === responseId);
-  const to = events.findIndex((e) => e.type === 'response.done' && e.response.id === responseId);
-  const shape: string[] = [];
-  for (const e of events.slice(from, to + 1)) {
-    const name = e.type === 'response.output_text.delta' ? 'response.output_text.delta*' : e.type;
-    if (shape.at(-1) !== name) shape.push(name);
-  }
-  return shape;
-}
 
 const tls = await selfSignedCert();
 t.teardown(tls.dispose);
