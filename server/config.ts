@@ -31,6 +31,7 @@ const OPTIONS = {
   upstreamUrl: [z.string().url().optional(), undefined, 'openai engine: upstream base URL, e.g. http://10.0.0.5:8000/v1'],
   upstreamKey: [z.string().optional(), undefined, 'openai engine: bearer key for the upstream'],
   upstreamModel: [z.string().optional(), undefined, 'openai engine: model name at the upstream'],
+  upstreamTranscriptionModel: [z.string().optional(), undefined, 'openai engine: speech-to-text model at the upstream for transcripts (its /audio/transcriptions); unset = the chat model with a transcription prompt'],
   upstreamConcurrency: [positiveInt, 16, 'openai engine: concurrent upstream requests'],
   upstreamTimeoutMs: [positiveInt, 60_000, 'openai engine: time to first byte and between chunks'],
   upstreamHistoryAudio: [z.enum(['newest', 'all']), 'newest', 'openai engine: clips sent as input_audio: the newest message\'s only (earlier clips as text notes), or all'],

@@ -22,3 +22,15 @@ export async function decodeClip(bytes: Uint8Array, format: ClipFormat): Promise
   const decoded: DecodedAudio = format === 'wav' ? decodeWav(bytes) : await decodeMp3(bytes);
   return resample(downmix(decoded.channels), decoded.sampleRate, SAMPLE_RATE);
 }
+
+/** Clips one after another with `gapSamples` of silence between them; a single clip passes through uncopied. */
+export function joinClips(clips: Pcm16k[], gapSamples = 0): Pcm16k {
+  if (clips.length === 1) return clips[0]!;
+  const out = new Float32Array(clips.reduce((n, c) => n + c.length, 0) + gapSamples * Math.max(0, clips.length - 1));
+  let at = 0;
+  for (const clip of clips) {
+    out.set(clip, at);
+    at += clip.length + gapSamples;
+  }
+  return out;
+}

@@ -41,6 +41,7 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
         baseURL: config.upstreamUrl!,
         ...(config.upstreamKey ? { apiKey: config.upstreamKey } : {}),
         model: config.upstreamModel!,
+        ...(config.upstreamTranscriptionModel ? { transcriptionModel: config.upstreamTranscriptionModel } : {}),
         concurrency: config.upstreamConcurrency,
         timeoutMs: config.upstreamTimeoutMs,
         historyAudio: config.upstreamHistoryAudio,

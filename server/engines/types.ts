@@ -23,9 +23,29 @@ export interface TurnParams {
   seed?: number;
 }
 
+/**
+ * What a turn asks of the engine. `reply` (the default) answers the conversation in `messages`.
+ * `transcribe` writes down the speech of the last message's audio, verbatim: `messages` is then
+ * that one user message, and each engine picks its own way (a transcription prompt, an
+ * upstream transcription endpoint, the echo engine's labelled test transcript).
+ */
+export type TurnKind = 'reply' | 'transcribe';
+
+/** Optional help for a transcription, as OpenAI's transcription requests carry it. */
+export interface TranscriptionHints {
+  /** ISO-639-1 code such as `en`. */
+  language?: string;
+  /** Earlier speech or spellings of names the speaker may use. */
+  prompt?: string;
+}
+
 export interface TurnRequest {
   id: string;
   sessionId: string;
+  /** Absent: 'reply'. */
+  kind?: TurnKind;
+  /** Only for kind 'transcribe'. */
+  hints?: TranscriptionHints;
   /** Full history for this turn, system message first, the new user message last. */
   messages: Message[];
   params: TurnParams;

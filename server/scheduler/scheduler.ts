@@ -1,5 +1,5 @@
 /**
- * Turns → batches. The only caller of Engine.run. Batching is continuous: whenever the
+ * Turns → batches (replies and transcriptions alike). The only caller of Engine.run. Batching is continuous: whenever the
  * engine has free capacity, waiting turns are handed over (gathered for at most maxWaitMs
  * so turns that arrive together share a batch), even while earlier batches still run.
  * Admission control: a bounded queue; past it, submit throws `busy` with a retry hint.
@@ -114,17 +114,21 @@ export class Scheduler {
     }
   }
 
-  /** Oldest first, but at most one turn per session in a batch so one chatty session cannot fill it. */
+  /**
+   * Oldest first, but at most one turn of each kind per session in a batch so one chatty
+   * session cannot fill it; a session's transcript may ride in the batch of its reply.
+   */
   private takeFair(size: number): Entry[] {
     const taken: Entry[] = [];
     const sessions = new Set<string>();
     for (let i = 0; i < this.queue.length && taken.length < size; ) {
       const entry = this.queue[i]!;
-      if (sessions.has(entry.turn.sessionId)) {
+      const key = `${entry.turn.kind ?? 'reply'}:${entry.turn.sessionId}`;
+      if (sessions.has(key)) {
         i++;
         continue;
       }
-      sessions.add(entry.turn.sessionId);
+      sessions.add(key);
       taken.push(entry);
       this.queue.splice(i, 1);
     }

@@ -11,6 +11,7 @@
  */
 import { EarshotError } from '../../protocol/errors.js';
 import type { FinishReason, Usage } from '../../protocol/native.js';
+import { joinClips } from '../audio/clip.js';
 import type { Decoder } from '../audio/decoder.js';
 import type { OffloadedAudio } from '../audio/offload/pool.js';
 import { SAMPLE_RATE, type Message, type Part, type Pcm16k, type TurnParams, type TurnRequest } from '../engines/types.js';
@@ -204,7 +205,7 @@ export class Session {
   addText(text: string): void {
     const waiting = this.pending.splice(0);
     this.cancel();
-    const parts: Part[] = waiting.length > 0 ? [{ type: 'audio', samples: joinWithGaps(waiting.map((u) => u.audio)) }, { type: 'text', text }] : [{ type: 'text', text }];
+    const parts: Part[] = waiting.length > 0 ? [{ type: 'audio', samples: joinClips(waiting.map((u) => u.audio), COALESCE_GAP_SAMPLES) }, { type: 'text', text }] : [{ type: 'text', text }];
     const item = this.addItem('user', parts);
     if (this.settings.autoRespond) this.startTurn({ turnId: this.nextTurnId(), source: 'text', audioMs: audioMsOf(parts), text, itemId: item.id });
   }
@@ -285,7 +286,7 @@ export class Session {
   }
 
   private startAudioTurn(utterances: PendingUtterance[]): void {
-    const parts: Part[] = [{ type: 'audio', samples: joinWithGaps(utterances.map((u) => u.audio)) }];
+    const parts: Part[] = [{ type: 'audio', samples: joinClips(utterances.map((u) => u.audio), COALESCE_GAP_SAMPLES) }];
     const item = this.addItem('user', parts);
     const info: TurnInfo = { turnId: this.nextTurnId(), source: 'audio', audioMs: audioMsOf(parts), itemId: item.id };
     const first = utterances[0]!;
@@ -366,16 +367,4 @@ export function audioMsOf(parts: Part[]): number {
   let samples = 0;
   for (const part of parts) if (part.type === 'audio') samples += part.samples.length;
   return Math.round((samples * 1000) / SAMPLE_RATE);
-}
-
-function joinWithGaps(clips: Pcm16k[]): Pcm16k {
-  if (clips.length === 1) return clips[0]!;
-  const total = clips.reduce((n, c) => n + c.length, 0) + COALESCE_GAP_SAMPLES * (clips.length - 1);
-  const out = new Float32Array(total);
-  let at = 0;
-  for (const clip of clips) {
-    out.set(clip, at);
-    at += clip.length + COALESCE_GAP_SAMPLES;
-  }
-  return out;
 }

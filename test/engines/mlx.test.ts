@@ -352,3 +352,11 @@ t.test('worker.py unit tests pass', async (t) => {
   });
   t.match(stderr, /\nOK\s*$/);
 });
+
+t.test('a transcription turn reaches the worker as the instruction and its clip, without the conversation', async (t) => {
+  const engine = await startEngine(t);
+  const clip = tone(600, 0.2);
+  const request: TurnRequest = { ...turn([userAudio(clip)]), kind: 'transcribe', hints: { language: 'en' } };
+  const outcome = (await runBatch(engine, [request]).done).get(request.id)!;
+  t.match(outcome.text, new RegExp(`^${heard(clip)} clips 1 users 1 text Transcribe the speech in the audio verbatim\\. The speech is in language 'en'\\.`));
+});

@@ -3,6 +3,7 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { decodeWav } from '../../server/audio/wav.js';
+import { parseMultipart } from '../../server/http/multipart.js';
 import { OpenAIUpstreamEngine, type OpenAIUpstreamOptions } from '../../server/engines/openai/engine.js';
 import type { Message, TurnEvent, TurnRequest } from '../../server/engines/types.js';
 import { speechFixture } from '../fixtures/speech.js';
@@ -20,7 +21,10 @@ async function upstream(t: { teardown(fn: () => unknown): void }, handler: Handl
   const server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
-    seen.push({ url: req.url ?? '', headers: req.headers, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+    const raw = Buffer.concat(chunks);
+    // Chat requests are JSON; transcription uploads are multipart, kept as the parsed form.
+    const body = req.headers['content-type']?.startsWith('multipart/') ? parseMultipart(raw, req.headers['content-type']) : JSON.parse(raw.toString('utf8'));
+    seen.push({ url: req.url ?? '', headers: req.headers, body });
     await handler(res, seen.length, req);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -283,4 +287,45 @@ t.test('an already aborted turn and a closed engine send nothing upstream', asyn
   await e.close();
   t.match(await runOne(e, turn('t2', hello)), [{ type: 'error', error: { code: 'shutting_down' } }]);
   t.equal(seen.length, 0);
+});
+
+t.test('transcription turns: the upstream transcription endpoint (streamed or whole) when configured, else the chat model with a prompt', async (t) => {
+  const transcribe = (id: string): TurnRequest => ({ ...turn(id, hello), kind: 'transcribe', hints: { language: 'en', prompt: 'Earshot' } });
+  const { baseURL, seen } = await upstream(t, (res, n) => {
+    if (n === 1) {
+      streamHead(res);
+      res.write(event({ type: 'transcript.text.delta', delta: 'The ' }));
+      res.write(event({ type: 'transcript.text.delta', delta: 'birch.' }));
+      res.end(event({ type: 'transcript.text.done', text: 'The birch.', usage: { type: 'tokens', input_tokens: 40, output_tokens: 3, input_token_details: { audio_tokens: 38 } } }));
+    } else if (n === 2) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ text: 'The birch canoe.', usage: { type: 'duration', seconds: 2 } }));
+    } else streamAnswer(res, ['The ', 'birch']);
+  });
+  const withModel = engine(baseURL, { transcriptionModel: 'whisper-large-v3' });
+  t.same(await runOne(withModel, transcribe('s1')), [
+    { type: 'delta', text: 'The ' },
+    { type: 'delta', text: 'birch.' },
+    { type: 'done', usage: { promptTokens: 40, completionTokens: 3, audioTokens: 38 }, finish: 'stop' },
+  ]);
+  t.same(await runOne(withModel, transcribe('s2')), [
+    { type: 'delta', text: 'The birch canoe.' },
+    { type: 'done', usage: { promptTokens: 0, completionTokens: 1 }, finish: 'stop' },
+  ], 'an upstream that ignores stream answers whole JSON; a duration usage leaves the count to the deltas');
+  const upload = seen[0]!;
+  t.equal(upload.url, '/v1/audio/transcriptions');
+  t.equal(upload.headers.authorization, 'Bearer sk-test-key');
+  const fields = Object.fromEntries((upload.body as { name: string; data: Buffer }[]).map((p) => [p.name, p.data]));
+  t.same(['model', 'response_format', 'stream', 'language', 'prompt'].map((k) => fields[k]?.toString()), ['whisper-large-v3', 'json', 'true', 'en', 'Earshot']);
+  t.equal(decodeWav(fields.file!).channels[0]!.length, speech.length, 'the clip is uploaded whole as WAV');
+
+  t.same(await runOne(engine(baseURL), transcribe('s3')), [
+    { type: 'delta', text: 'The ' },
+    { type: 'delta', text: 'birch' },
+    { type: 'done', usage: { promptTokens: 0, completionTokens: 2 }, finish: 'stop' },
+  ]);
+  const chat = seen[2]!;
+  t.equal(chat.url, '/v1/chat/completions', 'without a transcription model the chat model transcribes');
+  t.match(chat.body.messages, [{ role: 'user', content: [{ type: 'text', text: /^Transcribe the speech.*language 'en'.*Earshot/ }, { type: 'input_audio' }] }]);
+  t.equal(chat.body.messages.length, 1, 'a transcription carries no conversation');
 });

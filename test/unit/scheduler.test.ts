@@ -70,6 +70,17 @@ t.test('one turn per session per batch', async (t) => {
   t.same(engine.batches[1], ['a2']);
 });
 
+t.test("a session's transcriptions batch with its reply, one of each kind per batch", async (t) => {
+  const engine = new ManualEngine(8);
+  const scheduler = new Scheduler(engine, { maxBatch: 8, maxWaitMs: 10, maxQueue: 10, busyRetryAfterMs: 100 }, createMetrics(), logger);
+  const transcription = (id: string) => ({ ...turn(id, 'A'), kind: 'transcribe' as const });
+  scheduler.submit(transcription('a-heard-1'), () => {});
+  scheduler.submit(turn('a-reply', 'A'), () => {});
+  scheduler.submit(transcription('a-heard-2'), () => {});
+  await sleep(30);
+  t.same(engine.batches, [['a-heard-1', 'a-reply'], ['a-heard-2']]);
+});
+
 t.test('queue limit answers busy with a retry hint; a queued turn cancels without reaching the engine', async (t) => {
   const engine = new ManualEngine(1);
   const scheduler = new Scheduler(engine, { maxBatch: 1, maxWaitMs: 0, maxQueue: 1, busyRetryAfterMs: 250 }, createMetrics(), logger);

@@ -1,7 +1,8 @@
 /**
  * The echo TEST engine: not a model. It answers with facts about what it heard (audio
  * duration, RMS level, turn number), streamed word by word, so every part of the pipeline
- * can be exercised and checked without model weights.
+ * can be exercised and checked without model weights. Asked to transcribe, it gives a
+ * transcript labelled as a test, with the clip's duration and level instead of words.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SAMPLE_RATE, type Engine, type Message, type ModelInfo, type TurnEvent, type TurnRequest } from '../types.js';
@@ -49,6 +50,11 @@ export function echoReply(facts: HeardFacts): string {
   return `Echo test engine, turn ${facts.turn}: ${heard}${typed}.`;
 }
 
+/** The echo engine cannot recognise words: its transcript says what it heard, and that it is a test. */
+export function echoTranscript(facts: HeardFacts): string {
+  return `[echo test transcript: ${(facts.audioMs / 1000).toFixed(2)} s of audio at rms ${facts.rms.toFixed(4)}]`;
+}
+
 export class EchoEngine implements Engine {
   readonly name = 'echo';
   private readonly options: EchoOptions;
@@ -73,7 +79,7 @@ export class EchoEngine implements Engine {
 
   private async runTurn(turn: TurnRequest, emit: (event: TurnEvent) => void): Promise<void> {
     const facts = heardFacts(turn.messages, turn.droppedUserTurns);
-    const words = echoReply(facts).split(/(?<= )/);
+    const words = (turn.kind === 'transcribe' ? echoTranscript(facts) : echoReply(facts)).split(/(?<= )/);
     const promptTokens =
       turn.messages.reduce((n, m) => n + m.parts.reduce((k, p) => k + (p.type === 'text' ? p.text.split(/\s+/).length : 0), 0), 0) +
       Math.ceil((facts.audioMs / 1000) * AUDIO_TOKENS_PER_SECOND);

@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import { EarshotError } from '../../../protocol/errors.js';
 import { newestAudioOnly } from '../history.js';
 import type { Engine, Message, ModelInfo, TurnEvent, TurnRequest } from '../types.js';
+import { promptOf } from '../transcribe.js';
 import type { WirePart, WireTurn, WorkerMessage } from './messages.js';
 import { WorkerProcess } from './worker-process.js';
 
@@ -99,7 +100,8 @@ function wireTurn(request: TurnRequest): WireTurn {
   return {
     turnId: request.id,
     // Earlier clips go as notes: the worker hears only the newest message (conversation.py says why).
-    messages: newestAudioOnly(request.messages).map((m) => ({ role: m.role, parts: wireParts(m) })),
+    // A transcription is an ordinary turn for the worker: the instruction travels in the prompt.
+    messages: newestAudioOnly(promptOf(request)).map((m) => ({ role: m.role, parts: wireParts(m) })),
     params: { maxTokens, temperature, topP, stop },
   };
 }

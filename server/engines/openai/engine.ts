@@ -2,6 +2,8 @@
  * The `openai` engine: each turn becomes one streamed Chat Completions request to an
  * OpenAI-compatible upstream that accepts `input_audio` (vLLM, llama-server, mlx_vlm.server).
  * Batching happens upstream; here a batch is just turns run side by side, up to `concurrency`.
+ * Transcription turns go to the upstream's transcription endpoint when a transcription model
+ * is configured, else to the chat model with a transcription prompt.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
@@ -13,6 +15,8 @@ import type { Engine, ModelInfo, TurnEvent, TurnRequest } from '../types.js';
 import { connectionFailure, httpFailure, MAX_RETRY_AFTER_MS } from './failures.js';
 import { requestBody } from './messages.js';
 import { sseData } from './sse.js';
+import { transcriptEvent, transcriptionForm, wholeTranscript, type Piece } from './transcription.js';
+import { promptOf } from '../transcribe.js';
 
 const BASE_BACKOFF_MS = 200;
 const MAX_BACKOFF_MS = 3_000;
@@ -22,6 +26,8 @@ export interface OpenAIUpstreamOptions {
   baseURL: string;
   apiKey?: string;
   model: string;
+  /** The upstream's speech-to-text model for transcription turns (`/audio/transcriptions`); absent: the chat model with a transcription prompt. */
+  transcriptionModel?: string;
   /** Requests in flight at once: the engine's capacity. */
   concurrency: number;
   /** Longest wait for the first byte, and between two chunks of a stream. */
@@ -54,6 +60,17 @@ const ChunkSchema = z.object({
 
 type Outcome = { finish: 'stop' | 'length' | 'cancelled'; usage?: Usage };
 
+/** One kind of upstream call: where it goes, what it sends, how its answer reads. */
+interface UpstreamRequest {
+  url: string;
+  headers: Record<string, string>;
+  body: string | FormData;
+  /** One streamed event's JSON; undefined when it has an unexpected shape. */
+  parse: (json: unknown) => Piece | undefined;
+  /** An answer that came whole instead of streamed (transcription servers that do not stream). */
+  whole?: (json: unknown) => Piece | undefined;
+}
+
 /** The body's bytes; every network chunk restarts the idle timer. Leaving early cancels the body, freeing the connection. */
 async function* chunksOf(body: ReadableStream<Uint8Array>, onChunk: () => void): AsyncGenerator<Uint8Array> {
   const reader = body.getReader();
@@ -73,22 +90,25 @@ export class OpenAIUpstreamEngine implements Engine {
   readonly name = 'openai';
   private readonly options: OpenAIUpstreamOptions;
   private readonly url: string;
+  private readonly transcriptionUrl: string;
   /** Named in errors and logs: the host only, so a path or query with secrets never reaches clients. */
   private readonly upstream: string;
   private readonly headers: Record<string, string>;
+  /** fetch sets a multipart body's content type itself, with its boundary. */
+  private readonly formHeaders: Record<string, string>;
   private readonly inFlight = new Set<AbortController>();
   private closed = false;
 
   constructor(options: OpenAIUpstreamOptions) {
     this.options = options;
     const base = new URL(options.baseURL);
-    this.url = `${base.href.replace(/\/+$/, '')}/chat/completions`;
+    const root = base.href.replace(/\/+$/, '');
+    this.url = `${root}/chat/completions`;
+    this.transcriptionUrl = `${root}/audio/transcriptions`;
     this.upstream = `"${base.host}"`;
-    this.headers = {
-      'content-type': 'application/json',
-      accept: 'text/event-stream',
-      ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}),
-    };
+    const auth: Record<string, string> = options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {};
+    this.headers = { 'content-type': 'application/json', accept: 'text/event-stream', ...auth };
+    this.formHeaders = { accept: 'text/event-stream, application/json', ...auth };
   }
 
   capacity(): number {
@@ -113,10 +133,9 @@ export class OpenAIUpstreamEngine implements Engine {
     const log = this.options.logger.child({ turnId: turn.id, sessionId: turn.sessionId });
     // Without usage from the upstream, each content delta is counted as one token.
     const cancelled = () => emit({ type: 'done', usage: { promptTokens: 0, completionTokens: progress.deltas }, finish: 'cancelled' });
-    let body: string;
+    let request: UpstreamRequest;
     try {
-      const messages = this.options.historyAudio === 'all' ? turn.messages : newestAudioOnly(turn.messages);
-      body = requestBody(this.options.model, messages, turn.params);
+      request = this.requestFor(turn);
     } catch (err) {
       emit({ type: 'error', error: EarshotError.from(err) });
       return;
@@ -125,7 +144,7 @@ export class OpenAIUpstreamEngine implements Engine {
       if (turn.signal.aborted) return cancelled();
       if (this.closed) return emit({ type: 'error', error: new EarshotError('shutting_down', 'the server is shutting down') });
       try {
-        const outcome = await this.attempt(turn, body, emit, progress);
+        const outcome = await this.attempt(turn, request, emit, progress);
         if (outcome.finish === 'cancelled') return cancelled();
         emit({ type: 'done', usage: outcome.usage ?? { promptTokens: 0, completionTokens: progress.deltas }, finish: outcome.finish });
         return;
@@ -144,6 +163,19 @@ export class OpenAIUpstreamEngine implements Engine {
     }
   }
 
+  /**
+   * Replies, and transcriptions without a transcription model, are chat completions (a
+   * transcription with its prompt); with one, transcriptions go to its endpoint.
+   */
+  private requestFor(turn: TurnRequest): UpstreamRequest {
+    const { transcriptionModel } = this.options;
+    if (turn.kind === 'transcribe' && transcriptionModel)
+      return { url: this.transcriptionUrl, headers: this.formHeaders, body: transcriptionForm(transcriptionModel, turn), parse: transcriptEvent, whole: wholeTranscript };
+    const prompt = promptOf(turn);
+    const messages = this.options.historyAudio === 'all' ? prompt : newestAudioOnly(prompt);
+    return { url: this.url, headers: this.headers, body: requestBody(this.options.model, messages, turn.params), parse: (json) => this.chatPiece(json) };
+  }
+
   /** Milliseconds to wait before another attempt, or undefined to give up. */
   private retryDelay(error: EarshotError, attempt: number, deltas: number): number | undefined {
     // Once text reached the client a retry would repeat or contradict it.
@@ -153,7 +185,7 @@ export class OpenAIUpstreamEngine implements Engine {
   }
 
   /** One HTTP request, bounded by the turn's signal, the idle timeout and close(). */
-  private async attempt(turn: TurnRequest, body: string, emit: (event: TurnEvent) => void, progress: { deltas: number }): Promise<Outcome> {
+  private async attempt(turn: TurnRequest, request: UpstreamRequest, emit: (event: TurnEvent) => void, progress: { deltas: number }): Promise<Outcome> {
     const controller = new AbortController();
     const abort = () => controller.abort();
     turn.signal.addEventListener('abort', abort, { once: true });
@@ -164,7 +196,7 @@ export class OpenAIUpstreamEngine implements Engine {
     }, this.options.timeoutMs);
     this.inFlight.add(controller);
     try {
-      return await this.exchange(turn, body, controller.signal, () => timer.refresh(), emit, progress);
+      return await this.exchange(turn, request, controller.signal, () => timer.refresh(), emit, progress);
     } catch (err) {
       if (timedOut) throw new EarshotError('timeout', `upstream ${this.upstream} sent nothing for ${this.options.timeoutMs} ms`);
       throw err;
@@ -177,7 +209,7 @@ export class OpenAIUpstreamEngine implements Engine {
 
   private async exchange(
     turn: TurnRequest,
-    body: string,
+    request: UpstreamRequest,
     signal: AbortSignal,
     onChunk: () => void,
     emit: (event: TurnEvent) => void,
@@ -185,7 +217,7 @@ export class OpenAIUpstreamEngine implements Engine {
   ): Promise<Outcome> {
     let response: Response;
     try {
-      response = await fetch(this.url, { method: 'POST', headers: this.headers, body, signal });
+      response = await fetch(request.url, { method: 'POST', headers: request.headers, body: request.body, signal });
     } catch (err) {
       if (signal.aborted) throw err;
       throw connectionFailure(err, this.upstream, 'connect');
@@ -195,28 +227,29 @@ export class OpenAIUpstreamEngine implements Engine {
     onChunk();
     let finish: 'stop' | 'length' | undefined;
     let usage: Usage | undefined;
+    const take = (piece: Piece): boolean => {
+      if (piece.final && progress.deltas === 0) piece.text = piece.final;
+      if (piece.text) {
+        // Deltas already in this network chunk must not reach a turn that was just cancelled.
+        if (turn.signal.aborted) return false;
+        progress.deltas++;
+        emit({ type: 'delta', text: piece.text });
+      }
+      if (piece.finish) finish = piece.finish;
+      if (piece.usage) usage = piece.usage;
+      return true;
+    };
     try {
+      if (request.whole && !response.headers.get('content-type')?.includes('text/event-stream')) {
+        const piece = request.whole(this.json(await response.text()));
+        if (!piece) throw new EarshotError('engine_error', `upstream ${this.upstream} sent an unexpected transcription`);
+        return take(piece) ? { finish: 'stop', usage } : { finish: 'cancelled' };
+      }
       for await (const data of sseData(chunksOf(response.body, onChunk))) {
         if (data === '[DONE]') return { finish: finish ?? 'stop', usage };
-        const chunk = this.parseChunk(data);
-        for (const choice of chunk.choices ?? []) {
-          const text = choice.delta?.content;
-          if (text) {
-            // Deltas already in this network chunk must not reach a turn that was just cancelled.
-            if (turn.signal.aborted) return { finish: 'cancelled' };
-            progress.deltas++;
-            emit({ type: 'delta', text });
-          }
-          if (choice.finish_reason) finish = choice.finish_reason === 'length' ? 'length' : 'stop';
-        }
-        if (chunk.usage) {
-          const audioTokens = chunk.usage.prompt_tokens_details?.audio_tokens;
-          usage = {
-            promptTokens: chunk.usage.prompt_tokens,
-            completionTokens: chunk.usage.completion_tokens,
-            ...(typeof audioTokens === 'number' ? { audioTokens } : {}),
-          };
-        }
+        const piece = request.parse(this.json(data));
+        if (!piece) throw new EarshotError('engine_error', `upstream ${this.upstream} sent an unexpected chunk: ${data.slice(0, 80)}`);
+        if (!take(piece)) return { finish: 'cancelled' };
       }
     } catch (err) {
       if (err instanceof EarshotError || signal.aborted) throw err;
@@ -227,17 +260,28 @@ export class OpenAIUpstreamEngine implements Engine {
     throw new EarshotError('engine_error', `upstream ${this.upstream} ended the stream before the answer finished`, { retryable: true });
   }
 
-  private parseChunk(data: string): z.infer<typeof ChunkSchema> {
-    let json: unknown;
+  private json(data: string): unknown {
     try {
-      json = JSON.parse(data);
+      return JSON.parse(data);
     } catch {
       throw new EarshotError('engine_error', `upstream ${this.upstream} sent a malformed event: ${data.slice(0, 80)}`);
     }
+  }
+
+  private chatPiece(json: unknown): Piece | undefined {
     const parsed = ChunkSchema.safeParse(json);
-    if (!parsed.success) throw new EarshotError('engine_error', `upstream ${this.upstream} sent an unexpected chunk: ${data.slice(0, 80)}`);
-    const error = parsed.data.error;
+    if (!parsed.success) return undefined;
+    const { choices, usage, error } = parsed.data;
     if (error) throw new EarshotError('engine_error', `upstream ${this.upstream} failed mid-stream: ${typeof error === 'string' ? error : (error.message ?? 'unknown error')}`);
-    return parsed.data;
+    const piece: Piece = {};
+    const text = (choices ?? []).map((choice) => choice.delta?.content ?? '').join('');
+    if (text) piece.text = text;
+    const reason = choices?.find((choice) => choice.finish_reason)?.finish_reason;
+    if (reason) piece.finish = reason === 'length' ? 'length' : 'stop';
+    if (usage) {
+      const audioTokens = usage.prompt_tokens_details?.audio_tokens;
+      piece.usage = { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, ...(typeof audioTokens === 'number' ? { audioTokens } : {}) };
+    }
+    return piece;
   }
 }
