@@ -82,13 +82,28 @@ export function describeIssue(error: z.ZodError): { param: string; message: stri
   return { param: paramOf(path), message: issue.message };
 }
 
-/** Form fields of POST /v1/audio/transcriptions (the `file` part is read separately); multipart fields are strings. */
-export const TranscriptionRequest = z.looseObject({
-  model: z.string().min(1),
-  language: z.string().min(2).max(16).optional(),
-  prompt: z.string().max(4096).optional(),
-  response_format: z.enum(['json', 'text'], { error: 'response_format must be json or text' }).default('json'),
-  temperature: z.coerce.number().min(0).max(1).optional(),
-  stream: z.literal('false', { error: 'streamed transcription is not supported' }).optional(),
-});
+export const TRANSCRIPTION_FORMATS = ['json', 'text', 'verbose_json', 'srt', 'vtt'] as const;
+/** Formats whose text comes per VAD segment, with times. */
+export const SEGMENTED_FORMATS: readonly TranscriptionRequest['response_format'][] = ['verbose_json', 'srt', 'vtt'];
+
+const formBool = z.enum(['true', 'false'], { error: 'must be true or false' }).transform((v) => v === 'true');
+
+/** Form fields of POST /v1/audio/transcriptions (the `file` part is read separately); multipart fields are strings, repeated ones (`x[]`) lists. */
+export const TranscriptionRequest = z
+  .looseObject({
+    model: z.string().min(1),
+    language: z.string().min(2).max(16).optional(),
+    prompt: z.string().max(4096).optional(),
+    response_format: z.enum(TRANSCRIPTION_FORMATS, { error: `response_format must be one of: ${TRANSCRIPTION_FORMATS.join(', ')}` }).default('json'),
+    temperature: z.coerce.number().min(0).max(1).optional(),
+    stream: formBool.optional(),
+    'timestamp_granularities[]': z
+      .array(z.enum(['segment', 'word'], { error: 'timestamp_granularities must be segment or word' }))
+      .refine((g) => !g.includes('word'), 'word timestamps are not available (segment times come from the VAD)')
+      .optional(),
+  })
+  .superRefine((r, ctx) => {
+    if (r.stream && r.response_format !== 'json' && r.response_format !== 'text')
+      ctx.addIssue({ code: 'custom', path: ['stream'], message: `response_format ${r.response_format} cannot be streamed (json or text can)` });
+  });
 export type TranscriptionRequest = z.infer<typeof TranscriptionRequest>;

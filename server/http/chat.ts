@@ -13,7 +13,7 @@ import type { TurnEvent, TurnRequest } from '../engines/types.js';
 import type { TurnSink } from '../scheduler/scheduler.js';
 import type { HttpRequest, HttpResponse } from '../transport/types.js';
 import { toMessages } from './chat-input.js';
-import { sendError, sendJson } from './respond.js';
+import { errorOf, sendError, sendJson } from './respond.js';
 import type { HttpRoute } from './router.js';
 import { requireKey } from './service.js';
 import { SseStream } from './sse.js';
@@ -84,10 +84,6 @@ function usageOf(usage: Usage) {
     total_tokens: usage.promptTokens + usage.completionTokens,
     ...(usage.audioTokens !== undefined ? { prompt_tokens_details: { audio_tokens: usage.audioTokens } } : {}),
   };
-}
-
-function errorOf(err: EarshotError) {
-  return { message: err.message, type: err.openaiType, param: err.param ?? null, code: err.code };
 }
 
 /** A turn cancelled while its client is still connected was cut short by the server (shutdown). */

@@ -7,10 +7,15 @@ export function sendJson(res: HttpResponse, status: number, body: unknown, heade
   res.end(payload);
 }
 
+/** The `error` member of OpenAI's error shape. */
+export function errorOf(error: EarshotError) {
+  return { message: error.message, type: error.openaiType, param: error.param ?? null, code: error.code };
+}
+
 /** OpenAI's error shape, with retry-after where the error carries a hint. Internal errors never leak details. */
 export function sendError(res: HttpResponse, err: unknown, extraHeaders: Record<string, string> = {}): void {
   const error = EarshotError.from(err);
   const headers: Record<string, string> = { ...extraHeaders };
   if (error.retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)));
-  sendJson(res, error.httpStatus, { error: { message: error.message, type: error.openaiType, param: error.param ?? null, code: error.code } }, headers);
+  sendJson(res, error.httpStatus, { error: errorOf(error) }, headers);
 }

@@ -34,6 +34,12 @@ export class SseStream {
     this.res.end('data: [DONE]\n\n');
   }
 
+  /** Ends after the last event, for streams whose last event says they are complete (transcriptions). */
+  end(): void {
+    this.open();
+    this.res.end();
+  }
+
   /** Ends without [DONE], as OpenAI does after an error event: the client must not take the answer as complete. */
   fail(error: unknown): void {
     this.send({ error });

@@ -40,7 +40,13 @@ const CHECKS: Array<(t: Test, out: string, dir: string) => Promise<void> | void>
     t.match(chunks.at(-1), { choices: [], usage: { total_tokens: Number } }, 'stream example ends with the usage chunk');
   },
   (t, out) => t.match(JSON.parse(out), { error: { type: 'not_found_error', param: 'model', code: 'not_found' } }, 'error example shows a 404 body'),
-  (t, out) => t.match(JSON.parse(out), { text: /heard \d+ ms of audio/, usage: { type: 'tokens' } }, 'transcription example transcribes the recorded question'),
+  (t, out) => t.match(JSON.parse(out), { text: /^\[echo test transcript: \d+\.\d+ s of audio/, usage: { type: 'tokens' } }, 'transcription example transcribes the recorded question'),
+  (t, out) => {
+    const events = out.split('\n\n').filter(Boolean).map((e) => JSON.parse(e.replace(/^data: /, '')) as { type: string; delta?: string; text?: string });
+    t.ok(events.slice(0, -1).every((e) => e.type === 'transcript.text.delta'), 'streamed transcription sends deltas');
+    t.match(events.at(-1), { type: 'transcript.text.done', text: /^\[echo test transcript: / }, 'then the whole text');
+  },
+  (t, out) => t.match(out, /^1\n00:00:\d\d,\d{3} --> 00:00:\d\d,\d{3}\n\[echo test transcript: /, 'srt example gives a cue for the spoken question'),
 ];
 
 t.test("the README's REST examples run against a live server", async (t) => {
