@@ -7,6 +7,10 @@
 import { z } from 'zod';
 
 export const AUDIO_FORMATS = ['wav', 'mp3'] as const;
+/** Spoken output formats with an encoder at hand (OpenAI also offers aac and flac). */
+export const SPEECH_FORMATS = ['mp3', 'opus', 'wav', 'pcm'] as const;
+/** Chat completions' `audio.format`; streaming allows pcm16 only, as at OpenAI. */
+export const CHAT_AUDIO_FORMATS = ['wav', 'mp3', 'opus', 'pcm16'] as const;
 
 export const TextPart = z.looseObject({ type: z.literal('text'), text: z.string() });
 
@@ -58,6 +62,14 @@ export const ChatCompletionRequest = z.looseObject({
   n: z.literal(1, { error: 'only n=1 is supported' }).nullish(),
   stream: z.boolean().nullish(),
   stream_options: z.looseObject({ include_usage: z.boolean().optional() }).nullish(),
+  modalities: z.array(z.enum(['text', 'audio'], { error: 'modalities must be text or audio' })).min(1).nullish(),
+  /** Spoken output, with `modalities: ['text', 'audio']`; `voice` is checked against the voice stage. */
+  audio: z
+    .looseObject({
+      voice: z.string().min(1),
+      format: z.enum(CHAT_AUDIO_FORMATS, { error: `format must be one of: ${CHAT_AUDIO_FORMATS.join(', ')}` }),
+    })
+    .nullish(),
 });
 export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequest>;
 
@@ -107,3 +119,15 @@ export const TranscriptionRequest = z
       ctx.addIssue({ code: 'custom', path: ['stream'], message: `response_format ${r.response_format} cannot be streamed (json or text can)` });
   });
 export type TranscriptionRequest = z.infer<typeof TranscriptionRequest>;
+
+/** POST /v1/audio/speech (OpenAI's TTS API). The input's length limit is the server's (--speech-max-input-chars). */
+export const SpeechRequest = z.looseObject({
+  model: z.string().min(1),
+  input: z.string().min(1, { error: 'input must not be empty' }),
+  voice: z.union([z.string().min(1), z.looseObject({ id: z.string().min(1) })]),
+  response_format: z.enum(SPEECH_FORMATS, { error: `response_format must be one of: ${SPEECH_FORMATS.join(', ')} (aac and flac are not offered)` }).default('mp3'),
+  speed: z.number().min(0.25).max(4).default(1),
+  stream_format: z.enum(['audio', 'sse'], { error: 'stream_format must be audio or sse' }).default('audio'),
+  instructions: z.string().optional(),
+});
+export type SpeechRequest = z.infer<typeof SpeechRequest>;

@@ -10,6 +10,7 @@ import { chatRoutes } from './http/chat.js';
 import { createHttpHandler, type HttpRoute } from './http/router.js';
 import { createGuard } from './limits/guard.js';
 import { serviceRoutes } from './http/service.js';
+import { speechRoutes } from './http/speech.js';
 import { staticRoutes } from './http/static.js';
 import { createLogger, type Logger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
@@ -89,7 +90,7 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
   };
   const guard = createGuard(ctx);
   const wsRoutes: WebSocketRoute[] = [nativeRoute(ctx), realtimeRoute(ctx)].map((route) => guard.route(route));
-  const httpRoutes: HttpRoute[] = [...serviceRoutes(ctx), ...chatRoutes(ctx), ...staticRoutes()];
+  const httpRoutes: HttpRoute[] = [...serviceRoutes(ctx), ...chatRoutes(ctx), ...speechRoutes(ctx), ...staticRoutes()];
   let port: number;
   try {
     transport = createTransport(

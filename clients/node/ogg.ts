@@ -35,7 +35,7 @@ const CRC_TABLE = (() => {
 })();
 
 /** Ogg's CRC-32 (polynomial 0x04c11db7, not reflected), computed with the CRC field as zero. */
-function pageCrc(page: Uint8Array): number {
+export function oggPageCrc(page: Uint8Array): number {
   let crc = 0;
   for (let i = 0; i < page.length; i++) {
     const byte = i >= 22 && i < 26 ? 0 : page[i]!;
@@ -119,7 +119,7 @@ export class OggOpusDemuxer {
 
   private readPage(page: Uint8Array, at: number, out: Uint8Array[]): void {
     const view = new DataView(page.buffer, page.byteOffset, page.byteLength);
-    if (view.getUint32(22, true) !== pageCrc(page)) throw new Error(`corrupt Ogg page at byte ${at}: CRC mismatch`);
+    if (view.getUint32(22, true) !== oggPageCrc(page)) throw new Error(`corrupt Ogg page at byte ${at}: CRC mismatch`);
     const flags = page[5]!;
     const serial = view.getUint32(14, true);
     if (this.serial === undefined) {

@@ -6,6 +6,7 @@
 import type { Pcm16k } from '../engines/types.js';
 import { SAMPLE_RATE } from '../engines/types.js';
 import type { Decoder } from './decoder.js';
+import { pcm16ToFloat } from './pcm16.js';
 import { resample, Resampler } from './resample.js';
 
 export const G711_RATE = 8000;
@@ -26,6 +27,26 @@ export function alawToLinear(byte: number): number {
   const mantissa = (a & 0x0f) << 4;
   const magnitude = exponent === 0 ? mantissa + 8 : (mantissa + 0x108) << (exponent - 1);
   return a & 0x80 ? magnitude : -magnitude;
+}
+
+/** Linear 16-bit value → μ-law byte (the classic linear2ulaw, bias 0x84, clip 32635). */
+export function linearToUlaw(sample: number): number {
+  const sign = sample < 0 ? 0x80 : 0;
+  const magnitude = Math.min(Math.abs(sample), 32635) + 0x84;
+  let exponent = 7;
+  for (let mask = 0x4000; (magnitude & mask) === 0 && exponent > 0; mask >>= 1) exponent--;
+  const mantissa = (magnitude >> (exponent + 3)) & 0x0f;
+  return ~(sign | (exponent << 4) | mantissa) & 0xff;
+}
+
+/** Linear 16-bit value → A-law byte (the classic linear2alaw). */
+export function linearToAlaw(sample: number): number {
+  const sign = sample >= 0 ? 0x80 : 0;
+  const magnitude = Math.min(sample >= 0 ? sample : -sample - 1, 32767) >> 3;
+  let exponent = 0;
+  while (exponent < 7 && magnitude >= 32 << exponent) exponent++;
+  const mantissa = exponent === 0 ? magnitude >> 1 : (magnitude >> exponent) & 0x0f;
+  return (sign | (exponent << 4) | mantissa) ^ 0x55;
 }
 
 function table(law: G711Law): Float32Array {
@@ -73,4 +94,29 @@ export class G711Decoder implements Decoder {
 /** A whole G.711 clip (e.g. a Realtime `input_audio` item) as 16 kHz samples, resampler tail included. */
 export function decodeG711Clip(law: G711Law, bytes: Uint8Array): Pcm16k {
   return resample(new G711Expander(law).expand(bytes), G711_RATE, SAMPLE_RATE);
+}
+
+/** Spoken replies to G.711 (Realtime `audio/pcmu`, `audio/pcma` output): 24 kHz PCM16 in, 8 kHz bytes out, streaming. */
+export class G711Encoder {
+  private readonly toByte: (sample: number) => number;
+  private readonly resampler = new Resampler(24_000, G711_RATE);
+
+  constructor(law: G711Law) {
+    this.toByte = law === 'ulaw' ? linearToUlaw : linearToAlaw;
+  }
+
+  encode(pcm24k: Int16Array): Uint8Array {
+    return this.bytes(this.resampler.process(pcm16ToFloat(pcm24k)));
+  }
+
+  /** The resampler's held-back tail, at the end of a reply. */
+  flush(): Uint8Array {
+    return this.bytes(this.resampler.flush());
+  }
+
+  private bytes(samples: Float32Array): Uint8Array {
+    const out = new Uint8Array(samples.length);
+    for (let i = 0; i < samples.length; i++) out[i] = this.toByte(Math.max(-32768, Math.min(32767, Math.round(samples[i]! * 32768))));
+    return out;
+  }
 }

@@ -55,3 +55,10 @@ export function floatToPcm16(samples: Float32Array): Int16Array {
   }
   return out;
 }
+
+/** PCM16 samples to floats in [-1, 1) (spoken replies on their way to a resampler or an encoder). */
+export function pcm16ToFloat(samples: Int16Array): Float32Array {
+  const out = new Float32Array(samples.length);
+  for (let i = 0; i < samples.length; i++) out[i] = samples[i]! / 32768;
+  return out;
+}

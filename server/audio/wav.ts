@@ -113,17 +113,18 @@ export function decodeWav(bytes: Uint8Array): DecodedAudio {
   throw bad(format ? 'no data chunk' : 'no fmt chunk');
 }
 
-/** Mono 16-bit PCM WAV: what upstream servers accept for `input_audio`. */
-export function encodeWav16(samples: Float32Array, sampleRate: number): Uint8Array {
-  const pcm = floatToPcm16(samples);
-  const dataBytes = pcm.length * 2;
-  const out = new Uint8Array(44 + dataBytes);
+/** Data size for a WAV written while its length is unknown (streamed speech); readers take it as "to the end". */
+export const WAV_STREAMED_SIZE = 0xffffffff;
+
+/** The 44-byte header of a mono 16-bit PCM WAV holding `dataBytes` of samples (WAV_STREAMED_SIZE when unknown). */
+export function wavHeader16(sampleRate: number, dataBytes: number): Uint8Array {
+  const out = new Uint8Array(44);
   const view = new DataView(out.buffer);
   const ascii = (at: number, text: string) => {
     for (let i = 0; i < text.length; i++) out[at + i] = text.charCodeAt(i);
   };
   ascii(0, 'RIFF');
-  view.setUint32(4, 36 + dataBytes, true);
+  view.setUint32(4, dataBytes === WAV_STREAMED_SIZE ? WAV_STREAMED_SIZE : 36 + dataBytes, true);
   ascii(8, 'WAVEfmt ');
   view.setUint32(16, 16, true);
   view.setUint16(20, WAVE_FORMAT_PCM, true);
@@ -134,6 +135,19 @@ export function encodeWav16(samples: Float32Array, sampleRate: number): Uint8Arr
   view.setUint16(34, 16, true);
   ascii(36, 'data');
   view.setUint32(40, dataBytes, true);
-  for (let i = 0; i < pcm.length; i++) view.setInt16(44 + 2 * i, pcm[i]!, true);
+  return out;
+}
+
+/** PCM16 samples as little-endian bytes: a view, no copy (every platform Node supports is little-endian). */
+export function pcm16Bytes(pcm: Int16Array): Uint8Array {
+  return new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength);
+}
+
+/** Mono 16-bit PCM WAV: what upstream servers accept for `input_audio`. */
+export function encodeWav16(samples: Float32Array, sampleRate: number): Uint8Array {
+  const pcm = floatToPcm16(samples);
+  const out = new Uint8Array(44 + pcm.length * 2);
+  out.set(wavHeader16(sampleRate, pcm.length * 2));
+  out.set(pcm16Bytes(pcm), 44);
   return out;
 }

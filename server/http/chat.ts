@@ -5,6 +5,7 @@
  * route lives beside it because the app loads this module as the REST front door.
  */
 import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
 import { EarshotError } from '../../protocol/errors.js';
 import type { Usage } from '../../protocol/native.js';
 import { ChatCompletionRequest, describeIssue } from '../../protocol/openai.js';
@@ -33,14 +34,15 @@ export function chatRoutes(ctx: ServerContext): HttpRoute[] {
   ];
 }
 
-function parseRequest(body: Buffer): ChatCompletionRequest {
+/** A JSON request body checked by its zod schema; failures name the field as OpenAI's `param` does. */
+export function parseJsonBody<T extends z.ZodType>(body: Buffer, schema: T): z.infer<T> {
   let json: unknown;
   try {
     json = JSON.parse(body.toString('utf8'));
   } catch (err) {
     throw new EarshotError('bad_message', `request body is not valid JSON: ${(err as Error).message}`);
   }
-  const parsed = ChatCompletionRequest.safeParse(json);
+  const parsed = schema.safeParse(json);
   if (parsed.success) return parsed.data;
   const { param, message } = describeIssue(parsed.error);
   throw new EarshotError('bad_message', param ? `${param}: ${message}` : message, param ? { param } : {});
@@ -52,7 +54,7 @@ async function chatCompletion(ctx: ServerContext, req: HttpRequest, res: HttpRes
   if (ctx.draining()) throw new EarshotError('shutting_down', 'server is shutting down', { retryable: true });
   const controller = new AbortController();
   res.onAbort(() => controller.abort());
-  const body = parseRequest(await req.body(ctx.config.maxBodyBytes));
+  const body = parseJsonBody(await req.body(ctx.config.maxBodyBytes), ChatCompletionRequest);
   const model = ctx.engine.models().find((m) => m.id === body.model);
   if (!model) throw new EarshotError('not_found', `model '${body.model}' does not exist; GET /v1/models lists the served ones`, { param: 'model' });
   const messages = await toMessages(body.messages, model, ctx.config.restLongAudio, ctx.config.maxRequestAudioMs);
