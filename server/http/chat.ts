@@ -13,6 +13,7 @@ import type { ServerContext } from '../context.js';
 import type { TurnEvent, TurnRequest } from '../engines/types.js';
 import type { TurnSink } from '../scheduler/scheduler.js';
 import type { HttpRequest, HttpResponse } from '../transport/types.js';
+import { spokenOutput, streamAudioSink, wholeAudioSink } from './chat-audio.js';
 import { toMessages } from './chat-input.js';
 import { errorOf, sendError, sendJson } from './respond.js';
 import type { HttpRoute } from './router.js';
@@ -20,7 +21,7 @@ import { requireKey } from './service.js';
 import { SseStream } from './sse.js';
 import { transcription } from './transcriptions.js';
 
-interface Reply {
+export interface Reply {
   id: string;
   model: string;
   created: number;
@@ -76,10 +77,18 @@ async function chatCompletion(ctx: ServerContext, req: HttpRequest, res: HttpRes
     signal: controller.signal,
     readyAt,
   };
-  ctx.scheduler.submit(turn, body.stream ? streamSink(res, reply, ctx.config.maxBufferedBytes) : wholeSink(res, reply));
+  const spoken = spokenOutput(ctx, body, controller.signal);
+  const sink = spoken
+    ? body.stream
+      ? streamAudioSink(res, reply, spoken, ctx.config.maxBufferedBytes, ctx.logger)
+      : wholeAudioSink(res, reply, spoken, ctx.logger)
+    : body.stream
+      ? streamSink(res, reply, ctx.config.maxBufferedBytes)
+      : wholeSink(res, reply);
+  ctx.scheduler.submit(turn, sink);
 }
 
-function usageOf(usage: Usage) {
+export function usageOf(usage: Usage) {
   return {
     prompt_tokens: usage.promptTokens,
     completion_tokens: usage.completionTokens,
@@ -89,7 +98,7 @@ function usageOf(usage: Usage) {
 }
 
 /** A turn cancelled while its client is still connected was cut short by the server (shutdown). */
-const cutShort = () => new EarshotError('shutting_down', 'the turn was cancelled by the server before it finished', { retryable: true });
+export const cutShort = () => new EarshotError('shutting_down', 'the turn was cancelled by the server before it finished', { retryable: true });
 
 function wholeSink(res: HttpResponse, reply: Reply): TurnSink {
   let content = '';
@@ -110,14 +119,8 @@ function wholeSink(res: HttpResponse, reply: Reply): TurnSink {
   };
 }
 
-/**
- * Headers wait for the turn's first event, so an error that comes before any text (queue
- * shutdown, engine failure) still gets its JSON body and status; later errors can only be
- * an SSE error event.
- */
-function streamSink(res: HttpResponse, reply: Reply, maxBufferedBytes: number): TurnSink {
-  const sse = new SseStream(res, maxBufferedBytes);
-  const chunk = (delta: { role?: 'assistant'; content?: string }, finish: 'stop' | 'length' | null) => ({
+export function chunkOf(reply: Reply, delta: Record<string, unknown>, finish: 'stop' | 'length' | null) {
+  return {
     id: reply.id,
     object: 'chat.completion.chunk',
     created: reply.created,
@@ -125,7 +128,17 @@ function streamSink(res: HttpResponse, reply: Reply, maxBufferedBytes: number): 
     choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
     // OpenAI sends `usage: null` on every chunk when usage was asked for, and the figures on an extra last chunk.
     ...(reply.includeUsage ? { usage: null } : {}),
-  });
+  };
+}
+
+/**
+ * Headers wait for the turn's first event, so an error that comes before any text (queue
+ * shutdown, engine failure) still gets its JSON body and status; later errors can only be
+ * an SSE error event.
+ */
+function streamSink(res: HttpResponse, reply: Reply, maxBufferedBytes: number): TurnSink {
+  const sse = new SseStream(res, maxBufferedBytes);
+  const chunk = (delta: { role?: 'assistant'; content?: string }, finish: 'stop' | 'length' | null) => chunkOf(reply, delta, finish);
   return (event: TurnEvent) => {
     if (res.aborted) return;
     const failure = event.type === 'error' ? event.error : event.type === 'done' && event.finish === 'cancelled' ? cutShort() : undefined;

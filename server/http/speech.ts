@@ -13,6 +13,7 @@ import type { HttpRequest, HttpResponse } from '../transport/types.js';
 import { createSpeechEncoder } from '../voice/formats.js';
 import type { VoiceStage } from '../voice/stage.js';
 import { parseJsonBody } from './chat.js';
+import { errorOf } from './respond.js';
 import type { HttpRoute } from './router.js';
 import { requireKey } from './service.js';
 import { SseStream } from './sse.js';
@@ -61,8 +62,7 @@ async function speech(ctx: ServerContext, req: HttpRequest, res: HttpResponse): 
     if (!started) throw err;
     // Audio already went out: an SSE client gets an error event, a byte stream is cut short so it is not taken as whole.
     ctx.logger.warn({ err }, 'speech failed mid-stream');
-    const error = EarshotError.from(err);
-    if (sse) sse.fail({ message: error.message, type: error.openaiType, param: null, code: error.code });
+    if (sse) sse.fail(errorOf(EarshotError.from(err)));
     else res.close();
     return;
   }
