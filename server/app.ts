@@ -1,7 +1,6 @@
 /** Wires the rooms together: one pipeline (engine → scheduler) behind every front door and transport. */
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { AudioThreadPool } from './audio/offload/pool.js';
 import { EarshotError } from '../protocol/errors.js';
+import { keyChecker } from './auth/keys.js';
 import { defaultConfig, type Config } from './config.js';
 import type { ServerContext } from './context.js';
 import { createEngine } from './engines/select.js';
@@ -12,10 +11,11 @@ import { createGuard } from './limits/guard.js';
 import { serviceRoutes } from './http/service.js';
 import { speechRoutes } from './http/speech.js';
 import { staticRoutes } from './http/static.js';
+import { nativeRoute } from './native/door.js';
 import { createLogger, type Logger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
+import { AudioThreadPool } from './offload/pool.js';
 import { Scheduler } from './scheduler/scheduler.js';
-import { nativeRoute } from './session/native.js';
 import { realtimeRoute } from './realtime/door.js';
 import { createTransport } from './transport/select.js';
 import type { Transport, WebSocketRoute } from './transport/types.js';
@@ -36,18 +36,6 @@ export interface RunningServer {
   ctx: ServerContext;
   /** Graceful: stop accepting, let running turns finish up to `deadlineMs`, then close everything. */
   close(deadlineMs?: number): Promise<void>;
-}
-
-function keyChecker(keys: string[]): (key: string | undefined) => boolean {
-  if (keys.length === 0) return () => true;
-  const digests = keys.map((k) => createHash('sha256').update(k).digest());
-  return (key) => {
-    if (key === undefined) return false;
-    const digest = createHash('sha256').update(key).digest();
-    let ok = false;
-    for (const d of digests) ok = timingSafeEqual(d, digest) || ok;
-    return ok;
-  };
 }
 
 export async function startServer(overrides: Partial<Config> | Config = {}, options: StartOptions = {}): Promise<RunningServer> {

@@ -1,8 +1,8 @@
-import type { AudioThreadPool } from './audio/offload/pool.js';
 import type { Config } from './config.js';
 import type { Engine, ModelInfo } from './engines/types.js';
 import type { Logger } from './observability/log.js';
 import type { Metrics } from './observability/metrics.js';
+import type { AudioThreadPool } from './offload/pool.js';
 import type { Scheduler } from './scheduler/scheduler.js';
 import type { SessionSettings } from './session/session.js';
 import type { VoiceStage } from './voice/stage.js';

@@ -1,5 +1,5 @@
 import { EarshotError } from '../../protocol/errors.js';
-import { SAMPLE_RATE, type Pcm16k } from '../engines/types.js';
+import { SAMPLE_RATE, type Pcm16k } from './format.js';
 import { decodeMp3 } from './mp3.js';
 import { resample } from './resample.js';
 import { decodeWav, type DecodedAudio } from './wav.js';

@@ -1,4 +1,4 @@
-import type { Pcm16k } from '../engines/types.js';
+import type { Pcm16k } from './format.js';
 
 /**
  * Turns one packet of a client's codec into 16 kHz mono samples.

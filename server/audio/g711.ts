@@ -3,8 +3,7 @@
  * decoded by a 256-entry table and resampled to 16 kHz. Every byte is a valid sample, so
  * there is no framing to get wrong: any packet length works.
  */
-import type { Pcm16k } from '../engines/types.js';
-import { SAMPLE_RATE } from '../engines/types.js';
+import { SAMPLE_RATE, type Pcm16k } from './format.js';
 import type { Decoder } from './decoder.js';
 import { pcm16ToFloat } from './pcm16.js';
 import { resample, Resampler } from './resample.js';

@@ -1,8 +1,8 @@
 import { OpusDecoder } from 'opus-decoder';
 import { EarshotError } from '../../protocol/errors.js';
 import { OPUS_RATES } from '../../protocol/native.js';
-import { SAMPLE_RATE, type Pcm16k } from '../engines/types.js';
 import type { Decoder } from './decoder.js';
+import { SAMPLE_RATE, type Pcm16k } from './format.js';
 
 /** Longest Opus packet is 120 ms; at 16 kHz that is 1920 samples. */
 const MAX_PACKET_SAMPLES = 1920;

@@ -1,7 +1,7 @@
 import { EarshotError } from '../../protocol/errors.js';
 import { PCM_RATES } from '../../protocol/native.js';
-import { SAMPLE_RATE, type Pcm16k } from '../engines/types.js';
 import { downmixInterleaved, type Decoder } from './decoder.js';
+import { SAMPLE_RATE, type Pcm16k } from './format.js';
 import { Resampler } from './resample.js';
 
 /**

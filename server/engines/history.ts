@@ -6,7 +6,8 @@
  * message is in the history), and re-hearing old audio costs ~25 prompt tokens per second of
  * it on every later turn.
  */
-import { SAMPLE_RATE, type Message, type Part, type Pcm16k } from './types.js';
+import { SAMPLE_RATE, type Pcm16k } from '../audio/format.js';
+import type { Message, Part } from './types.js';
 
 /** The text that stands for an earlier clip, e.g. "[voice message, 2.4 s]". */
 export function voiceNote(samples: Pcm16k): string {

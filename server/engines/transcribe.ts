@@ -4,7 +4,8 @@
  * sits in the user message, before the audio, as Gemma's own speech-recognition prompts do.
  */
 import { joinClips } from '../audio/clip.js';
-import type { Message, Pcm16k, TranscriptionHints, TurnRequest } from './types.js';
+import type { Pcm16k } from '../audio/format.js';
+import type { Message, TranscriptionHints, TurnRequest } from './types.js';
 
 export function transcriptionInstruction(hints: TranscriptionHints = {}): string {
   const language = hints.language ? ` The speech is in language '${hints.language}'.` : '';

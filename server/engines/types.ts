@@ -1,9 +1,6 @@
 import type { EarshotError } from '../../protocol/errors.js';
 import type { FinishReason, Usage } from '../../protocol/native.js';
-
-/** Mono 16 kHz samples in [-1, 1]: the one audio format inside the server. */
-export type Pcm16k = Float32Array;
-export const SAMPLE_RATE = 16_000;
+import type { Pcm16k } from '../audio/format.js';
 
 export type Part =
   | { type: 'text'; text: string }

@@ -1,5 +1,5 @@
 import { EarshotError } from '../../protocol/errors.js';
-import type { HttpResponse } from '../transport/types.js';
+import type { HttpResponse, UpgradeDecision } from '../transport/types.js';
 
 export function sendJson(res: HttpResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const payload = JSON.stringify(body);
@@ -15,7 +15,16 @@ export function errorOf(error: EarshotError) {
 /** OpenAI's error shape, with retry-after where the error carries a hint. Internal errors never leak details. */
 export function sendError(res: HttpResponse, err: unknown, extraHeaders: Record<string, string> = {}): void {
   const error = EarshotError.from(err);
-  const headers: Record<string, string> = { ...extraHeaders };
-  if (error.retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)));
-  sendJson(res, error.httpStatus, { error: errorOf(error) }, headers);
+  sendJson(res, error.httpStatus, { error: errorOf(error) }, { ...extraHeaders, ...retryAfter(error) });
+}
+
+/** An HTTP answer to a refused websocket upgrade, with `retry-after` when the error carries a hint. */
+export function rejectUpgrade(error: EarshotError): UpgradeDecision {
+  const body = JSON.stringify({ error: { code: error.code, message: error.message } });
+  return { accept: false, status: error.httpStatus, body, headers: retryAfter(error) };
+}
+
+/** `retry-after` in whole seconds (at least 1), when the error says when to come back. */
+function retryAfter(error: EarshotError): Record<string, string> {
+  return error.retryAfterMs === undefined ? {} : { 'retry-after': String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))) };
 }

@@ -3,7 +3,7 @@ import { EarshotError } from '../../protocol/errors.js';
 import type { ServerContext } from '../context.js';
 import type { ModelInfo } from '../engines/types.js';
 import type { HttpRequest } from '../transport/types.js';
-import { bearerKey } from './bearer.js';
+import { bearerKey } from '../auth/keys.js';
 import { sendJson } from './respond.js';
 import type { HttpRoute } from './router.js';
 

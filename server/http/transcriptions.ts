@@ -10,15 +10,17 @@ import { EarshotError } from '../../protocol/errors.js';
 import type { Usage } from '../../protocol/native.js';
 import { describeIssue, SEGMENTED_FORMATS, TranscriptionRequest } from '../../protocol/openai.js';
 import { decodeClip, type ClipFormat } from '../audio/clip.js';
+import { SAMPLE_RATE, type Pcm16k } from '../audio/format.js';
 import type { ServerContext } from '../context.js';
-import { SAMPLE_RATE, type ModelInfo, type Part, type Pcm16k, type TurnRequest } from '../engines/types.js';
-import { checkRequestAudio } from '../limits/audio.js';
-import { createSegmenter } from '../session/audio-input.js';
+import type { ModelInfo, Part, TurnRequest } from '../engines/types.js';
 import type { HttpRequest, HttpResponse } from '../transport/types.js';
 import { segmentFile } from '../vad/file.js';
+import { loadFvad } from '../vad/fvad.js';
+import { createSegmenter } from '../vad/segmenter.js';
 import { srt, vtt, type TimedText } from './captions.js';
 import { clipParts, withParam } from './chat-input.js';
 import { parseMultipart, type FormPart } from './multipart.js';
+import { checkRequestAudio } from './request-audio.js';
 import { errorOf, sendJson } from './respond.js';
 import { requireKey } from './service.js';
 import { SseStream } from './sse.js';
@@ -128,7 +130,7 @@ async function streamed(job: Job, res: HttpResponse, parts: Part[]): Promise<voi
 async function segmented(job: Job, res: HttpResponse, samples: Pcm16k, model: ModelInfo): Promise<void> {
   const { ctx, request } = job;
   const { config } = ctx;
-  const segmenter = await createSegmenter(config.vadAggressiveness, {
+  const segmenter = createSegmenter(await loadFvad(), config.vadAggressiveness, {
     prefixPaddingMs: config.vadPrefixPaddingMs,
     silenceMs: config.vadSilenceMs,
     minSpeechMs: config.vadMinSpeechMs,

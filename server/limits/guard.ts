@@ -6,10 +6,9 @@
  */
 import { EarshotError } from '../../protocol/errors.js';
 import type { ServerContext } from '../context.js';
-import { bearerKey } from '../http/bearer.js';
-import { sendError } from '../http/respond.js';
+import { bearerKey, bearerToken } from '../auth/keys.js';
+import { rejectUpgrade, sendError } from '../http/respond.js';
 import { corsHeaders } from '../http/router.js';
-import { bearerToken, rejectUpgrade } from '../session/upgrade.js';
 import type { Connection, HttpHandler, SocketHandler, UpgradeRequest, WebSocketRoute } from '../transport/types.js';
 import { ConnectionLimiter } from './connections.js';
 import { LifetimeSweeper, type Expirable } from './lifetime.js';

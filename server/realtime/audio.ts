@@ -7,10 +7,10 @@ import { EarshotError } from '../../protocol/errors.js';
 import { PCM_RATES } from '../../protocol/native.js';
 import type { AudioFormat } from '../../protocol/realtime.js';
 import type { Decoder } from '../audio/decoder.js';
+import { SAMPLE_RATE, type Pcm16k } from '../audio/format.js';
 import { decodeG711Clip, G711Decoder } from '../audio/g711.js';
 import { Pcm16Decoder } from '../audio/pcm16.js';
 import { resample } from '../audio/resample.js';
-import { SAMPLE_RATE, type Pcm16k } from '../engines/types.js';
 
 export type InputFormat = { kind: 'pcm'; rate: number } | { kind: 'ulaw' } | { kind: 'alaw' };
 

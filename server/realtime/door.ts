@@ -14,10 +14,11 @@
  */
 import { EarshotError } from '../../protocol/errors.js';
 import { parseClientEvent, type ResponseConfig, type SessionConfig } from '../../protocol/realtime.js';
+import type { Pcm16k } from '../audio/format.js';
+import { bearerToken } from '../auth/keys.js';
 import type { ServerContext } from '../context.js';
-import type { Pcm16k } from '../engines/types.js';
+import { rejectUpgrade } from '../http/respond.js';
 import { Session, type SessionEvents, type TurnResult } from '../session/session.js';
-import { bearerToken, rejectUpgrade } from '../session/upgrade.js';
 import type { Connection, SocketHandler, UpgradeDecision, UpgradeRequest, WebSocketRoute } from '../transport/types.js';
 import { loadFvad, type FvadModule } from '../vad/fvad.js';
 import { sameFormat } from './audio.js';

@@ -5,8 +5,8 @@
  */
 import type { Config } from '../config.js';
 import type { Session } from '../session/session.js';
-import { WebRtcVad, type FvadModule } from '../vad/fvad.js';
-import { VadSegmenter } from '../vad/segmenter.js';
+import type { FvadModule } from '../vad/fvad.js';
+import { createSegmenter } from '../vad/segmenter.js';
 import { formatDecoder } from './audio.js';
 import { vadAggressiveness, type RealtimeSettings } from './config.js';
 import { RealtimeError, type RealtimeWire } from './wire.js';
@@ -34,7 +34,7 @@ export class RealtimeInput {
   rebuild(settings: RealtimeSettings): void {
     const { vad, format } = settings;
     const segmenter = vad
-      ? new VadSegmenter(new WebRtcVad(this.fvad, vadAggressiveness(vad.threshold)), {
+      ? createSegmenter(this.fvad, vadAggressiveness(vad.threshold), {
           prefixPaddingMs: vad.prefixPaddingMs,
           silenceMs: vad.silenceMs,
           minSpeechMs: this.config.vadMinSpeechMs,

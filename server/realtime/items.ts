@@ -4,7 +4,8 @@
  */
 import { EarshotError } from '../../protocol/errors.js';
 import type { ClientEvent, ContentPart, ItemContent, WireItem } from '../../protocol/realtime.js';
-import { SAMPLE_RATE, type Part, type Pcm16k } from '../engines/types.js';
+import { SAMPLE_RATE, type Pcm16k } from '../audio/format.js';
+import type { Part } from '../engines/types.js';
 import type { HistoryItem, Session } from '../session/session.js';
 import { decodeClip, type InputFormat } from './audio.js';
 import { RealtimeError, type RealtimeWire } from './wire.js';

@@ -13,10 +13,11 @@ import { EarshotError } from '../../protocol/errors.js';
 import type { FinishReason, Usage } from '../../protocol/native.js';
 import { joinClips } from '../audio/clip.js';
 import type { Decoder } from '../audio/decoder.js';
-import type { OffloadedAudio } from '../audio/offload/pool.js';
-import { SAMPLE_RATE, type Message, type Part, type Pcm16k, type TurnParams, type TurnRequest } from '../engines/types.js';
+import { SAMPLE_RATE, type Pcm16k } from '../audio/format.js';
+import type { Message, Part, TurnParams, TurnRequest } from '../engines/types.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { OffloadedAudio } from '../offload/pool.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { SegmentEvent, Segmenter } from '../vad/segmenter.js';
 

@@ -1,5 +1,5 @@
 /** A whole recording through a segmenter: its speech as segments with stream times (REST verbose transcriptions). */
-import type { Pcm16k } from '../engines/types.js';
+import type { Pcm16k } from '../audio/format.js';
 import type { SegmentEvent, Segmenter } from './segmenter.js';
 
 export interface SpeechSegment {

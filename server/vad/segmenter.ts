@@ -5,8 +5,8 @@
  * Timestamps are stream time (samples received), so faster-than-real-time input segments
  * exactly like real-time input.
  */
-import type { Pcm16k } from '../engines/types.js';
-import type { WebRtcVad } from './fvad.js';
+import type { Pcm16k } from '../audio/format.js';
+import { WebRtcVad, type FvadModule } from './fvad.js';
 
 export const FRAME_MS = 20;
 const FRAME_SAMPLES = 320;
@@ -250,4 +250,9 @@ export class VadSegmenter implements Segmenter {
     this.audio.set(samples, at);
     this.audioFrames++;
   }
+}
+
+/** A segmenter on the WebRTC VAD, as the doors and the audio threads run it; `module` from loadFvad. */
+export function createSegmenter(module: FvadModule, aggressiveness: number, settings: SegmenterSettings): VadSegmenter {
+  return new VadSegmenter(new WebRtcVad(module, aggressiveness), settings);
 }

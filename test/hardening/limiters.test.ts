@@ -1,7 +1,7 @@
 /** The limit mechanisms on a fake clock: token bucket, lifetime sweep, connection counts, origins, request audio. */
 import t from 'tap';
 import type { EarshotError } from '../../protocol/errors.js';
-import { checkRequestAudio } from '../../server/limits/audio.js';
+import { checkRequestAudio } from '../../server/http/request-audio.js';
 import { ConnectionLimiter } from '../../server/limits/connections.js';
 import { LifetimeSweeper } from '../../server/limits/lifetime.js';
 import { originAllowed } from '../../server/limits/origin.js';

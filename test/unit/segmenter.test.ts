@@ -5,9 +5,8 @@
  */
 import t from 'tap';
 import { speechFixture } from '../fixtures/speech.js';
-import { createSegmenter } from '../../server/session/audio-input.js';
 import { loadFvad, WebRtcVad } from '../../server/vad/fvad.js';
-import type { Segmenter, SegmentEvent, SegmenterSettings } from '../../server/vad/segmenter.js';
+import { createSegmenter, type Segmenter, type SegmentEvent, type SegmenterSettings } from '../../server/vad/segmenter.js';
 
 const PER_MS = 16;
 const FRAME_MS = 20;
@@ -39,7 +38,7 @@ function feed(segmenter: Segmenter, samples: Float32Array): Heard[] {
 }
 
 async function segment(samples: Float32Array, settings: Partial<SegmenterSettings> = {}, mode = MODE): Promise<Heard[]> {
-  const segmenter = await createSegmenter(mode, { ...DEFAULTS, ...settings });
+  const segmenter = createSegmenter(await loadFvad(), mode, { ...DEFAULTS, ...settings });
   try {
     return feed(segmenter, samples);
   } finally {
@@ -287,7 +286,7 @@ t.test('flush ends the utterance in progress', async (t) => {
   const first = fixture.truth[0]!;
   const cutMs = Math.round((first.startMs + first.endMs) / 2 / FRAME_MS) * FRAME_MS;
 
-  const segmenter = await createSegmenter(MODE, DEFAULTS);
+  const segmenter = createSegmenter(await loadFvad(), MODE, DEFAULTS);
   t.teardown(() => segmenter.close());
   const before = feed(segmenter, input.subarray(0, cutMs * PER_MS));
   t.equal(started(before).length, 1, 'the sentence was announced');
@@ -311,7 +310,7 @@ t.test('flush ends the utterance in progress', async (t) => {
   t.ok(stopped(after)[0]!.startMs >= cutMs, 'the rest of the first sentence is a new utterance');
 
   // Before the minimum speech is heard nothing was announced, so a flush has nothing to end.
-  const early = await createSegmenter(MODE, DEFAULTS);
+  const early = createSegmenter(await loadFvad(), MODE, DEFAULTS);
   t.teardown(() => early.close());
   t.same(feed(early, input.subarray(0, (first.startMs + 100) * PER_MS)), [], 'the first 100 ms of speech: not yet announced');
   events.length = 0;

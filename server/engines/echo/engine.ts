@@ -5,7 +5,8 @@
  * transcript labelled as a test, with the clip's duration and level instead of words.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SAMPLE_RATE, type Engine, type Message, type ModelInfo, type TurnEvent, type TurnRequest } from '../types.js';
+import { SAMPLE_RATE } from '../../audio/format.js';
+import type { Engine, Message, ModelInfo, TurnEvent, TurnRequest } from '../types.js';
 
 export const ECHO_MODEL_ID = 'earshot-echo-test-engine';
 /** Audio tokens per second, as Gemma-4 counts them (40 ms per token): keeps usage figures comparable. */

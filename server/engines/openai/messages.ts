@@ -1,6 +1,7 @@
 import { EarshotError } from '../../../protocol/errors.js';
+import { SAMPLE_RATE } from '../../audio/format.js';
 import { encodeWav16 } from '../../audio/wav.js';
-import { SAMPLE_RATE, type Message, type TurnParams } from '../types.js';
+import type { Message, TurnParams } from '../types.js';
 
 type ContentPart = { type: 'text'; text: string } | { type: 'input_audio'; input_audio: { data: string; format: 'wav' } };
 export type ChatMessage = { role: 'system' | 'assistant'; content: string } | { role: 'user'; content: ContentPart[] };

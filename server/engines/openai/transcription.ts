@@ -6,9 +6,10 @@
  */
 import { z } from 'zod';
 import type { Usage } from '../../../protocol/native.js';
+import { SAMPLE_RATE } from '../../audio/format.js';
 import { encodeWav16 } from '../../audio/wav.js';
 import { clipOf } from '../transcribe.js';
-import { SAMPLE_RATE, type TurnRequest } from '../types.js';
+import type { TurnRequest } from '../types.js';
 
 /** What one upstream message carries: text to pass on, and whether the answer is complete. */
 export interface Piece {

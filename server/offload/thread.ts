@@ -4,10 +4,11 @@
  * the event-loop path, so segmentation is identical.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { EarshotError } from '../../../protocol/errors.js';
-import { createDecoder, createSegmenter } from '../../session/audio-input.js';
-import type { SegmentEvent, VadSegmenter } from '../../vad/segmenter.js';
-import type { Decoder } from '../decoder.js';
+import { EarshotError } from '../../protocol/errors.js';
+import type { Decoder } from '../audio/decoder.js';
+import { createDecoder } from '../audio/select.js';
+import { loadFvad } from '../vad/fvad.js';
+import { createSegmenter, type SegmentEvent, type VadSegmenter } from '../vad/segmenter.js';
 import type { StreamSpec, ThreadEvent } from './messages.js';
 import { RECORD_CONTROL_CLOSE, RECORD_CONTROL_FLUSH, RECORD_CONTROL_OPEN, RingReader, type RingBuffers } from './ring.js';
 
@@ -37,7 +38,7 @@ function emit(stream: number): void {
 async function open(id: number, spec: StreamSpec): Promise<void> {
   try {
     const decoder = await createDecoder(spec.audio);
-    streams.set(id, { decoder, segmenter: await createSegmenter(spec.aggressiveness, spec.segmenter) });
+    streams.set(id, { decoder, segmenter: createSegmenter(await loadFvad(), spec.aggressiveness, spec.segmenter) });
   } catch (err) {
     const error = EarshotError.from(err);
     post({ stream: id, type: 'error', code: error.code, message: error.message });

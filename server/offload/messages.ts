@@ -1,5 +1,5 @@
-import type { SegmenterSettings } from '../../vad/segmenter.js';
-import type { AudioInputSpec } from '../../session/audio-input.js';
+import type { AudioInputSpec } from '../audio/select.js';
+import type { SegmenterSettings } from '../vad/segmenter.js';
 
 /** What opens a stream in an audio thread (sent through the ring, so it is ordered with the frames). */
 export interface StreamSpec {

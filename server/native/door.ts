@@ -6,12 +6,15 @@ import { randomUUID } from 'node:crypto';
 import { decodeClientFrame, encodeServerMessage } from '../../protocol/codec.js';
 import { EarshotError } from '../../protocol/errors.js';
 import { PROTOCOL_VERSION, type ClientMessage, type HelloMessage, type ServerMessage } from '../../protocol/native.js';
+import { createDecoder } from '../audio/select.js';
+import { bearerToken } from '../auth/keys.js';
 import type { ServerContext } from '../context.js';
-import type { Connection, SocketHandler, UpgradeDecision, UpgradeRequest, WebSocketRoute } from '../transport/types.js';
-import { createDecoder, createSegmenter } from './audio-input.js';
-import { Session, type SessionEvents } from './session.js';
+import { rejectUpgrade } from '../http/respond.js';
 import type { Expirable } from '../limits/lifetime.js';
-import { bearerToken, rejectUpgrade } from './upgrade.js';
+import { Session, type SessionEvents } from '../session/session.js';
+import type { Connection, SocketHandler, UpgradeDecision, UpgradeRequest, WebSocketRoute } from '../transport/types.js';
+import { loadFvad } from '../vad/fvad.js';
+import { createSegmenter } from '../vad/segmenter.js';
 
 /** Audio frames held while the decoder starts (about 2 s of 20 ms frames). */
 const MAX_EARLY_FRAMES = 100;
@@ -135,7 +138,7 @@ class NativeConnection implements SocketHandler, Expirable {
     const threads = vad.enabled === false ? undefined : this.ctx.audioThreads;
     // The decoder is built here even for audio threads: building it is what validates the codec and rate.
     const decoder = await createDecoder(audio);
-    const segmenter = vad.enabled === false || threads ? undefined : await createSegmenter(aggressiveness, segmenterSettings);
+    const segmenter = vad.enabled === false || threads ? undefined : createSegmenter(await loadFvad(), aggressiveness, segmenterSettings);
     if (this.closed || threads) decoder.close();
     if (this.closed) {
       segmenter?.close();

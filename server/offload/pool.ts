@@ -6,11 +6,11 @@
  * order; VAD events come back by postMessage.
  */
 import type { Worker } from 'node:worker_threads';
-import { EarshotError } from '../../../protocol/errors.js';
-import type { Logger } from '../../observability/log.js';
-import type { SegmentEvent } from '../../vad/segmenter.js';
+import { EarshotError } from '../../protocol/errors.js';
+import type { Logger } from '../observability/log.js';
+import type { SegmentEvent } from '../vad/segmenter.js';
+import { startThread } from '../threads.js';
 import type { StreamSpec, ThreadEvent } from './messages.js';
-import { startThread } from '../../threads.js';
 import { createRing, RECORD_CONTROL_CLOSE, RECORD_CONTROL_FLUSH, RECORD_CONTROL_OPEN, RingWriter } from './ring.js';
 
 /** About 4 s of 20 ms Opus frames for 250 streams: a thread that falls that far behind sheds load. */
