@@ -4,6 +4,7 @@
  * Opus; pages of other streams (multiplexed or chained) are ignored. Every page's CRC is checked,
  * so corrupt or non-Ogg input fails loudly instead of yielding garbage packets.
  */
+import { oggPageCrc } from '../../protocol/ogg.js';
 
 export interface OpusHead {
   channels: number;
@@ -23,26 +24,6 @@ const FLAG_CONTINUED = 0x01;
 const FLAG_BOS = 0x02;
 const OPUS_HEAD = 'OpusHead';
 const OPUS_TAGS = 'OpusTags';
-
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let i = 0; i < 256; i++) {
-    let r = i << 24;
-    for (let k = 0; k < 8; k++) r = r & 0x80000000 ? (r << 1) ^ 0x04c11db7 : r << 1;
-    table[i] = r >>> 0;
-  }
-  return table;
-})();
-
-/** Ogg's CRC-32 (polynomial 0x04c11db7, not reflected), computed with the CRC field as zero. */
-export function oggPageCrc(page: Uint8Array): number {
-  let crc = 0;
-  for (let i = 0; i < page.length; i++) {
-    const byte = i >= 22 && i < 26 ? 0 : page[i]!;
-    crc = ((crc << 8) ^ CRC_TABLE[((crc >>> 24) ^ byte) & 0xff]!) >>> 0;
-  }
-  return crc;
-}
 
 function startsWith(bytes: Uint8Array, magic: string): boolean {
   if (bytes.length < magic.length) return false;

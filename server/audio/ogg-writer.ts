@@ -4,7 +4,7 @@
  * packets, so a streamed response carries audio as it is made. Granule positions count 48 kHz
  * samples; the last page's granule trims the padding of the final frame.
  */
-import { oggPageCrc } from '../../clients/node/ogg.js';
+import { oggPageCrc } from '../../protocol/ogg.js';
 
 const OPUS_RATE = 48_000;
 /** libopus' encoder delay at every rate (2.5 ms + 4 ms), in 48 kHz samples. */
