@@ -110,13 +110,14 @@ export class ConfigError extends Error {
 }
 
 export function helpText(): string {
-  const lines = ['Usage: npm start -- [options]', '', 'Options (env EARSHOT_<NAME>, or a JSON file with --config FILE):'];
-  for (const [name, [, def, help]] of Object.entries(OPTIONS)) {
+  const rows: [string, string][] = Object.entries(OPTIONS).map(([name, [, def, help]]) => {
     const shown = def === undefined ? '' : ` (default ${Array.isArray(def) ? def.join(',') || 'none' : String(def)})`;
-    lines.push(`  --${kebab(name).padEnd(24)} ${help}${shown}`);
-  }
-  lines.push('  --config FILE             JSON file with any of the options above (camelCase keys)', '  --help                    this text');
-  return lines.join('\n');
+    return [`--${kebab(name)}`, `${help}${shown}`];
+  });
+  rows.push(['--config FILE', 'JSON file with any of the options above (camelCase keys)'], ['--help', 'this text']);
+  // The longest flag sets the column, so help texts line up whatever options are added.
+  const width = Math.max(...rows.map(([flag]) => flag.length)) + 2;
+  return ['Usage: npm start -- [options]', '', 'Options (env EARSHOT_<NAME>, or a JSON file with --config FILE):', ...rows.map(([flag, help]) => `  ${flag.padEnd(width)}${help}`)].join('\n');
 }
 
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = {}, overrides: Partial<Config> = {}): Config {

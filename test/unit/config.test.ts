@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { parseConfig } from '../../server/config.js';
+import { helpText, parseConfig } from '../../server/config.js';
 
 t.test('flags beat env beat file beat defaults', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'earshot-config-'));
@@ -36,4 +36,12 @@ t.test('the CLI exits 2 with a clear message on bad config, and --help lists opt
   const help = spawnSync(process.execPath, ['--import', 'tsx', 'server/main.ts', '--help'], { encoding: 'utf8' });
   t.equal(help.status, 0);
   t.match(help.stdout, /--vad-silence-ms/);
+});
+
+t.test('--help puts every option\'s text in one column, the longest flag included', async (t) => {
+  const rows = helpText().split('\n').filter((line) => line.startsWith('  --'));
+  t.ok(rows.length > 40, 'every option is listed');
+  const columns = new Set(rows.map((line) => line.search(/(?<=\S {2,})\S/)));
+  t.same([...columns], [rows[0]!.search(/(?<=\S {2,})\S/)], 'one column');
+  t.ok(rows.every((line) => /^ {2}--\S+( [A-Z]+)? {2,}\S/.test(line)), 'each flag is followed by at least two spaces');
 });
