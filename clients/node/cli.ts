@@ -11,10 +11,28 @@ import { AudioFormatError, fileSource, pcmStreamSource, type AudioSource } from 
 import { EarshotClient } from './client.js';
 import { EarshotConnectionError, EarshotServerError } from './errors.js';
 import { settle, streamAudio } from './stream.js';
+import { streamUrl } from './url.js';
 
 export const EXIT = { ok: 0, usage: 1, connection: 2, server: 3, interrupted: 130 } as const;
 
-const DEFAULT_URL = 'ws://127.0.0.1:8080/v1/stream';
+const DEFAULT_URL = 'http://127.0.0.1:8080';
+
+const OPTIONS: [string, string][] = [
+  ['--url URL', `the server: its http(s) address, /v1/stream added (env EARSHOT_URL;\ndefault ${DEFAULT_URL}), or a ws(s):// URL of /v1/stream`],
+  ['--api-key KEY', 'API key, when the server has --api-keys (env EARSHOT_API_KEY)'],
+  ['--fast', 'send audio as fast as the server takes it, not in real time\n(also turns barge-in off: a file cannot interrupt its own replies;\nsentences that arrive while a reply runs are answered together\nwhen the server runs with --coalesce, its default)'],
+  ['--pcm-rate HZ', 'input is raw PCM16 little-endian mono at HZ (8000/16000/24000/48000)'],
+  ['--text TEXT', 'send a typed turn (alone, or before the audio)'],
+  ['--system TEXT', 'system prompt for the session'],
+  ['--json', 'print one JSON object per server event on stdout'],
+  ['-h, --help', 'this text'],
+];
+
+/** Option rows with every description in one column, set by the longest option. */
+function optionRows(): string {
+  const width = Math.max(...OPTIONS.map(([flag]) => flag.length)) + 2;
+  return OPTIONS.map(([flag, text]) => `  ${flag.padEnd(width)}${text.split('\n').join(`\n  ${' '.repeat(width)}`)}`).join('\n');
+}
 
 const USAGE = `Usage: earshot [options] [FILE | -]
 
@@ -22,15 +40,9 @@ Streams FILE (16-bit PCM WAV at 8/16/24/48 kHz, or Ogg Opus), or raw PCM16 from 
 with '-' and --pcm-rate, to an Earshot server and prints the replies as they stream.
 
 Options:
-  --url URL        server stream URL (env EARSHOT_URL; default ${DEFAULT_URL})
-  --token TOKEN    API key (env EARSHOT_TOKEN)
-  --fast           send audio as fast as the server takes it, not in real time
-                   (also turns barge-in off: a file cannot interrupt its own replies)
-  --pcm-rate HZ    input is raw PCM16 little-endian mono at HZ (8000/16000/24000/48000)
-  --text TEXT      send a typed turn (alone, or before the audio)
-  --system TEXT    system prompt for the session
-  --json           print one JSON object per server event on stdout
-  -h, --help       this text
+${optionRows()}
+
+--token and EARSHOT_TOKEN still work for the key, but are deprecated.
 
 Exit codes: 0 ok, 1 usage or unreadable input, 2 cannot connect or connection lost,
 3 the server reported an error.`;
@@ -39,7 +51,11 @@ class UsageError extends Error {}
 
 interface CliArgs {
   url: string;
+  /** Where the URL came from, for messages about it. */
+  urlFrom: string;
   token: string | undefined;
+  /** Set when the key came by an old name. */
+  deprecated: string | undefined;
   fast: boolean;
   pcmRate: number | undefined;
   text: string | undefined;
@@ -56,6 +72,7 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): CliArgs | 'help' {
       allowPositionals: true,
       options: {
         url: { type: 'string' },
+        'api-key': { type: 'string' },
         token: { type: 'string' },
         fast: { type: 'boolean', default: false },
         'pcm-rate': { type: 'string' },
@@ -76,9 +93,23 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): CliArgs | 'help' {
   const pcmRate = values['pcm-rate'] === undefined ? undefined : Number(values['pcm-rate']);
   if (pcmRate !== undefined && !Number.isInteger(pcmRate)) throw new UsageError(`--pcm-rate must be a number of Hz, got '${values['pcm-rate']}'`);
   if (input === '-' && pcmRate === undefined) throw new UsageError('stdin carries raw PCM16: give its rate with --pcm-rate');
+  const [address, urlFrom] = values.url !== undefined ? [values.url, '--url'] : env.EARSHOT_URL ? [env.EARSHOT_URL, 'EARSHOT_URL'] : [DEFAULT_URL, 'the default'];
+  let url: string;
+  try {
+    url = streamUrl(address);
+  } catch (err) {
+    throw new UsageError(`${urlFrom}: ${(err as Error).message}`);
+  }
   return {
-    url: values.url ?? env.EARSHOT_URL ?? DEFAULT_URL,
-    token: values.token ?? env.EARSHOT_TOKEN,
+    url,
+    urlFrom,
+    token: values['api-key'] ?? values.token ?? (env.EARSHOT_API_KEY || undefined) ?? (env.EARSHOT_TOKEN || undefined),
+    deprecated:
+      values['api-key'] === undefined && values.token !== undefined
+        ? '--token is deprecated; use --api-key'
+        : values['api-key'] === undefined && values.token === undefined && !env.EARSHOT_API_KEY && env.EARSHOT_TOKEN
+          ? 'EARSHOT_TOKEN is deprecated; use EARSHOT_API_KEY'
+          : undefined,
     fast: values.fast,
     pcmRate,
     text: values.text,
@@ -109,26 +140,33 @@ interface Io {
   signal?: AbortSignal;
 }
 
-/** Human output: reply text on stdout (pipeable), everything else on stderr. */
-function printHuman(client: EarshotClient, io: Io): void {
+/**
+ * Human output: reply text on stdout (pipeable), everything else on stderr. Replies print one
+ * at a time, in order: a reply announced while an earlier one is still printing waits for it,
+ * or the words of both would interleave whenever their deltas arrive together. Returns a
+ * promise for the end of what has been printed so far.
+ */
+function printHuman(client: EarshotClient, io: Io): () => Promise<void> {
   const say = (line: string) => io.stderr.write(`${line}\n`);
+  let printed = Promise.resolve();
   client.on('ready', (m) => {
     say(`connected: session ${m.sessionId}, engine ${m.engine}${m.testEngine ? ' (TEST ENGINE: replies describe the audio, no model runs)' : ''}`);
   });
   client.on('reply', (turn) => {
-    const what = turn.info.source === 'audio' ? `${turn.info.audioMs} ms of audio` : 'typed text';
-    say(`› turn ${turn.turnId} (${what})`);
-    void (async () => {
+    printed = printed.then(async () => {
+      const what = turn.info.source === 'audio' ? `${turn.info.audioMs} ms of audio` : 'typed text';
+      say(`› turn ${turn.turnId} (${what})`);
       for await (const piece of turn.deltas()) io.stdout.write(piece);
       const result = await turn.done;
       io.stdout.write('\n');
       const latency = turn.firstDeltaAt === undefined ? '' : `, first text after ${Math.round(turn.firstDeltaAt - turn.announcedAt)} ms`;
       if (result.finish !== 'stop') say(`  [${result.finish}${result.error ? `: ${result.error.code} ${result.error.message}` : ''}${latency}]`);
-    })();
+    });
   });
   // A fatal error ends the session; main() reports it once, with the exit code.
   client.on('error', (m) => m.fatal || say(`server error ${m.code}: ${m.message}`));
   client.on('busy', (m) => say(`server busy, retry after ${m.retryAfterMs} ms`));
+  return () => printed;
 }
 
 function printJson(client: EarshotClient, io: Io): void {
@@ -146,6 +184,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       io.stdout.write(`${USAGE}\n`);
       return EXIT.ok;
     }
+    if (args.deprecated) io.stderr.write(`earshot: ${args.deprecated}\n`);
     source = await openSource(args, io.stdin);
     client = new EarshotClient({
       url: args.url,
@@ -165,20 +204,25 @@ export async function main(argv: string[], io: Io): Promise<number> {
   let lost: EarshotConnectionError | EarshotServerError | undefined;
   client.on('error', () => serverErrors++);
   client.on('closed', (error) => (lost = error));
+  let printed: () => Promise<void> = () => Promise.resolve();
   if (args.json) printJson(client, io);
-  else printHuman(client, io);
+  else printed = printHuman(client, io);
   try {
     await client.connect();
     if (args.text !== undefined) client.text(args.text);
     if (source) await streamAudio(client, source, { fast: args.fast, signal: io.signal });
     if (io.signal?.aborted) {
       await client.close();
+      await printed();
       return EXIT.interrupted;
     }
     await settle(client);
     await client.close();
+    await printed();
   } catch (caught) {
     await client.close();
+    // Closing ended every open turn, so this is the last of the replies' output.
+    await printed();
     // A dropped connection surfaces first as a failed send; the close says why.
     const err = lost ?? caught;
     if (err instanceof EarshotServerError) {
@@ -186,7 +230,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       return EXIT.server;
     }
     if (err instanceof EarshotConnectionError) {
-      io.stderr.write(`earshot: ${err.message}\n`);
+      io.stderr.write(`earshot: ${err.message}${args.urlFrom === 'EARSHOT_URL' ? ' (the address is EARSHOT_URL)' : ''}\n`);
       return EXIT.connection;
     }
     throw err;

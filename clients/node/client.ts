@@ -9,6 +9,7 @@ import { decodeServerMessage, encodeClientMessage } from '../../protocol/codec.j
 import { GenerationParams, Hello, RAW_AUDIO_TAG, VadSettings, type ClientMessage, type HelloMessage, type ServerMessage } from '../../protocol/native.js';
 import { EarshotConnectionError, EarshotServerError } from './errors.js';
 import { AsyncQueue } from './queue.js';
+import { streamUrl } from './url.js';
 import { Turn, type TurnResult } from './turn.js';
 
 type MessageOf<K extends ServerMessage['type']> = Extract<ServerMessage, { type: K }>;
@@ -39,8 +40,15 @@ const ReconnectOptions = z
 
 const ClientOptions = z
   .object({
-    /** ws:// or wss:// URL of /v1/stream. */
-    url: z.string().regex(/^wss?:\/\//, 'must be a ws:// or wss:// URL'),
+    /** The server: an http(s):// base URL (`/v1/stream` is added) or the ws(s):// URL of /v1/stream. */
+    url: z.string().transform((address, ctx) => {
+      try {
+        return streamUrl(address);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
     token: z.string().max(512).optional(),
     codec: z.enum(['opus', 'pcm16']).default('pcm16'),
     sampleRate: z.number().int().default(16000),

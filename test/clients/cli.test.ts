@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ServerMessage } from '../../protocol/native.js';
 import { speechFixture } from '../fixtures/speech.js';
+import { burstProxy } from '../helpers/burst-proxy.js';
 import { startTestServer } from '../helpers/server.js';
 
 const BIN = fileURLToPath(new URL('../../clients/node/bin/earshot.js', import.meta.url));
@@ -14,9 +15,9 @@ interface Run {
   stderr: string;
 }
 
-function earshot(args: string[], stdin?: Buffer): Promise<Run> {
+function earshot(args: string[], stdin?: Buffer, env: NodeJS.ProcessEnv = {}): Promise<Run> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [BIN, ...args], { timeout: 60_000, env: { ...process.env, EARSHOT_URL: '' } }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [BIN, ...args], { timeout: 60_000, env: { ...process.env, EARSHOT_URL: '', EARSHOT_API_KEY: '', EARSHOT_TOKEN: '', ...env } }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
     });
     if (stdin) child.stdin!.end(stdin);
@@ -60,6 +61,20 @@ t.test('an Ogg Opus file in human mode prints each reply on its own line', async
   t.match(run.stderr, /engine echo \(TEST ENGINE/);
 });
 
+t.test('human mode prints one reply at a time when several replies arrive in one read', async (t) => {
+  // After the first reply is announced, the proxy holds the rest of the stream, every reply
+  // whole, and hands it over in one write: as a CLI on a busy machine reads it.
+  const proxy = await burstProxy({ host: '127.0.0.1', port: Number(new URL(server.url).port) }, fixture.truth.length);
+  t.teardown(() => proxy.close());
+  const run = await earshot(['--url', `ws://127.0.0.1:${proxy.port}/v1/stream`, '--fast', fixture.opusPath]);
+  t.equal(run.code, 0, run.stderr);
+  const lines = run.stdout.trim().split('\n');
+  t.equal(lines.length, fixture.truth.length, 'one line per reply');
+  lines.forEach((line, i) => t.match(line, new RegExp(`^Echo test engine, turn ${i + 1}: heard \\d+ ms of audio at rms [\\d.]+\\.$`), `reply ${i + 1} whole`));
+  const announced = run.stderr.split('\n').filter((line) => line.startsWith('› turn'));
+  t.equal(announced.length, fixture.truth.length, 'each reply announced once');
+});
+
 t.test('raw PCM16 from stdin with --pcm-rate', async (t) => {
   const pcm = Buffer.from(fixture.pcm24k.buffer, fixture.pcm24k.byteOffset, fixture.pcm24k.byteLength);
   const run = await earshot(['--url', url, '--fast', '--pcm-rate', '24000', '-'], pcm);
@@ -86,16 +101,45 @@ t.test('usage errors exit 1', async (t) => {
   t.match(missing.stderr, /ENOENT/);
 });
 
-t.test('a server error exits 3; --token gets past it', async (t) => {
+t.test('a server error exits 3; --api-key gets past it', async (t) => {
   const guarded = await startTestServer({ apiKeys: ['sesame'] });
   t.teardown(() => guarded.close(0));
   const guardedUrl = `${guarded.wsUrl}/v1/stream`;
   const refused = await earshot(['--url', guardedUrl, '--text', 'hi']);
   t.equal(refused.code, 3);
   t.match(refused.stderr, /unauthorized/);
-  const allowed = await earshot(['--url', guardedUrl, '--token', 'sesame', '--text', 'hi']);
+  const allowed = await earshot(['--url', guardedUrl, '--api-key', 'sesame', '--text', 'hi']);
   t.equal(allowed.code, 0, allowed.stderr);
   t.match(allowed.stdout, /read "hi"/);
+});
+
+t.test('EARSHOT_URL and EARSHOT_API_KEY as the REST examples export them; old names still work', async (t) => {
+  const guarded = await startTestServer({ apiKeys: ['sesame'] });
+  t.teardown(() => guarded.close(0));
+  const rest = await earshot(['--text', 'hi'], undefined, { EARSHOT_URL: guarded.url, EARSHOT_API_KEY: 'sesame' });
+  t.equal(rest.code, 0, rest.stderr);
+  t.match(rest.stdout, /read "hi"/, 'an http base URL without a path finds /v1/stream');
+  const v1 = await earshot(['--url', `${guarded.url}/v1`, '--api-key', 'sesame', '--text', 'hi']);
+  t.equal(v1.code, 0, v1.stderr);
+  const old = await earshot(['--text', 'hi'], undefined, { EARSHOT_URL: guarded.url, EARSHOT_TOKEN: 'sesame' });
+  t.equal(old.code, 0, old.stderr);
+  t.match(old.stderr, /EARSHOT_TOKEN is deprecated; use EARSHOT_API_KEY/);
+  const bad = await earshot(['--text', 'hi'], undefined, { EARSHOT_URL: 'localhost:8080' });
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, /EARSHOT_URL: 'localhost:8080' is not an http\(s\):\/\/ or ws\(s\):\/\/ URL/, 'a bad address names the variable');
+});
+
+t.test('--help: every option\'s text in one column, the longest option included', async (t) => {
+  const run = await earshot(['--help']);
+  t.equal(run.code, 0);
+  const rows = run.stdout.slice(run.stdout.indexOf('Options:\n') + 9, run.stdout.indexOf('\n\n', run.stdout.indexOf('Options:'))).split('\n');
+  t.ok(rows.length >= 8, 'the options are listed');
+  const column = rows[0]!.search(/(?<=\S {2,})\S/);
+  t.ok(column > 0);
+  for (const row of rows) {
+    if (row.startsWith('  -')) t.equal(row.search(/(?<=\S {2,})\S/), column, row.trim().split(/\s{2,}/)[0]!);
+    else t.equal(row.search(/\S/), column, 'a continued description stays in the column');
+  }
 });
 
 t.test('options the protocol refuses are usage errors, caught before connecting', async (t) => {

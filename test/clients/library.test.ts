@@ -13,9 +13,23 @@ async function nextTurn(turns: AsyncIterator<Turn>): Promise<Turn> {
 }
 
 t.test('invalid options are refused before any connection', async (t) => {
-  t.throws(() => new EarshotClient({ url: 'http://127.0.0.1:1/v1/stream' }), TypeError);
+  t.throws(() => new EarshotClient({ url: 'ftp://127.0.0.1:1/v1/stream' }), { name: 'TypeError', message: /http\(s\):\/\/ or ws\(s\):\/\//u });
+  t.throws(() => new EarshotClient({ url: '127.0.0.1:8080' }), /give the server's address, e.g. http:\/\/127\.0\.0\.1:8080/);
   t.throws(() => new EarshotClient({ url: 'ws://127.0.0.1:1/v1/stream', vad: { silenceMs: 1 } }), /silenceMs/);
   t.throws(() => new EarshotClient({ url: 'ws://127.0.0.1:1/v1/stream', highWaterMark: 10, lowWaterMark: 20 }), /lowWaterMark/);
+});
+
+t.test('the server address: an http(s) base URL finds /v1/stream, a websocket URL is kept', async (t) => {
+  const urlOf = (address: string) => new EarshotClient({ url: address }).url;
+  t.equal(urlOf('http://127.0.0.1:8080'), 'ws://127.0.0.1:8080/v1/stream', 'the REST examples\' EARSHOT_URL');
+  t.equal(urlOf('https://voice.example/v1/'), 'wss://voice.example/v1/stream', 'an OpenAI-style base URL');
+  t.equal(urlOf('ws://127.0.0.1:8080/v1/stream'), 'ws://127.0.0.1:8080/v1/stream');
+  t.equal(urlOf('https://proxy.example/earshot/v1/stream?token=k'), 'wss://proxy.example/earshot/v1/stream?token=k', 'a full path is left alone');
+  const server = await startTestServer();
+  t.teardown(() => server.close(0));
+  const client = new EarshotClient({ url: server.url });
+  t.equal((await client.connect()).engine, 'echo', 'and it connects');
+  await client.close();
 });
 
 t.test('a rate the server does not take fails connect() with its error code', async (t) => {
