@@ -38,6 +38,19 @@ export const GenerationParams = z
   .strict();
 export type GenerationParams = z.infer<typeof GenerationParams>;
 
+/** Spoken replies: 20 ms Opus packets or PCM16 frames at `sampleRate` (default 24000, the voice stage's own rate). */
+export const VoiceRequest = z
+  .object({
+    /** A voice of the server's TTS engine, or one of OpenAI's names (mapped to an available voice); default: the server's `--voice`. */
+    name: z.string().min(1).max(64).optional(),
+    codec: z.enum(['opus', 'pcm16']),
+    sampleRate: z.number().int().optional(),
+    /** true: audio comes as raw binary frames (RAW_AUDIO_TAG + payload) belonging to the current turn, instead of msgpack `audio` messages. */
+    raw: z.boolean().optional(),
+  })
+  .strict();
+export type VoiceRequest = z.infer<typeof VoiceRequest>;
+
 export const Hello = z
   .object({
     type: z.literal('hello'),
@@ -49,6 +62,7 @@ export const Hello = z
     vad: VadSettings.optional(),
     system: z.string().max(16_384).optional(),
     params: GenerationParams.optional(),
+    voice: VoiceRequest.optional(),
   })
   .strict();
 
@@ -57,8 +71,10 @@ export const Commit = z.object({ type: z.literal('commit') }).strict();
 export const Text = z.object({ type: z.literal('text'), text: z.string().min(1).max(16_384) }).strict();
 export const Cancel = z.object({ type: z.literal('cancel') }).strict();
 export const Bye = z.object({ type: z.literal('bye') }).strict();
+/** The client stopped playing a turn's audio after `audioEndMs`: the server keeps only the reply text heard so far. */
+export const Truncate = z.object({ type: z.literal('truncate'), turnId: z.string().min(1).max(256), audioEndMs: z.number().int().min(0) }).strict();
 
-export const ClientMessage = z.discriminatedUnion('type', [Hello, Audio, Commit, Text, Cancel, Bye]);
+export const ClientMessage = z.discriminatedUnion('type', [Hello, Audio, Commit, Text, Cancel, Bye, Truncate]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 export type HelloMessage = z.infer<typeof Hello>;
 
@@ -84,11 +100,28 @@ export const SessionLimits = z.object({
 });
 export type SessionLimits = z.infer<typeof SessionLimits>;
 
+/** The voice the server speaks replies with, as it settled `hello.voice`. */
+export const VoiceSettings = z.object({ name: z.string(), codec: z.enum(['opus', 'pcm16']), sampleRate: z.number().int(), frameMs: z.number(), raw: z.boolean() });
+export type VoiceSettings = z.infer<typeof VoiceSettings>;
+
 export const ServerMessage = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('ready'), version: z.number().int(), sessionId: z.string(), transport: z.string(), engine: z.string(), testEngine: z.boolean(), limits: SessionLimits }),
+  z.object({
+    type: z.literal('ready'),
+    version: z.number().int(),
+    sessionId: z.string(),
+    transport: z.string(),
+    engine: z.string(),
+    testEngine: z.boolean(),
+    limits: SessionLimits,
+    /** Present when replies are spoken (hello asked for a voice and the server has a TTS engine). */
+    voice: VoiceSettings.optional(),
+  }),
   z.object({ type: z.literal('vad'), state: z.enum(['speech', 'silence']), atMs: z.number() }),
   z.object({ type: z.literal('turn'), turnId: z.string(), source: z.enum(['audio', 'text']), audioMs: z.number(), startMs: z.number().optional(), endMs: z.number().optional(), text: z.string().optional() }),
   z.object({ type: z.literal('delta'), turnId: z.string(), text: z.string() }),
+  /** One frame of the turn's spoken reply (an Opus packet, or PCM16 LE); `done` follows the last. */
+  z.object({ type: z.literal('audio'), turnId: z.string(), seq: z.number().int().nonnegative(), data: z.instanceof(Uint8Array) }),
+  z.object({ type: z.literal('truncated'), turnId: z.string(), audioEndMs: z.number(), text: z.string() }),
   z.object({ type: z.literal('done'), turnId: z.string(), usage: Usage, finish: FinishReason }),
   z.object({ type: z.literal('error'), code: z.string(), message: z.string(), fatal: z.boolean(), turnId: z.string().optional(), retryable: z.boolean().optional() }),
   z.object({ type: z.literal('busy'), retryAfterMs: z.number(), turnId: z.string().optional() }),

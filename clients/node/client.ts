@@ -6,7 +6,7 @@
 import WebSocket from 'ws';
 import { z } from 'zod';
 import { decodeServerMessage, encodeClientMessage } from '../../protocol/codec.js';
-import { GenerationParams, Hello, RAW_AUDIO_TAG, VadSettings, type ClientMessage, type HelloMessage, type ServerMessage } from '../../protocol/native.js';
+import { GenerationParams, Hello, RAW_AUDIO_TAG, VadSettings, VoiceRequest, type ClientMessage, type HelloMessage, type ServerMessage } from '../../protocol/native.js';
 import { EarshotConnectionError, EarshotServerError } from './errors.js';
 import { AsyncQueue } from './queue.js';
 import { streamUrl } from './url.js';
@@ -56,6 +56,8 @@ const ClientOptions = z
     vad: VadSettings.optional(),
     system: z.string().max(16_384).optional(),
     params: GenerationParams.optional(),
+    /** Ask for spoken replies: codec, sample rate (default 24000), voice name, raw frames; `ready.voice` says what the server settled. */
+    voice: VoiceRequest.optional(),
     /** true = default backoff; false = a dropped connection closes the client. */
     reconnect: z.union([z.boolean(), ReconnectOptions.partial()]).default(false),
     /** sendAudio() waits while more than this many bytes are buffered for the socket... */
@@ -86,6 +88,8 @@ export class EarshotClient {
   private readyMessage: ReadyMessage | undefined;
   private speakingNow = false;
   private readonly open = new Map<string, ReturnType<typeof Turn.create>>();
+  /** The latest turn announced: a session speaks one turn at a time, so raw audio frames are its. */
+  private latest: ReturnType<typeof Turn.create> | undefined;
   private readonly subscribers = new Set<AsyncQueue<Turn>>();
   private readonly pongs: (() => void)[] = [];
   /** One buffer for every raw audio frame: ws copies it while masking, before send() returns. */
@@ -104,8 +108,8 @@ export class EarshotClient {
     this.url = parsed.data.url;
     const r = parsed.data.reconnect;
     this.reconnectOptions = r === false ? undefined : ReconnectOptions.parse(r === true ? {} : r);
-    const { codec, sampleRate, channels, vad, system, params, token } = parsed.data;
-    const hello = Hello.safeParse({ type: 'hello', version: 1, codec, sampleRate, channels, vad, system, params, token });
+    const { codec, sampleRate, channels, vad, system, params, token, voice } = parsed.data;
+    const hello = Hello.safeParse({ type: 'hello', version: 1, codec, sampleRate, channels, vad, system, params, token, voice });
     if (!hello.success) throw new TypeError(`invalid EarshotClient options: ${z.prettifyError(hello.error)}`);
     this.hello = hello.data;
   }
@@ -199,9 +203,14 @@ export class EarshotClient {
     this.send({ type: 'text', text });
   }
 
-  /** Stops the reply being generated; it ends with finish 'cancelled'. */
+  /** Stops the reply being generated (and spoken); it ends with finish 'cancelled'. */
   cancel(): void {
     this.send({ type: 'cancel' });
+  }
+
+  /** Tells the server a turn's audio was played only up to `audioEndMs`: its reply in the history becomes what was heard (answered by `truncated`). */
+  truncate(turnId: string, audioEndMs: number): void {
+    this.send({ type: 'truncate', turnId, audioEndMs: Math.max(0, Math.round(audioEndMs)) });
   }
 
   /**
@@ -295,9 +304,12 @@ export class EarshotClient {
       ws.on('pong', () => this.pongs.shift()?.());
       ws.on('message', (data, isBinary) => {
         if (!isBinary) return;
+        const bytes = data as Buffer;
+        // A raw audio frame belongs to the turn being spoken: the latest one announced.
+        if (bytes[0] === RAW_AUDIO_TAG) return this.latest?.audio(bytes.subarray(1));
         let message: ServerMessage;
         try {
-          message = decodeServerMessage(data as Buffer);
+          message = decodeServerMessage(bytes);
         } catch (err) {
           this.emit('malformed', err as Error);
           return;
@@ -390,6 +402,7 @@ export class EarshotClient {
       const { type: _type, ...info } = m;
       const handle = Turn.create(info);
       this.open.set(m.turnId, handle);
+      this.latest = handle;
       for (const queue of this.subscribers) {
         if (queue.ended) this.subscribers.delete(queue);
         else queue.push(handle.turn);
@@ -399,6 +412,10 @@ export class EarshotClient {
     delta: (m) => {
       this.open.get(m.turnId)?.delta(m.text);
     },
+    audio: (m) => {
+      this.open.get(m.turnId)?.audio(m.data);
+    },
+    truncated: () => {},
     done: (m) => this.finishTurn(m.turnId, { finish: m.finish, usage: m.usage }),
     error: (m) => this.finishTurn(m.turnId, { finish: 'error', error: { code: m.code, message: m.message } }),
     busy: (m) => this.finishTurn(m.turnId, { finish: 'error', error: { code: 'busy', message: `server busy, retry after ${m.retryAfterMs} ms` } }),

@@ -19,13 +19,18 @@ export class Turn {
   readonly info: TurnInfo;
   /** The reply so far. */
   text = '';
-  /** performance.now() when the `turn` message and the first `delta` arrived. */
+  /** performance.now() when the `turn` message, the first `delta` and the first audio frame arrived. */
   readonly announcedAt = performance.now();
   firstDeltaAt: number | undefined;
+  firstAudioAt: number | undefined;
+  /** Bytes of spoken reply received (frames of the session's `ready.voice` codec). */
+  audioBytes = 0;
   /** Settles once, when the turn ends; never rejects (errors are a `finish`). */
   readonly done: Promise<TurnResult>;
   private readonly queue = new AsyncQueue<string>();
   private deltasTaken = false;
+  private readonly frames = new AsyncQueue<Uint8Array>();
+  private audioTaken = false;
   private result: TurnResult | undefined;
 
   private constructor(info: TurnInfo, done: Promise<TurnResult>) {
@@ -45,8 +50,18 @@ export class Turn {
     return this.queue;
   }
 
+  /**
+   * The spoken reply's frames as they stream (20 ms Opus packets, or PCM16 little-endian at
+   * `ready.voice.sampleRate`), from the first; ends with the turn. One consumer per turn.
+   */
+  audio(): AsyncIterableIterator<Uint8Array> {
+    if (this.audioTaken) throw new Error(`audio() of turn ${this.turnId} is already being read`);
+    this.audioTaken = true;
+    return this.frames;
+  }
+
   /** The client's handle: feeds the turn; kept out of the public API. */
-  static create(info: TurnInfo): { turn: Turn; delta(text: string): void; finish(result: Omit<TurnResult, 'turnId' | 'text'>): void } {
+  static create(info: TurnInfo): { turn: Turn; delta(text: string): void; audio(frame: Uint8Array): void; finish(result: Omit<TurnResult, 'turnId' | 'text'>): void } {
     let settle!: (result: TurnResult) => void;
     const turn = new Turn(info, new Promise((resolve) => (settle = resolve)));
     return {
@@ -57,10 +72,17 @@ export class Turn {
         turn.text += text;
         turn.queue.push(text);
       },
+      audio(frame) {
+        if (turn.result) return;
+        turn.firstAudioAt ??= performance.now();
+        turn.audioBytes += frame.length;
+        turn.frames.push(frame);
+      },
       finish(partial) {
         if (turn.result) return;
         turn.result = { turnId: turn.turnId, text: turn.text, ...partial };
         turn.queue.end();
+        turn.frames.end();
         settle(turn.result);
       },
     };

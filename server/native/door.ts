@@ -3,13 +3,14 @@
  * parsing and validation are protocol/'s, conversation logic is Session's.
  */
 import { randomUUID } from 'node:crypto';
-import { decodeClientFrame, encodeServerMessage } from '../../protocol/codec.js';
+import { decodeClientFrame, encodeRawAudio, encodeServerMessage } from '../../protocol/codec.js';
 import { EarshotError } from '../../protocol/errors.js';
 import { PROTOCOL_VERSION, type ClientMessage, type HelloMessage, type ServerMessage } from '../../protocol/native.js';
 import { createDecoder } from '../audio/select.js';
 import { bearerToken } from '../auth/keys.js';
 import type { ServerContext } from '../context.js';
 import { rejectUpgrade } from '../http/respond.js';
+import { NativeVoiceOut, settleVoice } from '../session/native-voice.js';
 import type { Expirable } from '../limits/lifetime.js';
 import { Session, type SessionEvents } from '../session/session.js';
 import type { Connection, SocketHandler, UpgradeDecision, UpgradeRequest, WebSocketRoute } from '../transport/types.js';
@@ -29,6 +30,11 @@ class NativeConnection implements SocketHandler, Expirable {
   private session: Session | undefined;
   private starting = false;
   private early: Uint8Array[] = [];
+  /** Spoken replies, when hello asked for a voice and the server has one. */
+  private voice: NativeVoiceOut | undefined;
+  private audioSeq = 0;
+  /** The turn whose audio is being framed (a session speaks one turn at a time). */
+  private audioTurn = '';
   private closed = false;
   private readonly handlers: Handlers;
   /** A key may come in hello, so the upgrade lets keyless sockets in; this bounds how long they stay without one. */
@@ -49,6 +55,12 @@ class NativeConnection implements SocketHandler, Expirable {
       text: (m) => this.requireSession().addText(m.text),
       cancel: () => this.requireSession().cancel(),
       bye: () => this.connection.close(1000, 'bye'),
+      truncate: (m) => {
+        const session = this.requireSession();
+        const item = session.replyOf(m.turnId);
+        if (!item) throw new EarshotError('not_found', `no reply of turn '${m.turnId}' in the conversation`);
+        this.send({ type: 'truncated', turnId: m.turnId, audioEndMs: m.audioEndMs, text: session.truncateReply(item, m.audioEndMs) });
+      },
     };
   }
 
@@ -79,10 +91,16 @@ class NativeConnection implements SocketHandler, Expirable {
       this.ctx.metrics.sessions.dec({ door: 'native' });
       this.session.close();
     }
+    this.voice?.close();
   }
 
   private send(message: ServerMessage): void {
     this.connection.send(encodeServerMessage(message));
+  }
+
+  private sendAudio(payload: Uint8Array<ArrayBuffer>): void {
+    if (this.voice!.settings.raw) this.connection.send(encodeRawAudio(payload));
+    else this.send({ type: 'audio', turnId: this.audioTurn, seq: this.audioSeq++, data: payload });
   }
 
   private fail(err: unknown): void {
@@ -134,6 +152,8 @@ class NativeConnection implements SocketHandler, Expirable {
       maxUtteranceMs,
     };
     const aggressiveness = vad.aggressiveness ?? config.vadAggressiveness;
+    const stage = this.ctx.voice;
+    const voice = hello.voice && stage ? settleVoice(hello.voice, stage.resolveVoice(hello.voice.name, 'voice.name')) : undefined;
     // Manual-turn sessions buffer in the Session itself, so only VAD sessions go to audio threads.
     const threads = vad.enabled === false ? undefined : this.ctx.audioThreads;
     // The decoder is built here even for audio threads: building it is what validates the codec and rate.
@@ -144,11 +164,13 @@ class NativeConnection implements SocketHandler, Expirable {
       segmenter?.close();
       return;
     }
+    if (voice) this.voice = new NativeVoiceOut(voice, undefined, (payload) => this.sendAudio(payload));
     const session = new Session(
       this.sessionId,
-      { scheduler: this.ctx.scheduler, metrics: this.ctx.metrics, logger: this.ctx.logger },
+      { scheduler: this.ctx.scheduler, metrics: this.ctx.metrics, logger: this.ctx.logger, speak: stage && ((name, signal) => stage.reply(name, signal)) },
       {
         ...defaults,
+        voice: voice?.name,
         ...(hello.system !== undefined ? { system: hello.system } : {}),
         params: { ...defaults.params, ...hello.params },
         bargeIn: vad.bargeIn ?? defaults.bargeIn,
@@ -173,6 +195,7 @@ class NativeConnection implements SocketHandler, Expirable {
       engine: this.ctx.engine.name,
       testEngine: model.testEngine,
       limits: { maxMessageBytes: config.maxMessageBytes, maxUtteranceMs, maxHistoryTurns: config.maxHistoryTurns, idleTimeoutMs: config.idleTimeoutMs },
+      ...(voice ? { voice } : {}),
     });
     const early = this.early;
     this.early = [];
@@ -194,7 +217,17 @@ class NativeConnection implements SocketHandler, Expirable {
         this.send({ type: 'turn', ...wire });
       },
       delta: (turnId, text) => this.send({ type: 'delta', turnId, text }),
+      audio: (turnId, pcm) => {
+        this.audioTurn = turnId;
+        this.voice?.push(pcm);
+      },
+      // Not tied to the turn: the turn goes on, with its text and without the rest of its voice.
+      voiceFailed: (_turnId, error) => this.fail(error),
       turnEnded: (turnId, result) => {
+        // The last frame goes before `done`; a reply cut off sends nothing more.
+        if (result.type === 'done' && result.finish !== 'cancelled') this.voice?.flush();
+        else this.voice?.reset();
+        this.audioSeq = 0;
         if (result.type === 'done') this.send({ type: 'done', turnId, usage: result.usage, finish: result.finish });
         else if (result.error.code !== 'busy') {
           this.ctx.metrics.errors.inc({ code: result.error.code });

@@ -24,6 +24,12 @@ export function createMetrics() {
       registers: [registry],
     }),
     firstDelta: new Histogram({ name: 'earshot_first_delta_seconds', help: 'engine start to first delta', buckets: LATENCY_BUCKETS, registers: [registry] }),
+    firstAudio: new Histogram({
+      name: 'earshot_first_audio_seconds',
+      help: 'turn ready (end of speech, as for earshot_turn_start_seconds) to the first audio of its spoken reply',
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
   };
   return m;
 }

@@ -20,6 +20,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { OffloadedAudio } from '../offload/pool.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { SegmentEvent, Segmenter } from '../vad/segmenter.js';
+import { VOICE_SAMPLE_RATE, type Pcm24k, type SpokenReply } from '../voice/types.js';
 
 /** Silence put between coalesced utterances so the model hears two phrases, not one. */
 const COALESCE_GAP_SAMPLES = SAMPLE_RATE / 5;
@@ -28,7 +29,14 @@ export interface HistoryItem extends Message {
   id: string;
   /** Set on assistant items whose reply was cut short. */
   interrupted?: boolean;
+  /** The turn that produced an assistant item. */
+  turnId?: string;
+  /** A spoken reply: the text sent to synthesis with where its audio starts, and the audio's length. */
+  speech?: { chunks: ReadonlyArray<{ text: string; startSample: number }>; samples: number };
 }
+
+/** Starts speaking one reply; the speech stops when `signal` aborts. */
+export type SpeakReply = (voice: string, signal: AbortSignal) => SpokenReply;
 
 export interface TurnInfo {
   turnId: string;
@@ -48,6 +56,10 @@ export interface SessionEvents {
   speechStopped(atMs: number, startMs: number, endMs: number): void;
   turnStarted(turn: TurnInfo): void;
   delta(turnId: string, text: string): void;
+  /** A chunk of the turn's spoken reply (24 kHz); the turn ends only after its last chunk. */
+  audio?(turnId: string, pcm: Pcm24k): void;
+  /** The voice stage failed for this turn: the text stands, the rest of the reply is not spoken. */
+  voiceFailed?(turnId: string, error: EarshotError): void;
   turnEnded(turnId: string, result: TurnResult): void;
   /** The scheduler refused the turn just announced by turnStarted (queue full, or another error before it ran). */
   busy(error: EarshotError, turnId: string): void;
@@ -68,12 +80,16 @@ export interface SessionSettings {
   maxHistoryTurns: number;
   maxHistoryAudioMs: number;
   maxUtteranceMs: number;
+  /** The voice replies are spoken with; undefined = text only. */
+  voice?: string | undefined;
 }
 
 export interface SessionDeps {
   scheduler: Scheduler;
   metrics: Metrics;
   logger: Logger;
+  /** The voice stage, when the server has a TTS engine. */
+  speak?: SpeakReply | undefined;
 }
 
 interface PendingUtterance {
@@ -89,6 +105,11 @@ interface RunningTurn {
   controller: AbortController;
   reply: string;
   deltas: number;
+  readyAt: number;
+  /** The reply being spoken, with its own abort so speech stops even after the engine finished. */
+  speech: { reply: SpokenReply; controller: AbortController; samples: number; ended: boolean } | undefined;
+  /** The engine's result, held while the speech still plays out. */
+  result: TurnResult | undefined;
 }
 
 export class Session {
@@ -243,7 +264,9 @@ export class Session {
     const running = this.running;
     if (!running) return false;
     running.controller.abort();
-    this.finishTurn(running, { type: 'done', usage: { promptTokens: 0, completionTokens: running.deltas }, finish: 'cancelled', text: running.reply });
+    // A reply still being spoken has its engine usage already.
+    const usage = running.result?.type === 'done' ? running.result.usage : { promptTokens: 0, completionTokens: running.deltas };
+    this.finishTurn(running, { type: 'done', usage, finish: 'cancelled', text: running.reply });
     return true;
   }
 
@@ -300,7 +323,8 @@ export class Session {
   private startTurn(info: TurnInfo, overrides: Partial<TurnParams> & { instructions?: string; replyItemId?: string } = {}): boolean {
     const { instructions, replyItemId, ...params } = overrides;
     const controller = new AbortController();
-    const running: RunningTurn = { id: info.turnId, replyItemId, controller, reply: '', deltas: 0 };
+    const readyAt = performance.now();
+    const running: RunningTurn = { id: info.turnId, replyItemId, controller, reply: '', deltas: 0, readyAt, speech: undefined, result: undefined };
     const system = instructions ?? this.settings.system;
     const messages: Message[] = system ? [{ role: 'system', parts: [{ type: 'text', text: system }] }, ...this.history] : [...this.history];
     const turn: TurnRequest = {
@@ -309,11 +333,12 @@ export class Session {
       messages,
       params: { ...this.settings.params, ...params },
       signal: controller.signal,
-      readyAt: performance.now(),
+      readyAt,
       droppedUserTurns: this.droppedUserTurns,
     };
     this.running = running;
     this.events.turnStarted(info);
+    this.startSpeech(running);
     try {
       this.deps.scheduler.submit(turn, (event) => {
         if (event.type === 'delta') {
@@ -321,13 +346,19 @@ export class Session {
           running.reply += event.text;
           running.deltas++;
           this.events.delta(info.turnId, event.text);
+          running.speech?.reply.push(event.text);
           return;
         }
-        this.finishTurn(running, event.type === 'done' ? { ...event, text: running.reply } : { type: 'error', error: event.error, text: running.reply });
+        const result: TurnResult = event.type === 'done' ? { ...event, text: running.reply } : { type: 'error', error: event.error, text: running.reply };
+        if (!running.speech || result.type === 'error' || running.speech.ended) return this.finishTurn(running, result);
+        // The turn lasts until its last audio: barge-in still cancels it, and `done` follows the audio.
+        running.result = result;
+        running.speech.reply.end();
       });
       return true;
     } catch (err) {
       this.running = undefined;
+      running.speech?.controller.abort();
       const error = EarshotError.from(err);
       this.events.busy(error, info.turnId);
       this.events.turnEnded(info.turnId, { type: 'error', error, text: '' });
@@ -335,11 +366,76 @@ export class Session {
     }
   }
 
+  private startSpeech(running: RunningTurn): void {
+    const voice = this.settings.voice;
+    if (voice === undefined || !this.deps.speak || this.running !== running) return;
+    const controller = new AbortController();
+    const speech = { reply: this.deps.speak(voice, controller.signal), controller, samples: 0, ended: false };
+    running.speech = speech;
+    void this.playSpeech(running, speech);
+  }
+
+  /** Streams the reply's audio to the front door as it is made; the turn finishes after the last chunk. */
+  private async playSpeech(running: RunningTurn, speech: NonNullable<RunningTurn['speech']>): Promise<void> {
+    let failure: EarshotError | undefined;
+    try {
+      for await (const pcm of speech.reply.audio()) {
+        if (this.running !== running) return;
+        if (speech.samples === 0) this.deps.metrics.firstAudio.observe((performance.now() - running.readyAt) / 1000);
+        speech.samples += pcm.length;
+        this.events.audio?.(running.id, pcm);
+      }
+      failure = speech.reply.failed;
+    } catch (err) {
+      failure = EarshotError.from(err);
+    }
+    if (this.running !== running) return;
+    speech.ended = true;
+    if (failure) {
+      this.deps.logger.warn({ session: this.id, turn: running.id, err: failure }, 'voice stage failed; the reply stays text');
+      this.events.voiceFailed?.(running.id, failure);
+    }
+    if (running.result) this.finishTurn(running, running.result);
+  }
+
+  /**
+   * The listener heard the reply of `item` only up to `audioEndMs`: its text becomes what was
+   * spoken by then, so the next turn's context holds what the user actually heard. Chunks
+   * heard in full are kept; the chunk playing at the cut keeps the share of its words that fits.
+   */
+  truncateReply(item: HistoryItem, audioEndMs: number): string {
+    if (item.role !== 'assistant' || !item.speech) throw new EarshotError('bad_message', `item ${item.id} is not a spoken reply`, { param: 'item_id' });
+    const cut = Math.round((audioEndMs * VOICE_SAMPLE_RATE) / 1000);
+    const { chunks, samples } = item.speech;
+    const audioMs = Math.floor((samples * 1000) / VOICE_SAMPLE_RATE);
+    if (cut > samples) throw new EarshotError('bad_message', `audio_end_ms ${audioEndMs} is beyond the reply's ${audioMs} ms of audio`, { param: 'audio_end_ms' });
+    const heard: string[] = [];
+    chunks.forEach((chunk, i) => {
+      const end = chunks[i + 1]?.startSample ?? samples;
+      if (chunk.startSample >= cut) return;
+      if (end <= cut) heard.push(chunk.text.trim());
+      else heard.push(leadingWords(chunk.text, (cut - chunk.startSample) / (end - chunk.startSample)));
+    });
+    const text = heard.filter(Boolean).join(' ');
+    item.parts = [{ type: 'text', text }];
+    item.speech = { chunks: chunks.filter((c) => c.startSample < cut), samples: cut };
+    item.interrupted = true;
+    return text;
+  }
+
+  /** The assistant item a turn produced. */
+  replyOf(turnId: string): HistoryItem | undefined {
+    return this.history.find((item) => item.turnId === turnId);
+  }
+
   private finishTurn(running: RunningTurn, result: TurnResult): void {
     if (this.running !== running) return;
     this.running = undefined;
+    running.speech?.controller.abort();
     if (running.reply) {
       const item = this.addItem('assistant', [{ type: 'text', text: running.reply }], running.replyItemId);
+      item.turnId = running.id;
+      if (running.speech) item.speech = { chunks: [...running.speech.reply.spoken], samples: running.speech.samples };
       if (result.type !== 'done' || result.finish !== 'stop') item.interrupted = true;
     }
     this.events.turnEnded(running.id, result);
@@ -362,6 +458,12 @@ export class Session {
       if (dropped.role === 'user') this.droppedUserTurns++;
     }
   }
+}
+
+/** The first `share` (0-1) of a text's words, at least one. */
+function leadingWords(text: string, share: number): string {
+  const words = text.trim().split(/\s+/);
+  return words.slice(0, Math.max(1, Math.round(words.length * share))).join(' ');
 }
 
 export function audioMsOf(parts: Part[]): number {

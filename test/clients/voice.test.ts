@@ -1,0 +1,89 @@
+/** Spoken replies on /v1/stream through the Node client: frames per turn, `done` after the last, cancel, truncate, bad voices. */
+import t from 'tap';
+import { EarshotClient, EarshotServerError, type Turn } from '../../clients/node/index.js';
+import { unheard } from '../helpers/hear.js';
+import { startTestServer } from '../helpers/server.js';
+
+async function nextTurn(turns: AsyncIterator<Turn>): Promise<Turn> {
+  const next = await turns.next();
+  if (next.done) throw new Error('turn stream ended');
+  return next.value;
+}
+
+async function collect(frames: AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = [];
+  for await (const frame of frames) out.push(frame);
+  return out;
+}
+
+function pcmOf(frames: Uint8Array[]): Int16Array {
+  const bytes = Buffer.concat(frames);
+  return new Int16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2);
+}
+
+t.test('a reply is spoken in PCM16 frames, says its text, and done follows the last frame', async (t) => {
+  const server = await startTestServer();
+  t.teardown(() => server.close(0));
+  const client = new EarshotClient({ url: `${server.wsUrl}/v1/stream`, voice: { codec: 'pcm16', sampleRate: 16000 } });
+  const ready = await client.connect();
+  t.teardown(() => client.close());
+  t.match(ready.voice, { codec: 'pcm16', sampleRate: 16000, frameMs: 100, raw: false });
+  const order: string[] = [];
+  client.on('audio', () => order.push('audio'));
+  client.on('done', () => order.push('done'));
+  const turns = client.turns();
+  client.text('Good morning. Please open the window.');
+  const turn = await nextTurn(turns);
+  const frames = await collect(turn.audio());
+  const result = await turn.done;
+  t.equal(result.finish, 'stop');
+  t.ok(frames.length > 5, `${frames.length} frames`);
+  t.ok(frames.slice(0, -1).every((f) => f.length === 3200), 'whole 100 ms frames before the last');
+  t.equal(order.at(-1), 'done', 'done after the last audio frame');
+  t.ok(turn.firstAudioAt! >= turn.announcedAt, 'first audio timed');
+  const { missing, heard } = await unheard(pcmOf(frames), 16000, ['morning', 'window']);
+  t.same(missing, [], `heard: ${heard}`);
+});
+
+t.test('cancel stops the audio; truncate keeps what was heard; raw frames', async (t) => {
+  const server = await startTestServer({ echoTokenDelayMs: 20 });
+  t.teardown(() => server.close(0));
+  const client = new EarshotClient({ url: `${server.wsUrl}/v1/stream`, voice: { codec: 'pcm16', raw: true } });
+  const ready = await client.connect();
+  t.teardown(() => client.close());
+  t.equal(ready.voice?.raw, true);
+  const turns = client.turns();
+  client.text('One. Two three four five six seven. Eight nine ten eleven twelve thirteen fourteen fifteen sixteen.');
+  const turn = await nextTurn(turns);
+  const frames: Uint8Array[] = [];
+  for await (const frame of turn.audio()) {
+    frames.push(frame);
+    if (frames.length === 3) client.cancel();
+  }
+  const result = await turn.done;
+  t.equal(result.finish, 'cancelled');
+  const afterDone: number[] = [];
+  client.on('audio', () => afterDone.push(1));
+  await client.sync();
+  t.equal(afterDone.length, 0, 'no audio after done');
+  const heardMs = (pcmOf(frames).length / 24000) * 1000;
+  const truncated = new Promise<{ text: string }>((resolve) => client.once('truncated', resolve));
+  client.truncate(turn.turnId, heardMs);
+  const { text } = await truncated;
+  t.ok(text.length > 0 && text.length < result.text.length, `kept "${text}" of "${result.text}"`);
+  t.match(result.text, new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), 'a prefix of the reply');
+  const error = new Promise<{ code: string; message: string }>((resolve) => client.once('error', resolve));
+  client.truncate(turn.turnId, heardMs + 60_000);
+  t.match(await error, { code: 'bad_message', message: /beyond/ });
+});
+
+t.test('an unknown voice or rate is refused at hello, naming what is available', async (t) => {
+  const server = await startTestServer();
+  t.teardown(() => server.close(0));
+  const voice = new EarshotClient({ url: `${server.wsUrl}/v1/stream`, voice: { codec: 'pcm16', name: 'nobody' } });
+  const err = await voice.connect().catch((e: unknown) => e);
+  t.type(err, EarshotServerError);
+  t.match(err, { code: 'bad_message', message: /voice 'nobody' is not available; voices: .*alloy/ });
+  const rate = new EarshotClient({ url: `${server.wsUrl}/v1/stream`, voice: { codec: 'opus', sampleRate: 44100 } });
+  t.match(await rate.connect().catch((e: unknown) => e), { code: 'unsupported', message: /8000, 12000, 16000, 24000, 48000/ });
+});
