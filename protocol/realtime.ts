@@ -2,7 +2,7 @@
  * OpenAI Realtime protocol on /v1/realtime: JSON text frames, GA event names and shapes,
  * with the beta aliases (`modalities`, `input_audio_format`, top-level `turn_detection`,
  * `max_response_output_tokens`). Client objects are loose: fields Earshot does not act on
- * (voice, tools, tracing...) are accepted and ignored, so stock clients work unchanged.
+ * (tools, tracing...) are accepted and ignored, so stock clients work unchanged.
  */
 import { z } from 'zod';
 
@@ -48,9 +48,18 @@ export const SessionConfig = z.looseObject({
           turn_detection: TurnDetection.nullable().optional(),
         })
         .optional(),
+      output: z
+        .looseObject({
+          format: AudioFormat.optional(),
+          voice: z.string().max(64).optional(),
+          speed: z.number().min(0.25).max(1.5).optional(),
+        })
+        .optional(),
     })
     .optional(),
   input_audio_format: BetaAudioFormat.optional(),
+  output_audio_format: BetaAudioFormat.optional(),
+  voice: z.string().max(64).optional(),
   turn_detection: TurnDetection.nullable().optional(),
   max_output_tokens: MaxTokens.optional(),
   max_response_output_tokens: MaxTokens.optional(),
@@ -160,7 +169,9 @@ export interface ErrorBody {
 export type ItemContent =
   | { type: 'input_text'; text: string }
   | { type: 'input_audio'; transcript: null }
-  | { type: 'output_text' | 'text'; text: string };
+  | { type: 'output_text' | 'text'; text: string }
+  /** A spoken reply (beta: `audio`): the transcript only, never the audio bytes. */
+  | { type: 'output_audio' | 'audio'; transcript: string };
 
 export interface WireItem {
   id: string;
@@ -193,8 +204,8 @@ export interface WireResponse {
     | { type: 'failed'; error: { type: string; code: string; message: string } };
   output: WireItem[];
   conversation_id: string;
-  output_modalities: ['text'];
-  modalities?: ['text'];
+  output_modalities: ['text'] | ['audio'];
+  modalities?: ['text'] | ['text', 'audio'];
   max_output_tokens: number | 'inf';
   usage: WireUsage | null;
   metadata: null;
@@ -222,7 +233,11 @@ export type ServerEventBody =
   | { type: 'conversation.item.truncated'; item_id: string; content_index: number; audio_end_ms: number }
   | { type: 'response.created' | 'response.done'; response: WireResponse }
   | { type: 'response.output_item.added' | 'response.output_item.done'; response_id: string; output_index: number; item: WireItem }
-  | ({ type: 'response.content_part.added' | 'response.content_part.done'; part: { type: 'text'; text: string } } & PartRef)
+  | ({ type: 'response.content_part.added' | 'response.content_part.done'; part: { type: 'text'; text: string } | { type: 'audio'; transcript: string } } & PartRef)
+  | ({ type: 'response.output_audio.delta' | 'response.audio.delta'; delta: string } & PartRef)
+  | ({ type: 'response.output_audio.done' | 'response.audio.done' } & PartRef)
+  | ({ type: 'response.output_audio_transcript.delta' | 'response.audio_transcript.delta'; delta: string } & PartRef)
+  | ({ type: 'response.output_audio_transcript.done' | 'response.audio_transcript.done'; transcript: string } & PartRef)
   | ({ type: 'response.output_text.delta' | 'response.text.delta'; delta: string } & PartRef)
   | ({ type: 'response.output_text.done' | 'response.text.done'; text: string } & PartRef);
 

@@ -98,9 +98,9 @@ class NativeConnection implements SocketHandler, Expirable {
     this.connection.send(encodeServerMessage(message));
   }
 
-  private sendAudio(payload: Uint8Array<ArrayBuffer>): void {
-    if (this.voice!.settings.raw) this.connection.send(encodeRawAudio(payload));
-    else this.send({ type: 'audio', turnId: this.audioTurn, seq: this.audioSeq++, data: payload });
+  private sendAudio(frame: Uint8Array): void {
+    if (this.voice!.settings.raw) this.connection.send(encodeRawAudio(frame));
+    else this.send({ type: 'audio', turnId: this.audioTurn, seq: this.audioSeq++, data: frame as Uint8Array<ArrayBuffer> });
   }
 
   private fail(err: unknown): void {
@@ -164,7 +164,7 @@ class NativeConnection implements SocketHandler, Expirable {
       segmenter?.close();
       return;
     }
-    if (voice) this.voice = new NativeVoiceOut(voice, undefined, (payload) => this.sendAudio(payload));
+    if (voice) this.voice = new NativeVoiceOut(voice, (frame) => this.sendAudio(frame));
     const session = new Session(
       this.sessionId,
       { scheduler: this.ctx.scheduler, metrics: this.ctx.metrics, logger: this.ctx.logger, speak: stage && ((name, signal) => stage.reply(name, signal)) },

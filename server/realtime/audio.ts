@@ -9,10 +9,12 @@ import type { AudioFormat } from '../../protocol/realtime.js';
 import type { Decoder } from '../audio/decoder.js';
 import { SAMPLE_RATE, type Pcm16k } from '../audio/format.js';
 import { decodeG711Clip, G711Decoder } from '../audio/g711.js';
+import type { OutputFormat } from '../audio/output.js';
 import { Pcm16Decoder } from '../audio/pcm16.js';
 import { resample } from '../audio/resample.js';
 
-export type InputFormat = { kind: 'pcm'; rate: number } | { kind: 'ulaw' } | { kind: 'alaw' };
+/** Input and output audio share the kinds. */
+export type InputFormat = OutputFormat;
 
 export const DEFAULT_FORMAT: InputFormat = { kind: 'pcm', rate: 24_000 };
 
@@ -20,8 +22,8 @@ function unsupported(message: string, param: string): EarshotError {
   return new EarshotError('unsupported', message, { param });
 }
 
-export function formatFromGa(format: AudioFormat): InputFormat {
-  const param = 'session.audio.input.format';
+/** `param`: where the format sits (input or output). */
+export function formatFromGa(format: AudioFormat, param = 'session.audio.input.format'): InputFormat {
   switch (format.type) {
     case 'audio/pcm': {
       const rate = format.rate ?? 24_000;
@@ -34,11 +36,11 @@ export function formatFromGa(format: AudioFormat): InputFormat {
     case 'audio/pcma':
       return { kind: 'alaw' };
     default:
-      throw unsupported(`input audio format '${format.type}' is not supported (use audio/pcm, audio/pcmu or audio/pcma)`, `${param}.type`);
+      throw unsupported(`audio format '${format.type}' is not supported (use audio/pcm, audio/pcmu or audio/pcma)`, `${param}.type`);
   }
 }
 
-export function formatFromBeta(format: string): InputFormat {
+export function formatFromBeta(format: string, param = 'session.input_audio_format'): InputFormat {
   switch (format) {
     case 'pcm16':
       return DEFAULT_FORMAT;
@@ -47,7 +49,7 @@ export function formatFromBeta(format: string): InputFormat {
     case 'g711_alaw':
       return { kind: 'alaw' };
     default:
-      throw unsupported(`input_audio_format '${format}' is not supported (use pcm16, g711_ulaw or g711_alaw)`, 'session.input_audio_format');
+      throw unsupported(`${param.slice('session.'.length)} '${format}' is not supported (use pcm16, g711_ulaw or g711_alaw)`, param);
   }
 }
 
@@ -77,3 +79,4 @@ export function decodeClip(format: InputFormat, bytes: Uint8Array): Pcm16k {
   for (let i = 0; i < samples.length; i++) samples[i] = view.getInt16(2 * i, true) / 32768;
   return resample(samples, format.rate, SAMPLE_RATE);
 }
+

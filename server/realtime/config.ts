@@ -5,6 +5,7 @@
 import { EarshotError } from '../../protocol/errors.js';
 import type { SessionConfig, TurnDetection } from '../../protocol/realtime.js';
 import type { Config } from '../config.js';
+import type { VoiceStage } from '../voice/stage.js';
 import { betaFormat, DEFAULT_FORMAT, formatFromBeta, formatFromGa, gaFormat, type InputFormat } from './audio.js';
 
 export interface VadConfig {
@@ -22,6 +23,12 @@ export interface RealtimeSettings {
   vad: VadConfig | null;
   maxOutputTokens: number | 'inf';
   temperature: number;
+  /** Responses are spoken (with their transcript) or text; OpenAI's default is audio. */
+  output: 'audio' | 'text';
+  /** Format of response audio (the same kinds as input). */
+  outputFormat: InputFormat;
+  /** The voice as the client named it (OpenAI names map onto the TTS engine's voices). */
+  voice: string;
 }
 
 export const DEFAULT_THRESHOLD = 0.5;
@@ -29,8 +36,12 @@ export const DEFAULT_THRESHOLD = 0.5;
 /** Silence that ends a turn for each semantic_vad eagerness (served by the same WebRTC VAD). */
 const EAGERNESS_SILENCE_MS = { low: 1000, medium: 500, auto: 500, high: 300 } as const;
 
-export function defaultSettings(config: Config): RealtimeSettings {
+/** `voice`: the server's voice stage; without one (--tts none) responses are text. */
+export function defaultSettings(config: Config, voice: VoiceStage | undefined): RealtimeSettings {
   return {
+    output: voice ? 'audio' : 'text',
+    outputFormat: DEFAULT_FORMAT,
+    voice: voice?.defaultVoice ?? 'alloy',
     instructions: '',
     format: DEFAULT_FORMAT,
     vad: {
@@ -75,21 +86,42 @@ function vadFrom(td: TurnDetection, current: VadConfig | null, config: Config): 
 
 export interface UpdateResult {
   settings: RealtimeSettings;
-  /** Problems that did not stop the update (audio output asked for: text is produced). */
+  /** Problems that did not stop the update (audio asked for on a server without a voice; a voice change after audio). */
   warnings: EarshotError[];
 }
 
+/** Audio when asked for (GA: ['audio'], which carries its transcript; beta: ['text', 'audio']), as far as the server can speak. */
+export function outputOf(modalities: ('text' | 'audio')[], voice: VoiceStage | undefined, param: string, warnings: EarshotError[]): 'audio' | 'text' {
+  if (!modalities.includes('audio')) return 'text';
+  if (voice) return 'audio';
+  warnings.push(new EarshotError('unsupported', 'this server has no voice (--tts none): responses will be text', { param }));
+  return 'text';
+}
+
+export interface VoiceState {
+  stage: VoiceStage | undefined;
+  /** The session already spoke: its voice is fixed, as at OpenAI. */
+  locked: boolean;
+}
+
 /** Applies an update; throws (leaving the settings untouched) when a field cannot be served. */
-export function applyUpdate(current: RealtimeSettings, update: SessionConfig, config: Config): UpdateResult {
+export function applyUpdate(current: RealtimeSettings, update: SessionConfig, config: Config, voice: VoiceState): UpdateResult {
   const next: RealtimeSettings = { ...current };
   const warnings: EarshotError[] = [];
   const modalities = update.output_modalities ?? update.modalities;
-  if (modalities?.includes('audio'))
-    warnings.push(
-      new EarshotError('unsupported', 'Earshot produces text only: audio output is not available, responses will be text', {
-        param: update.output_modalities ? 'session.output_modalities' : 'session.modalities',
-      }),
-    );
+  if (modalities) next.output = outputOf(modalities, voice.stage, update.output_modalities ? 'session.output_modalities' : 'session.modalities', warnings);
+  const outputFormat = update.audio?.output?.format;
+  if (outputFormat) next.outputFormat = formatFromGa(outputFormat, 'session.audio.output.format');
+  else if (update.output_audio_format !== undefined) next.outputFormat = formatFromBeta(update.output_audio_format, 'session.output_audio_format');
+  const voiceName = update.audio?.output?.voice ?? update.voice;
+  const voiceParam = update.audio?.output?.voice !== undefined ? 'session.audio.output.voice' : 'session.voice';
+  if (voiceName !== undefined && voiceName !== current.voice) {
+    if (voice.locked) warnings.push(new EarshotError('bad_message', 'the voice cannot change once the session has spoken', { param: voiceParam }));
+    else {
+      voice.stage?.resolveVoice(voiceName, voiceParam);
+      next.voice = voiceName;
+    }
+  }
   if (update.instructions !== undefined) next.instructions = update.instructions;
   const gaFormatUpdate = update.audio?.input?.format;
   if (gaFormatUpdate) next.format = formatFromGa(gaFormatUpdate);
@@ -120,8 +152,10 @@ export function renderSession(s: RealtimeSettings, ids: { id: string; model: str
   if (beta)
     return {
       ...common,
-      modalities: ['text'],
+      modalities: s.output === 'audio' ? ['text', 'audio'] : ['text'],
+      voice: s.voice,
       input_audio_format: betaFormat(s.format),
+      output_audio_format: betaFormat(s.outputFormat),
       input_audio_transcription: null,
       turn_detection: turnDetection(s.vad),
       max_response_output_tokens: s.maxOutputTokens,
@@ -129,8 +163,11 @@ export function renderSession(s: RealtimeSettings, ids: { id: string; model: str
   return {
     type: 'realtime',
     ...common,
-    output_modalities: ['text'],
-    audio: { input: { format: gaFormat(s.format), transcription: null, noise_reduction: null, turn_detection: turnDetection(s.vad) } },
+    output_modalities: [s.output],
+    audio: {
+      input: { format: gaFormat(s.format), transcription: null, noise_reduction: null, turn_detection: turnDetection(s.vad) },
+      output: { format: gaFormat(s.outputFormat), voice: s.voice, speed: 1 },
+    },
     max_output_tokens: s.maxOutputTokens,
     tracing: null,
   };

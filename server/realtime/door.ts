@@ -22,7 +22,7 @@ import { Session, type SessionEvents, type TurnResult } from '../session/session
 import type { Connection, SocketHandler, UpgradeDecision, UpgradeRequest, WebSocketRoute } from '../transport/types.js';
 import { loadFvad, type FvadModule } from '../vad/fvad.js';
 import { sameFormat } from './audio.js';
-import { applyUpdate, defaultSettings, renderSession, type RealtimeSettings } from './config.js';
+import { applyUpdate, defaultSettings, outputOf, renderSession, type RealtimeSettings } from './config.js';
 import { RealtimeInput } from './input.js';
 import { RealtimeItems } from './items.js';
 import { RealtimeResponse } from './response.js';
@@ -43,16 +43,19 @@ class RealtimeConnection implements SocketHandler {
   private active: RealtimeResponse | undefined;
   /** An utterance was committed while a response ran: respond again when it ends. */
   private responsePending = false;
+  /** The session has spoken: its voice can no longer change. */
+  private spoke = false;
   private closed = false;
 
   constructor(ctx: ServerContext, connection: Connection, fvad: FvadModule, beta: boolean) {
     this.ctx = ctx;
     this.wire = new RealtimeWire(connection, beta, ctx);
-    this.settings = defaultSettings(ctx.config);
+    this.settings = defaultSettings(ctx.config, ctx.voice);
     const defaults = ctx.sessionDefaults();
+    const stage = ctx.voice;
     this.session = new Session(
       this.wire.sessionId,
-      { scheduler: ctx.scheduler, metrics: ctx.metrics, logger: ctx.logger },
+      { scheduler: ctx.scheduler, metrics: ctx.metrics, logger: ctx.logger, speak: stage && ((voice, signal) => stage.reply(voice, signal)) },
       { ...defaults, params: { ...defaults.params }, autoRespond: false, coalesce: false },
       this.events(),
     );
@@ -122,7 +125,7 @@ class RealtimeConnection implements SocketHandler {
   /* session.update */
 
   private update(update: SessionConfig, clientEventId: string | undefined): void {
-    const { settings, warnings } = applyUpdate(this.settings, update, this.ctx.config);
+    const { settings, warnings } = applyUpdate(this.settings, update, this.ctx.config, { stage: this.ctx.voice, locked: this.spoke });
     for (const warning of warnings) this.wire.error(warning, clientEventId);
     this.applySettings(settings, false);
     this.wire.send({ type: 'session.updated', session: this.renderSession() });
@@ -152,10 +155,14 @@ class RealtimeConnection implements SocketHandler {
     if (this.active)
       throw new RealtimeError('protocol_order', 'conversation_already_has_active_response', `response ${this.active.id} is still in progress`);
     const modalities = config.output_modalities ?? config.modalities;
-    if (modalities?.includes('audio'))
-      this.wire.error(new EarshotError('unsupported', 'Earshot produces text only: this response will be text', { param: 'response.output_modalities' }), clientEventId);
+    const warnings: EarshotError[] = [];
+    const param = config.output_modalities ? 'response.output_modalities' : 'response.modalities';
+    const output = modalities ? outputOf(modalities, this.ctx.voice, param, warnings) : this.settings.output;
+    for (const warning of warnings) this.wire.error(warning, clientEventId);
     const maxOutputTokens = config.max_output_tokens ?? config.max_response_output_tokens ?? this.settings.maxOutputTokens;
-    const response = new RealtimeResponse(this.wire, this.items.lastId(), maxOutputTokens);
+    const response = new RealtimeResponse(this.wire, this.items.lastId(), maxOutputTokens, output === 'audio' ? this.settings.outputFormat : undefined);
+    // The session speaks this turn in the session's voice, or not at all.
+    this.session.settings.voice = output === 'audio' ? this.ctx.voice?.resolveVoice(this.settings.voice) : undefined;
     this.active = response;
     this.responsePending = false;
     this.ctx.logger.debug({ session: this.wire.sessionId, response: response.id }, 'realtime response');
@@ -220,6 +227,12 @@ class RealtimeConnection implements SocketHandler {
       delta: (turnId, text) => {
         if (this.active?.turnId === turnId) this.active.delta(text);
       },
+      audio: (turnId, pcm) => {
+        if (this.active?.turnId !== turnId) return;
+        this.spoke = true;
+        this.active.audio(pcm);
+      },
+      voiceFailed: (_turnId, error) => this.wire.error(error, undefined),
       turnEnded: (turnId, result) => this.responseEnded(turnId, result),
       busy: (error) => this.wire.error(error, undefined),
     };

@@ -60,9 +60,18 @@ export class RealtimeItems {
     this.wire.send({ type: 'conversation.item.deleted', item_id: id });
   }
 
-  /** Cuts an item's audio at audio_end_ms (Earshot has no audio output to truncate, so this applies to input audio). */
+  /**
+   * Cuts an item's audio at audio_end_ms. A spoken reply keeps only the transcript heard by
+   * then (what the next response sees); a user item's input audio is cut.
+   */
   truncate(event: Extract<ClientEvent, { type: 'conversation.item.truncate' }>): void {
     const item = this.find(event.item_id);
+    if (item.speech) {
+      if (event.content_index !== 0) throw new EarshotError('bad_message', 'a spoken reply has its audio at content_index 0', { param: 'content_index' });
+      this.session.truncateReply(item, event.audio_end_ms);
+      this.wire.send({ type: 'conversation.item.truncated', item_id: item.id, content_index: 0, audio_end_ms: event.audio_end_ms });
+      return;
+    }
     const part = item.parts[event.content_index];
     if (part?.type !== 'audio') throw new EarshotError('bad_message', 'only audio content can be truncated', { param: 'content_index' });
     const samples = Math.round((event.audio_end_ms * SAMPLE_RATE) / 1000);
@@ -93,6 +102,7 @@ export class RealtimeItems {
         if (part.type === 'audio') return [{ type: 'input_audio', transcript: null }];
         if (part.type !== 'text') return [];
         if (item.role !== 'assistant') return [{ type: 'input_text', text: part.text }];
+        if (item.speech) return [{ type: this.wire.beta ? 'audio' : 'output_audio', transcript: part.text }];
         return [{ type: this.wire.beta ? 'text' : 'output_text', text: part.text }];
       }),
     };

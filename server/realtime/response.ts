@@ -7,7 +7,9 @@
  */
 import type { Usage } from '../../protocol/native.js';
 import type { ItemContent, PartRef, WireItem, WireResponse, WireUsage } from '../../protocol/realtime.js';
+import { createOutputEncoder, type OutputEncoder, type OutputFormat } from '../audio/output.js';
 import type { TurnResult } from '../session/session.js';
+import type { Pcm24k } from '../voice/types.js';
 import type { RealtimeWire } from './wire.js';
 
 export type CancelReason = 'turn_detected' | 'client_cancelled';
@@ -18,8 +20,10 @@ export interface OutputPart {
   added(): void;
   /** A text delta of the reply: the text itself, or the transcript of what is spoken. */
   text(delta: string): void;
-  /** The reply is over with `text` as its whole text: sends the part's done events and returns its item content. */
-  done(text: string): ItemContent;
+  /** A chunk of the spoken reply (parts that do not speak ignore it). */
+  audio?(pcm: Pcm24k): void;
+  /** The reply is over with `text` as its whole text (`cut`: cancelled): sends the part's done events and returns its item content. */
+  done(text: string, cut: boolean): ItemContent;
 }
 
 /** The reply as text: response.output_text.* (beta: response.text.*). */
@@ -47,6 +51,50 @@ export class TextPart implements OutputPart {
   }
 }
 
+/**
+ * The reply spoken, with the text as its transcript: response.output_audio.* and
+ * response.output_audio_transcript.* (beta: response.audio.*, response.audio_transcript.*).
+ * Audio deltas are base64 in the session's output format.
+ */
+export class AudioPart implements OutputPart {
+  private readonly wire: RealtimeWire;
+  private readonly ref: PartRef;
+  private readonly encoder: OutputEncoder;
+
+  constructor(wire: RealtimeWire, ref: PartRef, format: OutputFormat) {
+    this.wire = wire;
+    this.ref = ref;
+    this.encoder = createOutputEncoder(format);
+  }
+
+  added(): void {
+    this.wire.send({ type: 'response.content_part.added', ...this.ref, part: { type: 'audio', transcript: '' } });
+  }
+
+  text(delta: string): void {
+    this.wire.send({ type: this.wire.beta ? 'response.audio_transcript.delta' : 'response.output_audio_transcript.delta', ...this.ref, delta });
+  }
+
+  audio(pcm: Pcm24k): void {
+    this.sendAudio(this.encoder.encode(pcm));
+  }
+
+  done(transcript: string, cut: boolean): ItemContent {
+    const { wire } = this;
+    // A cut reply stops where it was: the resampler's tail is not sent.
+    if (!cut) this.sendAudio(this.encoder.flush());
+    wire.send({ type: wire.beta ? 'response.audio.done' : 'response.output_audio.done', ...this.ref });
+    wire.send({ type: wire.beta ? 'response.audio_transcript.done' : 'response.output_audio_transcript.done', ...this.ref, transcript });
+    wire.send({ type: 'response.content_part.done', ...this.ref, part: { type: 'audio', transcript } });
+    return { type: wire.beta ? 'audio' : 'output_audio', transcript };
+  }
+
+  private sendAudio(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    this.wire.send({ type: this.wire.beta ? 'response.audio.delta' : 'response.output_audio.delta', ...this.ref, delta: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64') });
+  }
+}
+
 export class RealtimeResponse {
   readonly id: string;
   /** The assistant item the reply becomes. */
@@ -54,19 +102,23 @@ export class RealtimeResponse {
   /** The item the reply follows in the conversation. */
   readonly previousItemId: string | null;
   readonly maxOutputTokens: number | 'inf';
+  /** Spoken (audio with its transcript) or text. */
+  readonly output: 'audio' | 'text';
   /** The session turn producing this response, set when it starts. */
   turnId = '';
   cancelReason: CancelReason | undefined;
   private readonly wire: RealtimeWire;
   private readonly parts: OutputPart[];
 
-  constructor(wire: RealtimeWire, previousItemId: string | null, maxOutputTokens: number | 'inf') {
+  /** `audioFormat`: the session's output format, for a spoken response (undefined: text). */
+  constructor(wire: RealtimeWire, previousItemId: string | null, maxOutputTokens: number | 'inf', audioFormat: OutputFormat | undefined) {
     this.wire = wire;
     this.id = wire.newId('resp');
     this.itemId = wire.newId('item');
     this.previousItemId = previousItemId;
     this.maxOutputTokens = maxOutputTokens;
-    this.parts = [new TextPart(wire, this.partRef(0))];
+    this.output = audioFormat ? 'audio' : 'text';
+    this.parts = [audioFormat ? new AudioPart(wire, this.partRef(0), audioFormat) : new TextPart(wire, this.partRef(0))];
   }
 
   partRef(contentIndex: number): PartRef {
@@ -87,13 +139,17 @@ export class RealtimeResponse {
     for (const part of this.parts) part.text(text);
   }
 
+  audio(pcm: Pcm24k): void {
+    for (const part of this.parts) part.audio?.(pcm);
+  }
+
   ended(result: TurnResult): void {
     const { wire } = this;
     const { status, details } = outcome(result, this.cancelReason);
-    const content = this.parts.map((part) => part.done(result.text));
+    const content = this.parts.map((part) => part.done(result.text, status === 'cancelled'));
     const item = this.item(content, status === 'completed' ? 'completed' : 'incomplete');
-    wire.send({ type: 'response.output_item.done', response_id: this.id, output_index: 0, item });
     if (!wire.beta) wire.send({ type: 'conversation.item.done', item, previous_item_id: this.previousItemId });
+    wire.send({ type: 'response.output_item.done', response_id: this.id, output_index: 0, item });
     wire.send({ type: 'response.done', response: this.render(status, [item], details, result.type === 'done' ? wireUsage(result.usage) : null) });
   }
 
@@ -109,8 +165,8 @@ export class RealtimeResponse {
       status_details: details,
       output,
       conversation_id: this.wire.conversationId,
-      output_modalities: ['text'],
-      ...(this.wire.beta ? { modalities: ['text'] as ['text'] } : {}),
+      output_modalities: [this.output],
+      ...(this.wire.beta ? { modalities: this.output === 'audio' ? (['text', 'audio'] as ['text', 'audio']) : (['text'] as ['text']) } : {}),
       max_output_tokens: this.maxOutputTokens,
       usage,
       metadata: null,

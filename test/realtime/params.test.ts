@@ -42,7 +42,7 @@ function say(c: RealtimeClient, text: string): void {
 
 t.test('GA session and response settings reach the engine', async (t) => {
   const engine = new RecordingEngine();
-  const server = await startTestServer(DEFAULTS, { engine });
+  const server = await startTestServer({ ...DEFAULTS, tts: 'none' }, { engine });
   t.teardown(() => server.close(0));
   const c = await RealtimeClient.connect(`${server.wsUrl}/v1/realtime`);
   t.teardown(() => c.close());
@@ -78,7 +78,7 @@ t.test('GA session and response settings reach the engine', async (t) => {
 
 t.test('beta session and response settings reach the engine', async (t) => {
   const engine = new RecordingEngine();
-  const server = await startTestServer(DEFAULTS, { engine });
+  const server = await startTestServer({ ...DEFAULTS, tts: 'none' }, { engine });
   t.teardown(() => server.close(0));
   const c = await RealtimeClient.connect(`${server.wsUrl}/v1/realtime`, { headers: { 'OpenAI-Beta': 'realtime=v1' } });
   t.teardown(() => c.close());
@@ -97,7 +97,7 @@ t.test('beta session and response settings reach the engine', async (t) => {
 });
 
 t.test("an update without interrupt_response keeps the server's --barge-in false", async (t) => {
-  const server = await startTestServer({ bargeIn: false, echoTokenDelayMs: 100 });
+  const server = await startTestServer({ tts: 'none', bargeIn: false, echoTokenDelayMs: 100 });
   t.teardown(() => server.close(0));
   const c = await RealtimeClient.connect(`${server.wsUrl}/v1/realtime`);
   t.teardown(() => c.close());
@@ -128,7 +128,7 @@ t.test("an update without interrupt_response keeps the server's --barge-in false
 });
 
 t.test('beta turn_detection without interrupt_response keeps --barge-in false', async (t) => {
-  const server = await startTestServer({ bargeIn: false });
+  const server = await startTestServer({ tts: 'none', bargeIn: false });
   t.teardown(() => server.close(0));
   const c = await RealtimeClient.connect(`${server.wsUrl}/v1/realtime`, { headers: { 'OpenAI-Beta': 'realtime=v1' } });
   t.teardown(() => c.close());

@@ -28,7 +28,7 @@ const fixture = await speechFixture(5);
 
 for (const transport of TRANSPORTS) {
   t.test(`API keys and subprotocols (${transport})`, async (t) => {
-    const server = await startTestServer({ transport, apiKeys: ['sk-1'] });
+    const server = await startTestServer({ tts: 'none', transport, apiKeys: ['sk-1'] });
     t.teardown(() => server.close(0));
     const url = `${server.wsUrl}/v1/realtime?model=earshot-echo-test-engine`;
     await t.rejects(RealtimeClient.connect(url), /HTTP 401/, 'no key: refused');
@@ -54,7 +54,7 @@ async function textTurn(c: RealtimeClient, text: string): Promise<RealtimeEvent>
 }
 
 t.test('beta clients get the beta names and session shape', async (t) => {
-  const server = await startTestServer();
+  const server = await startTestServer({ tts: 'none' });
   t.teardown(() => server.close(0));
   const url = `${server.wsUrl}/v1/realtime`;
   for (const how of ['header', 'subprotocol'] as const) {
@@ -88,7 +88,7 @@ t.test('beta clients get the beta names and session shape', async (t) => {
 });
 
 t.test('conversation items: input_audio, truncate, delete, retrieve', async (t) => {
-  const server = await startTestServer();
+  const server = await startTestServer({ tts: 'none' });
   t.teardown(() => server.close(0));
   const c = await RealtimeClient.connect(`${server.wsUrl}/v1/realtime`);
   t.teardown(() => c.close());
@@ -134,7 +134,7 @@ for (const law of ['ulaw', 'alaw'] as const) {
     const dir = await mkdtemp(join(tmpdir(), 'earshot-rt-g711-'));
     t.teardown(() => rm(dir, { recursive: true, force: true }));
     const bytes = await g711Of(fixture.wav16kPath, law, join(dir, `speech.${law}`));
-    const server = await startTestServer();
+    const server = await startTestServer({ tts: 'none' });
     t.teardown(() => server.close(0));
     const c = await RealtimeClient.connect(`${server.wsUrl}/v1/realtime`);
     t.teardown(() => c.close());

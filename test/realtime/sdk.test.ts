@@ -27,8 +27,8 @@ const RESPONSE_ORDER = [
   'response.output_text.delta*',
   'response.output_text.done',
   'response.content_part.done',
-  'response.output_item.done',
   'conversation.item.done',
+  'response.output_item.done',
   'response.done',
 ];
 

@@ -29,7 +29,7 @@ async function barrier(client: RealtimeClient, itemId: string): Promise<void> {
 
 for (const transport of TRANSPORTS) {
   t.test(`manual turns and cancel (${transport})`, async (t) => {
-    const server = await startTestServer({ transport, ...SLOW });
+    const server = await startTestServer({ tts: 'none', transport, ...SLOW });
     t.teardown(() => server.close(0));
     const c = await RealtimeClient.connect(`${server.wsUrl}/v1/realtime?model=earshot-echo-test-engine`);
     t.teardown(() => c.close());
@@ -100,7 +100,7 @@ for (const transport of TRANSPORTS) {
 }
 
 t.test('barge-in cancels a running response; interrupt_response false lets it finish', async (t) => {
-  const server = await startTestServer(SLOW);
+  const server = await startTestServer({ ...SLOW, tts: 'none' });
   t.teardown(() => server.close(0));
   const [one, two] = fixture.truth;
   const firstPart = slice(fixture, 0, one!.endMs + 700);
