@@ -10,7 +10,7 @@ import { createDecoder } from '../audio/select.js';
 import { bearerToken } from '../auth/keys.js';
 import type { ServerContext } from '../context.js';
 import { rejectUpgrade } from '../http/respond.js';
-import { NativeVoiceOut, settleVoice } from '../session/native-voice.js';
+import { NativeVoiceOut, settleVoice } from './voice.js';
 import type { Expirable } from '../limits/lifetime.js';
 import { Session, type SessionEvents } from '../session/session.js';
 import type { Connection, SocketHandler, UpgradeDecision, UpgradeRequest, WebSocketRoute } from '../transport/types.js';

@@ -9,7 +9,7 @@ import type { AudioFormat } from '../../protocol/realtime.js';
 import type { Decoder } from '../audio/decoder.js';
 import { SAMPLE_RATE, type Pcm16k } from '../audio/format.js';
 import { decodeG711Clip, G711Decoder } from '../audio/g711.js';
-import type { OutputFormat } from '../audio/output.js';
+import type { OutputFormat } from '../voice/output.js';
 import { Pcm16Decoder } from '../audio/pcm16.js';
 import { resample } from '../audio/resample.js';
 

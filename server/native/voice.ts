@@ -7,7 +7,7 @@
 import { EarshotError } from '../../protocol/errors.js';
 import { PCM_RATES, type VoiceRequest, type VoiceSettings } from '../../protocol/native.js';
 import { OPUS_FRAME_MS, OpusEncoder, type OpusEncodeRate } from '../audio/opus-encoder.js';
-import { createOutputEncoder, type OutputEncoder } from '../audio/output.js';
+import { createOutputEncoder, type OutputEncoder } from '../voice/output.js';
 import { VOICE_SAMPLE_RATE, type Pcm24k } from '../voice/types.js';
 
 const OPUS_OUT_RATES = [24_000, 48_000] as const;

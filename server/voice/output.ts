@@ -3,10 +3,10 @@
  * the format's rate, or as G.711 bytes at 8 kHz (Realtime output deltas, native PCM16 frames).
  * One per reply: resamplers carry state across chunks.
  */
-import { G711Encoder } from './g711.js';
-import { floatToPcm16, pcm16ToFloat } from './pcm16.js';
-import { Resampler } from './resample.js';
-import { VOICE_SAMPLE_RATE, type Pcm24k } from '../voice/types.js';
+import { G711Encoder } from '../audio/g711.js';
+import { floatToPcm16, pcm16ToFloat } from '../audio/pcm16.js';
+import { Resampler } from '../audio/resample.js';
+import { VOICE_SAMPLE_RATE, type Pcm24k } from './types.js';
 
 export type OutputFormat = { kind: 'pcm'; rate: number } | { kind: 'ulaw' } | { kind: 'alaw' };
 
