@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   unauthorized: { http: 401, close: 1008, openaiType: 'authentication_error' },
   forbidden: { http: 403, close: 1008, openaiType: 'permission_error' },
   not_found: { http: 404, close: 1008, openaiType: 'not_found_error' },
+  method_not_allowed: { http: 405, close: 1008, openaiType: 'invalid_request_error' },
   busy: { http: 429, close: 1013, openaiType: 'rate_limit_error' },
   rate_limited: { http: 429, close: 1013, openaiType: 'rate_limit_error' },
   limit_exceeded: { http: 400, close: 1008, openaiType: 'invalid_request_error' },

@@ -50,7 +50,8 @@ export type ChatMessage = z.infer<typeof ChatMessage>;
 const tokens = z.number().int().min(1).max(1 << 20);
 
 export const ChatCompletionRequest = z.looseObject({
-  model: z.string().min(1),
+  /** Optional: the served model when left out. */
+  model: z.string().min(1).optional(),
   messages: z.array(ChatMessage).min(1),
   max_tokens: tokens.nullish(),
   max_completion_tokens: tokens.nullish(),
@@ -103,7 +104,8 @@ const formBool = z.enum(['true', 'false'], { error: 'must be true or false' }).t
 /** Form fields of POST /v1/audio/transcriptions (the `file` part is read separately); multipart fields are strings, repeated ones (`x[]`) lists. */
 export const TranscriptionRequest = z
   .looseObject({
-    model: z.string().min(1),
+    /** Optional: the served model when left out. */
+    model: z.string().min(1).optional(),
     language: z.string().min(2).max(16).optional(),
     prompt: z.string().max(4096).optional(),
     response_format: z.enum(TRANSCRIPTION_FORMATS, { error: `response_format must be one of: ${TRANSCRIPTION_FORMATS.join(', ')}` }).default('json'),

@@ -17,8 +17,16 @@ function downmix(channels: Float32Array[]): Float32Array {
   return out;
 }
 
-/** Decodes an uploaded clip (REST `input_audio`) to the server's one audio format. */
-export async function decodeClip(bytes: Uint8Array, format: ClipFormat): Promise<Pcm16k> {
+/** The container, by content, not by name, declared type or `format` label: clients label files loosely (LangChain sends MP3 as 'wav'). */
+export function sniffClipFormat(bytes: Uint8Array): ClipFormat {
+  const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.length, 12)).toString('latin1');
+  if (head.startsWith('RIFF') && head.slice(8, 12) === 'WAVE') return 'wav';
+  if (head.startsWith('ID3') || (bytes[0] === 0xff && (bytes[1]! & 0xe0) === 0xe0)) return 'mp3';
+  throw new EarshotError('unsupported', 'audio must be WAV or MP3 (recognised by its bytes)');
+}
+
+/** Decodes an uploaded clip (REST `input_audio`, a transcription's file) to the server's one audio format; the bytes say which container. */
+export async function decodeClip(bytes: Uint8Array, format: ClipFormat = sniffClipFormat(bytes)): Promise<Pcm16k> {
   const decoded: DecodedAudio = format === 'wav' ? decodeWav(bytes) : await decodeMp3(bytes);
   return resample(downmix(decoded.channels), decoded.sampleRate, SAMPLE_RATE);
 }

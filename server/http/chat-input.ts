@@ -31,7 +31,8 @@ export function withParam(err: unknown, param: string): EarshotError {
 async function audioParts(part: Extract<ContentPart, { type: 'input_audio' }>, param: string, model: ModelInfo, longAudio: LongAudio): Promise<Part[]> {
   if (!model.inputs.audio) throw new EarshotError('unsupported', `model '${model.id}' does not accept audio`, { param });
   const bytes = base64Bytes(part.input_audio.data, `${param}.input_audio.data`);
-  const samples = await decodeClip(bytes, part.input_audio.format).catch((err: unknown) => {
+  // `format` is a label, not a fact: the bytes say what the clip is.
+  const samples = await decodeClip(bytes).catch((err: unknown) => {
     throw withParam(err, `${param}.input_audio.data`);
   });
   return clipParts(samples, model, longAudio, `${param}.input_audio.data`);

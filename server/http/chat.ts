@@ -17,7 +17,7 @@ import { spokenOutput, streamAudioSink, wholeAudioSink } from './chat-audio.js';
 import { toMessages } from './chat-input.js';
 import { errorOf, sendError, sendJson } from './respond.js';
 import type { HttpRoute } from './router.js';
-import { requireKey } from './service.js';
+import { requestedModel, requireKey } from './service.js';
 import { SseStream } from './sse.js';
 import { transcription } from './transcriptions.js';
 
@@ -56,8 +56,7 @@ async function chatCompletion(ctx: ServerContext, req: HttpRequest, res: HttpRes
   const controller = new AbortController();
   res.onAbort(() => controller.abort());
   const body = parseJsonBody(await req.body(ctx.config.maxBodyBytes), ChatCompletionRequest);
-  const model = ctx.engine.models().find((m) => m.id === body.model);
-  if (!model) throw new EarshotError('not_found', `model '${body.model}' does not exist; GET /v1/models lists the served ones`, { param: 'model' });
+  const model = requestedModel(ctx, body.model);
   const messages = await toMessages(body.messages, model, ctx.config.restLongAudio, ctx.config.maxRequestAudioMs);
   if (controller.signal.aborted) return;
   const reply: Reply = { id: `chatcmpl-${randomUUID().replace(/-/g, '')}`, model: model.id, created: Math.floor(Date.now() / 1000), includeUsage: body.stream_options?.include_usage === true };

@@ -24,9 +24,13 @@ export function createHttpHandler(ctx: ServerContext, routes: HttpRoute[]): Http
       return;
     }
     const matching = routes.filter((r) => (r.prefix ? req.path.startsWith(r.path) : r.path === req.path));
-    const route = matching.find((r) => r.method === req.method);
+    // The static files' catch-all prefix '/' makes no path known; any other match does, and then only its methods serve it.
+    const known = matching.filter((r) => r.path !== '/');
+    const route = (known.length > 0 ? known : matching).find((r) => r.method === req.method);
     if (!route) {
-      if (matching.some((r) => !r.prefix)) return sendError(res, new EarshotError('bad_message', `method ${req.method} not allowed on ${req.path}`), cors);
+      const allowed = [...new Set(known.map((r) => r.method))];
+      if (allowed.length > 0)
+        return sendError(res, new EarshotError('method_not_allowed', `method ${req.method} not allowed on ${req.path}; use ${allowed.join(' or ')}`), { ...cors, allow: [...allowed, 'OPTIONS'].join(', ') });
       return sendError(res, new EarshotError('not_found', `no route for ${req.method} ${req.path}`), cors);
     }
     const corsResponse = withHeaders(res, cors);

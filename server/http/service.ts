@@ -18,6 +18,14 @@ export function requireKey(ctx: ServerContext, req: HttpRequest): void {
   if (!ctx.authorize(key)) throw new EarshotError('unauthorized', key === undefined ? 'missing API key: send Authorization: Bearer <key>' : 'invalid API key');
 }
 
+/** The model a REST request names; without `model`, the served one (as vLLM and llama-server do). */
+export function requestedModel(ctx: ServerContext, id: string | undefined): ModelInfo {
+  if (id === undefined) return ctx.primaryModel();
+  const model = ctx.engine.models().find((m) => m.id === id);
+  if (!model) throw new EarshotError('not_found', `model '${id}' does not exist; GET /v1/models lists the served ones`, { param: 'model' });
+  return model;
+}
+
 export function serviceRoutes(ctx: ServerContext): HttpRoute[] {
   return [
     {

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { EarshotError } from '../../protocol/errors.js';
 import type { Usage } from '../../protocol/native.js';
 import { describeIssue, SEGMENTED_FORMATS, TranscriptionRequest } from '../../protocol/openai.js';
-import { decodeClip, type ClipFormat } from '../audio/clip.js';
+import { decodeClip } from '../audio/clip.js';
 import { SAMPLE_RATE, type Pcm16k } from '../audio/format.js';
 import type { ServerContext } from '../context.js';
 import type { ModelInfo, Part, TurnRequest } from '../engines/types.js';
@@ -22,7 +22,7 @@ import { clipParts, withParam } from './chat-input.js';
 import { parseMultipart, type FormPart } from './multipart.js';
 import { checkRequestAudio } from './request-audio.js';
 import { errorOf, sendJson } from './respond.js';
-import { requireKey } from './service.js';
+import { requestedModel, requireKey } from './service.js';
 import { SseStream } from './sse.js';
 
 interface Transcribed {
@@ -37,13 +37,6 @@ interface Job {
   id: string;
   signal: AbortSignal;
   readyAt: number;
-}
-
-/** By content, not by name or declared type: clients label files loosely. */
-function sniffFormat(bytes: Buffer): ClipFormat {
-  if (bytes.toString('latin1', 0, 4) === 'RIFF' && bytes.toString('latin1', 8, 12) === 'WAVE') return 'wav';
-  if (bytes.toString('latin1', 0, 3) === 'ID3' || (bytes[0] === 0xff && (bytes[1]! & 0xe0) === 0xe0)) return 'mp3';
-  throw new EarshotError('unsupported', 'file must be WAV or MP3', { param: 'file' });
 }
 
 /** Form fields as the schema reads them: repeated `name[]` fields become one list. */
@@ -183,10 +176,9 @@ export async function transcription(ctx: ServerContext, req: HttpRequest, res: H
     throw new EarshotError('bad_message', `${param}: ${message}`, { param: param.replace(/\[\]$/, '') });
   }
   const request = parsed.data;
-  const model = ctx.engine.models().find((m) => m.id === request.model);
-  if (!model) throw new EarshotError('not_found', `model '${request.model}' does not exist; GET /v1/models lists the served ones`, { param: 'model' });
+  const model = requestedModel(ctx, request.model);
   if (!model.inputs.audio) throw new EarshotError('unsupported', `model '${model.id}' does not accept audio`, { param: 'model' });
-  const samples = await decodeClip(file.data, sniffFormat(file.data)).catch((err: unknown) => {
+  const samples = await decodeClip(file.data).catch((err: unknown) => {
     throw withParam(err, 'file');
   });
   checkRequestAudio((samples.length * 1000) / SAMPLE_RATE, ctx.config.maxRequestAudioMs, 'file');

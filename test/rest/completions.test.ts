@@ -16,7 +16,7 @@ function audioPart(bytes: Buffer, format: 'wav' | 'mp3'): ChatCompletionContentP
 }
 
 function rmsOf(text: string): string | undefined {
-  return /at rms ([\d.]+)/.exec(text)?.[1];
+  return /at rms (\d+\.\d+)/.exec(text)?.[1];
 }
 
 function heardMs(text: string): number {
@@ -94,6 +94,16 @@ for (const transport of TRANSPORTS) {
       const reply = await ask(client, { messages: [{ role: 'user', content: [audioPart(bytes, 'wav')] }] }, false);
       t.ok(Math.abs(heardMs(reply.text) - fixture.durationMs) <= 20, `${JSON.stringify(layout)} WAV resampled with its duration kept (${heardMs(reply.text)} ms)`);
     }
+
+    const labelledWav = await ask(client, { messages: [{ role: 'user', content: [audioPart(mp3, 'wav')] }] }, false);
+    t.ok(Math.abs(heardMs(labelledWav.text) - mp3DecodedMs) <= 1, `MP3 bytes labelled wav (as LangChain sends them) are decoded as MP3 (${heardMs(labelledWav.text)} ms)`);
+    const labelledMp3 = await ask(client, { messages: [{ role: 'user', content: [audioPart(wav, 'mp3')] }] }, false);
+    t.equal(rmsOf(labelledMp3.text), fixture.rms.toFixed(4), 'WAV bytes labelled mp3 are decoded as WAV');
+
+    // The SDK's types want `model`; raw clients (curl, LangChain configs) leave it out, as vLLM and llama-server allow.
+    const unnamed = await client.chat.completions.create({ messages: [{ role: 'user', content: 'hi' }] } as unknown as ChatCompletionCreateParamsNonStreaming);
+    t.equal(unnamed.model, ECHO_MODEL_ID, 'a request without model is answered by the served model');
+    t.match(unnamed.choices[0]!.message.content, /read "hi"/);
 
     const short = await client.chat.completions.create({ model: ECHO_MODEL_ID, messages: [{ role: 'user', content: 'hi' }], max_completion_tokens: 3 });
     t.equal(short.choices[0]!.finish_reason, 'length', 'max_completion_tokens cuts the answer with finish_reason length');

@@ -58,10 +58,17 @@ for (const transport of TRANSPORTS) {
     await rejects(t, completions.create({ model: ECHO_MODEL_ID, messages: [{ role: 'tool', content: 'x', tool_call_id: 'a' }] }), OpenAI.BadRequestError, { status: 400, param: 'messages[0].role' }, 'tool role');
     await rejects(t, completions.create(user(audio('not base64!', 'wav'))), OpenAI.BadRequestError, { status: 400, param: 'messages[0].content[0].input_audio.data', message: /base64/ }, 'bad base64');
     await rejects(t, completions.create(user(audio(Buffer.from('RIFF....WAVEjunkjunkjunk').toString('base64'), 'wav'))), OpenAI.BadRequestError, { status: 400, code: 'bad_audio', param: 'messages[0].content[0].input_audio.data' }, 'undecodable WAV');
-    await rejects(t, completions.create(user(audio(wav.subarray(0, 2048).toString('base64'), 'mp3'))), OpenAI.BadRequestError, { status: 400, code: 'bad_audio', param: 'messages[0].content[0].input_audio.data' }, 'WAV bytes labelled mp3');
+    await rejects(t, completions.create(user(audio(Buffer.from('OggS, neither WAV nor MP3').toString('base64'), 'wav'))), OpenAI.BadRequestError, { status: 400, code: 'unsupported', param: 'messages[0].content[0].input_audio.data', message: /WAV or MP3/ }, 'bytes that are neither WAV nor MP3');
     await rejects(t, completions.create(user(audio(wav.toString('base64'), 'flac'))), OpenAI.BadRequestError, { status: 400, param: 'messages[0].content[0].input_audio.format', message: /wav, mp3/ }, 'unsupported format');
     await rejects(t, completions.create(user({ type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } })), OpenAI.BadRequestError, { status: 400, code: 'unsupported', param: 'messages[0].content[0]', message: /does not accept images/ }, 'image for an audio-only model');
     await rejects(t, completions.create({ ...user({ type: 'text', text: 'hi' }), model: 'gpt-4o' }), OpenAI.NotFoundError, { status: 404, param: 'model', code: 'not_found' }, 'unknown model');
+
+    for (const [method, path, allow] of [['GET', '/chat/completions', 'POST, OPTIONS'], ['DELETE', '/models', 'GET, OPTIONS'], ['PUT', '/audio/transcriptions', 'POST, OPTIONS']] as const) {
+      const wrong = await rejects(t, client.request({ method: method.toLowerCase() as 'get', path }), OpenAI.APIError, { status: 405, code: 'method_not_allowed', message: new RegExp(`${method} not allowed`) }, `${method} ${path}`);
+      t.equal(wrong?.headers?.get('allow'), allow, `${method} ${path}: Allow names the methods`);
+      t.equal(wrong?.type, 'invalid_request_error', `${method} ${path}: OpenAI error JSON`);
+    }
+    t.equal((await fetch(`${server.url}/no-such-page`, { method: 'POST' })).status, 404, 'an unknown path stays 404 whatever the method');
 
     const long = new Float32Array(31 * 16000);
     for (let at = 0; at < long.length; at += speech.samples16k.length) long.set(speech.samples16k.subarray(0, long.length - at), at);

@@ -52,6 +52,8 @@ for (const transport of TRANSPORTS) {
     t.match(text, TEST_TRANSCRIPT, 'MP3 is recognised by its bytes; response_format text gives plain text');
 
     t.ok((await failure(client.audio.transcriptions.create({ file: await toFile(Buffer.from('hello'), 'a.wav'), model: ECHO_MODEL_ID }))) instanceof BadRequestError, 'a file that is not audio: BadRequestError');
+    const unnamed = await client.audio.transcriptions.create({ file: await toFile(stereo, 'speech.wav') } as unknown as Parameters<typeof client.audio.transcriptions.create>[0]);
+    t.match(unnamed, { text: TEST_TRANSCRIPT }, 'without model: the served model transcribes');
     const notFound = await failure(client.audio.transcriptions.create({ file: await toFile(stereo, 'a.wav'), model: 'whisper-1' }));
     t.ok(notFound instanceof NotFoundError && notFound.param === 'model', 'unknown model: NotFoundError on model');
     const form = new FormData();
