@@ -36,9 +36,15 @@ const OPTIONS = {
   upstreamTimeoutMs: [positiveInt, 60_000, 'openai engine: time to first byte and between chunks'],
   upstreamHistoryAudio: [z.enum(['newest', 'all']), 'newest', 'openai engine: clips sent as input_audio: the newest message\'s only (earlier clips as text notes), or all'],
 
-  tts: [z.enum(['flite', 'none']), 'flite', 'voice stage: TTS engine for spoken replies; flite = embedded (WASM, no download), none = text only'],
-  ttsVoice: [z.string().min(1).optional(), undefined, 'voice stage: default voice (flite: awb, slt, rms, kal16); OpenAI voice names map onto the engine\'s'],
-  ttsThreads: [z.coerce.number().int().min(1).max(64), 2, 'flite: synthesis worker threads'],
+  tts: [z.enum(['flite', 'say', 'openai', 'none']), 'flite', 'voice stage: TTS engine for spoken replies; flite = embedded (WASM, no download), say = macOS voices, openai = an OpenAI-compatible /v1/audio/speech upstream, none = text only'],
+  ttsVoice: [z.string().min(1).optional(), undefined, 'voice stage: default voice (flite: awb, slt, rms, kal16; say: Samantha; openai: the first of --tts-voices); OpenAI voice names map onto the engine\'s'],
+  ttsThreads: [z.coerce.number().int().min(1).max(64), 2, 'voice stage: sentences synthesised at once (flite threads, say processes, upstream requests)'],
+  ttsSayCommand: [z.string().min(1), 'say', 'say engine: the say(1) command'],
+  ttsUrl: [z.string().url().optional(), undefined, 'openai TTS: upstream base URL, e.g. http://10.0.0.5:8880/v1 (POST {url}/audio/speech, response_format pcm)'],
+  ttsModel: [z.string().min(1), 'tts-1', 'openai TTS: model name at the upstream'],
+  ttsKey: [z.string().optional(), undefined, 'openai TTS: bearer key for the upstream'],
+  ttsVoices: [list, [], 'openai TTS: voice names the upstream offers (empty = OpenAI\'s: alloy, ash, ... onyx)'],
+  ttsTimeoutMs: [positiveInt, 30_000, 'openai TTS: time to the upstream\'s first byte and between chunks'],
   ttsMaxQueue: [positiveInt, 512, 'voice stage: sentences waiting for synthesis before new ones fail with busy'],
   speechMaxInputChars: [positiveInt, 4096, 'POST /v1/audio/speech: longest input text (OpenAI\'s limit is 4096)'],
 
@@ -93,6 +99,7 @@ const schema = z
     if (Boolean(c.tlsCert) !== Boolean(c.tlsKey)) ctx.addIssue({ code: 'custom', message: '--tls-cert and --tls-key go together' });
     if (!isLoopback(c.host) && c.apiKeys.length === 0 && !c.allowUnauthenticated)
       ctx.addIssue({ code: 'custom', message: `listening on ${c.host} without --api-keys would let anyone on the network use the model; set --api-keys (or --allow-unauthenticated)` });
+    if (c.tts === 'openai' && !c.ttsUrl) ctx.addIssue({ code: 'custom', message: '--tts openai needs --tts-url' });
     if (c.engine === 'openai' && !(c.upstreamUrl && c.upstreamModel))
       ctx.addIssue({ code: 'custom', message: '--engine openai needs --upstream-url and --upstream-model' });
   });

@@ -4,5 +4,5 @@ export type { Logger };
 
 /** Structured JSON logs on stderr (stdout stays free for CLI output); keys never appear in them. */
 export function createLogger(level: string): Logger {
-  return pino({ level, base: { service: 'earshot' }, redact: ['token', 'apiKey', 'apiKeys', 'upstreamKey', 'headers.authorization', '*.authorization', '*.token', '*.apiKey', '*.apiKeys', '*.upstreamKey'] }, pino.destination(2));
+  return pino({ level, base: { service: 'earshot' }, redact: ['token', 'apiKey', 'apiKeys', 'upstreamKey', 'ttsKey', 'headers.authorization', '*.authorization', '*.token', '*.apiKey', '*.apiKeys', '*.upstreamKey', '*.ttsKey'] }, pino.destination(2));
 }

@@ -8,7 +8,9 @@ import type { Config } from '../config.js';
 import type { Logger } from '../observability/log.js';
 import { createLogger } from '../observability/log.js';
 import { FliteTts } from './flite/engine.js';
+import { OpenAiSpeechTts } from './openai-speech.js';
 import { StreamedReply } from './reply.js';
+import { SayTts } from './say.js';
 import type { Pcm24k, SpeakOptions, SpokenReply, Tts, VoiceInfo } from './types.js';
 import { VoiceBook } from './voices.js';
 
@@ -70,18 +72,24 @@ class Stage implements VoiceStage {
   }
 }
 
-function createTts(config: Config, logger: Logger): Tts | undefined {
+async function createTts(config: Config, logger: Logger): Promise<Tts | undefined> {
+  const parallel = config.ttsThreads;
+  const maxQueue = config.ttsMaxQueue;
   switch (config.tts) {
     case 'none':
       return undefined;
     case 'flite':
-      return new FliteTts({ threads: config.ttsThreads, maxQueue: config.ttsMaxQueue }, logger);
+      return new FliteTts({ threads: parallel, maxQueue }, logger);
+    case 'say':
+      return SayTts.start({ command: config.ttsSayCommand, parallel, maxQueue });
+    case 'openai':
+      return new OpenAiSpeechTts({ url: config.ttsUrl!, model: config.ttsModel, key: config.ttsKey, voices: config.ttsVoices, parallel, maxQueue, timeoutMs: config.ttsTimeoutMs });
   }
 }
 
 /** The configured voice stage, or undefined for `--tts none`. */
 export async function createVoiceStage(config: Config, logger: Logger = createLogger('silent')): Promise<VoiceStage | undefined> {
-  const tts = createTts(config, logger);
+  const tts = await createTts(config, logger);
   if (!tts) return undefined;
   try {
     return new Stage(tts, config.ttsVoice);
