@@ -73,7 +73,6 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
       coalesce: config.coalesce,
       maxHistoryTurns: config.maxHistoryTurns,
       maxHistoryAudioMs: config.maxHistoryAudioMs,
-      maxUtteranceMs: config.maxUtteranceMs,
     }),
   };
   const guard = createGuard(ctx);

@@ -12,6 +12,7 @@ import type { ServerContext } from '../context.js';
 import { rejectUpgrade } from '../http/respond.js';
 import { NativeVoiceOut, settleVoice } from './voice.js';
 import type { Expirable } from '../limits/lifetime.js';
+import { localInput, offloadedInput } from '../session/audio-input.js';
 import { Session, type SessionEvents } from '../session/session.js';
 import type { Connection, SocketHandler, UpgradeDecision, UpgradeRequest, WebSocketRoute } from '../transport/types.js';
 import { loadFvad } from '../vad/fvad.js';
@@ -174,15 +175,14 @@ class NativeConnection implements SocketHandler, Expirable {
         ...(hello.system !== undefined ? { system: hello.system } : {}),
         params: { ...defaults.params, ...hello.params },
         bargeIn: vad.bargeIn ?? defaults.bargeIn,
-        maxUtteranceMs,
       },
       this.events(),
     );
-    if (threads)
-      session.setOffloadedAudio(
-        threads.attach({ audio, aggressiveness, segmenter: segmenterSettings }, { segment: (event) => session.handleSegment(event), error: (err) => this.fail(err) }),
-      );
-    else session.setAudioInput(decoder, segmenter);
+    session.setAudioInput(
+      threads
+        ? offloadedInput(threads.attach({ audio, aggressiveness, segmenter: segmenterSettings }, { segment: (event) => session.handleSegment(event), error: (err) => this.fail(err) }))
+        : localInput(decoder, segmenter, maxUtteranceMs),
+    );
     this.session = session;
     this.starting = false;
     this.ctx.metrics.sessions.inc({ door: 'native' });

@@ -4,6 +4,7 @@
  * timeline with the id of the user item the utterance will become.
  */
 import type { Config } from '../config.js';
+import { localInput } from '../session/audio-input.js';
 import type { Session } from '../session/session.js';
 import type { FvadModule } from '../vad/fvad.js';
 import { createSegmenter } from '../vad/segmenter.js';
@@ -41,8 +42,7 @@ export class RealtimeInput {
           maxUtteranceMs: this.config.maxUtteranceMs,
         })
       : undefined;
-    this.session.setAudioInput(formatDecoder(format), segmenter);
-    this.session.clearAudio();
+    this.session.setAudioInput(localInput(formatDecoder(format), segmenter, this.config.maxUtteranceMs));
     this.segmenterOffsetMs = Math.round(this.session.streamMs);
     this.lastStopMs = 0;
     this.speechItemId = undefined;

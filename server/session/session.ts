@@ -12,15 +12,14 @@
 import { EarshotError } from '../../protocol/errors.js';
 import type { FinishReason, Usage } from '../../protocol/native.js';
 import { joinClips } from '../audio/clip.js';
-import type { Decoder } from '../audio/decoder.js';
 import { SAMPLE_RATE, type Pcm16k } from '../audio/format.js';
 import type { Message, Part, TurnParams, TurnRequest } from '../engines/types.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { OffloadedAudio } from '../offload/pool.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
-import type { SegmentEvent, Segmenter } from '../vad/segmenter.js';
+import type { SegmentEvent } from '../vad/segmenter.js';
 import { VOICE_SAMPLE_RATE, type Pcm24k, type SpokenReply } from '../voice/types.js';
+import type { AudioInput, AudioSink } from './audio-input.js';
 
 /** Silence put between coalesced utterances so the model hears two phrases, not one. */
 const COALESCE_GAP_SAMPLES = SAMPLE_RATE / 5;
@@ -79,7 +78,6 @@ export interface SessionSettings {
   coalesce: boolean;
   maxHistoryTurns: number;
   maxHistoryAudioMs: number;
-  maxUtteranceMs: number;
   /** The voice replies are spoken with; undefined = text only. */
   voice?: string | undefined;
 }
@@ -118,13 +116,15 @@ export class Session {
   readonly history: HistoryItem[] = [];
   private readonly deps: SessionDeps;
   private readonly events: SessionEvents;
-  private decoder: Decoder | undefined;
-  private offloaded: OffloadedAudio | undefined;
-  private segmenter: Segmenter | undefined;
-  private readonly segmentEvents: SegmentEvent[] = [];
-  /** Audio gathered without VAD (manual turns), committed as one utterance. */
-  private manualAudio: Float32Array[] = [];
-  private manualSamples = 0;
+  private input: AudioInput | undefined;
+  /** What the audio input hears comes back here. */
+  private readonly sink: AudioSink = {
+    received: (samples) => {
+      this.receivedSamples += samples;
+    },
+    segment: (event) => this.handleSegment(event),
+    utterance: (audio) => this.onUtterance({ audio }),
+  };
   private receivedSamples = 0;
   private readonly pending: PendingUtterance[] = [];
   private running: RunningTurn | undefined;
@@ -141,17 +141,10 @@ export class Session {
     this.events = events;
   }
 
-  /** Sets the audio input; a segmenter means server VAD, none means manual commits. */
-  setAudioInput(decoder: Decoder | undefined, segmenter: Segmenter | undefined): void {
-    this.decoder?.close();
-    this.segmenter?.close();
-    this.decoder = decoder;
-    this.segmenter = segmenter;
-  }
-
-  /** Audio decoded and segmented on an audio thread; its events come back through handleSegment. */
-  setOffloadedAudio(input: OffloadedAudio): void {
-    this.offloaded = input;
+  /** Replaces the audio input (closing the old one and dropping what it buffered). */
+  setAudioInput(input: AudioInput): void {
+    this.input?.close();
+    this.input = input;
   }
 
   get turnRunning(): boolean {
@@ -165,58 +158,13 @@ export class Session {
   /** Decodes one packet of the session's codec; throws EarshotError('bad_audio') for bad packets. */
   pushAudio(packet: Uint8Array): void {
     this.deps.metrics.frames.inc();
-    if (this.offloaded) {
-      this.offloaded.push(packet);
-      return;
-    }
-    if (!this.decoder) throw new EarshotError('protocol_order', 'no audio input configured for this session');
-    this.pushSamples(this.decoder.decode(packet));
-  }
-
-  pushSamples(samples: Pcm16k): void {
-    this.receivedSamples += samples.length;
-    if (!this.segmenter) {
-      this.manualSamples += samples.length;
-      if ((this.manualSamples * 1000) / SAMPLE_RATE > this.settings.maxUtteranceMs)
-        throw new EarshotError('limit_exceeded', `audio buffer exceeds ${this.settings.maxUtteranceMs} ms; commit or clear it`);
-      this.manualAudio.push(samples.slice());
-      return;
-    }
-    const events = this.segmentEvents;
-    events.length = 0;
-    this.segmenter.push(samples, events);
-    for (const event of events) this.handleSegment(event);
+    if (!this.input) throw new EarshotError('protocol_order', 'no audio input configured for this session');
+    this.input.push(packet, this.sink);
   }
 
   /** Ends the current utterance now: with VAD, what was heard so far; without, the whole buffer. Returns false if there was nothing. */
   commit(): boolean {
-    if (this.offloaded) {
-      // Ordered after the packets already queued; the utterance arrives through handleSegment.
-      this.offloaded.flush();
-      return true;
-    }
-    if (this.segmenter) {
-      const events = this.segmentEvents;
-      events.length = 0;
-      this.segmenter.flush(events);
-      for (const event of events) this.handleSegment(event);
-      return events.length > 0;
-    }
-    if (this.manualSamples === 0) return false;
-    const audio = new Float32Array(this.manualSamples);
-    let at = 0;
-    for (const chunk of this.manualAudio) {
-      audio.set(chunk, at);
-      at += chunk.length;
-    }
-    this.clearAudio();
-    this.onUtterance({ audio });
-    return true;
-  }
-
-  clearAudio(): void {
-    this.manualAudio = [];
-    this.manualSamples = 0;
+    return this.input?.commit(this.sink) ?? false;
   }
 
   /**
@@ -275,9 +223,7 @@ export class Session {
     this.closed = true;
     this.pending.length = 0;
     this.cancel();
-    this.offloaded?.close();
-    this.decoder?.close();
-    this.segmenter?.close();
+    this.input?.close();
   }
 
   handleSegment(event: SegmentEvent): void {

@@ -1,0 +1,134 @@
+/**
+ * A session's audio input, in one shape with three kinds: server VAD on this thread, server VAD
+ * on an audio thread (offloaded), and manual turns (buffered until the client commits). The
+ * door picks the kind; the session only pushes, commits and closes.
+ */
+import { EarshotError } from '../../protocol/errors.js';
+import { joinClips } from '../audio/clip.js';
+import type { Decoder } from '../audio/decoder.js';
+import { SAMPLE_RATE, type Pcm16k } from '../audio/format.js';
+import type { OffloadedAudio } from '../offload/pool.js';
+import type { SegmentEvent, Segmenter } from '../vad/segmenter.js';
+
+/** Where an input delivers what it hears: the session. */
+export interface AudioSink {
+  /** Samples decoded here (offloaded audio is not counted): the session's stream clock. */
+  received(samples: number): void;
+  /** A VAD transition: speech started, or an utterance ended. */
+  segment(event: SegmentEvent): void;
+  /** A manual commit: the buffered audio as one utterance. */
+  utterance(audio: Pcm16k): void;
+}
+
+export interface AudioInput {
+  /** One packet of the session's codec; throws EarshotError('bad_audio') for bad packets. */
+  push(packet: Uint8Array, sink: AudioSink): void;
+  /** Ends the current utterance now: with VAD, what was heard so far; without, the whole buffer. Returns false if there was nothing. */
+  commit(sink: AudioSink): boolean;
+  close(): void;
+}
+
+/** Decoding and VAD on this thread. */
+class VadInput implements AudioInput {
+  private readonly decoder: Decoder;
+  private readonly segmenter: Segmenter;
+  /** Reused for every packet: the segmenter appends its events here. */
+  private readonly events: SegmentEvent[] = [];
+
+  constructor(decoder: Decoder, segmenter: Segmenter) {
+    this.decoder = decoder;
+    this.segmenter = segmenter;
+  }
+
+  push(packet: Uint8Array, sink: AudioSink): void {
+    const samples = this.decoder.decode(packet);
+    sink.received(samples.length);
+    this.events.length = 0;
+    this.segmenter.push(samples, this.events);
+    this.deliver(sink);
+  }
+
+  commit(sink: AudioSink): boolean {
+    this.events.length = 0;
+    this.segmenter.flush(this.events);
+    this.deliver(sink);
+    return this.events.length > 0;
+  }
+
+  close(): void {
+    this.decoder.close();
+    this.segmenter.close();
+  }
+
+  private deliver(sink: AudioSink): void {
+    for (const event of this.events) sink.segment(event);
+  }
+}
+
+/** Manual turns: audio is kept until the client commits it, up to `maxUtteranceMs`. */
+class ManualInput implements AudioInput {
+  private readonly decoder: Decoder;
+  private readonly maxUtteranceMs: number;
+  private chunks: Pcm16k[] = [];
+  private samples = 0;
+
+  constructor(decoder: Decoder, maxUtteranceMs: number) {
+    this.decoder = decoder;
+    this.maxUtteranceMs = maxUtteranceMs;
+  }
+
+  push(packet: Uint8Array, sink: AudioSink): void {
+    const samples = this.decoder.decode(packet);
+    sink.received(samples.length);
+    this.samples += samples.length;
+    if ((this.samples * 1000) / SAMPLE_RATE > this.maxUtteranceMs)
+      throw new EarshotError('limit_exceeded', `audio buffer exceeds ${this.maxUtteranceMs} ms; commit or clear it`);
+    // A copy: the decoder's view is reused by its next packet.
+    this.chunks.push(samples.slice());
+  }
+
+  commit(sink: AudioSink): boolean {
+    if (this.samples === 0) return false;
+    const audio = joinClips(this.chunks);
+    this.chunks = [];
+    this.samples = 0;
+    sink.utterance(audio);
+    return true;
+  }
+
+  close(): void {
+    this.decoder.close();
+  }
+}
+
+/** Decoding and VAD on an audio thread: its events reach the session through Session.handleSegment. */
+class OffloadedInput implements AudioInput {
+  private readonly stream: OffloadedAudio;
+
+  constructor(stream: OffloadedAudio) {
+    this.stream = stream;
+  }
+
+  push(packet: Uint8Array): void {
+    this.stream.push(packet);
+  }
+
+  commit(): boolean {
+    // Ordered after the packets already queued; the utterance arrives through handleSegment.
+    this.stream.flush();
+    return true;
+  }
+
+  close(): void {
+    this.stream.close();
+  }
+}
+
+/** Input decoded here: with a segmenter, server VAD; without, manual turns capped at `maxUtteranceMs`. */
+export function localInput(decoder: Decoder, segmenter: Segmenter | undefined, maxUtteranceMs: number): AudioInput {
+  return segmenter ? new VadInput(decoder, segmenter) : new ManualInput(decoder, maxUtteranceMs);
+}
+
+export function offloadedInput(stream: OffloadedAudio): AudioInput {
+  return new OffloadedInput(stream);
+}
