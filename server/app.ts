@@ -34,6 +34,8 @@ export interface RunningServer {
   port: number;
   transport: Transport;
   ctx: ServerContext;
+  /** Resolves once the engine can take turns (at once for engines that load nothing); rejects when it never will. */
+  engineReady: Promise<void>;
   /** Graceful: stop accepting, let running turns finish up to `deadlineMs`, then close everything. */
   close(deadlineMs?: number): Promise<void>;
 }
@@ -109,12 +111,18 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
   const model = engine.models()[0]!;
   logger.info({ url, transport: transport.name, engine: engine.name, tts: voice?.tts.name ?? 'none', model: model.id, testEngine: model.testEngine, audioThreads: config.audioThreads }, `earshot listening on ${url}`);
   const running = transport;
+  const engineReady = engine.ready ?? Promise.resolve();
+  engineReady.then(
+    () => engine.ready && logger.info({ engine: engine.name, model: model.id }, 'model ready'),
+    (err: unknown) => logger.fatal({ err }, 'the model engine could not start'),
+  );
   return {
     url,
     wsUrl: url.replace(/^http/, 'ws'),
     port,
     transport: running,
     ctx,
+    engineReady,
     async close(deadlineMs = 5_000) {
       draining = true;
       running.stopListening();

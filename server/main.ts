@@ -34,6 +34,12 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // The server listened while the model loaded; if it never can, say why and exit.
+  server.engineReady.catch(async (err: unknown) => {
+    process.stderr.write(`earshot: the model engine could not start: ${(err as Error).message}\n`);
+    await server.close(0).catch(() => undefined);
+    process.exit(1);
+  });
 }
 
 main().catch((err: unknown) => {

@@ -24,12 +24,13 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
   switch (kind) {
     case 'mlx': {
       const { MlxEngine } = await import('./mlx/pool.js');
-      return MlxEngine.start({
+      // Not awaited: the server listens (and /health shows the download) while the model loads.
+      return MlxEngine.create({
         model: config.mlxModel,
         workers: config.mlxWorkers,
         python: config.python,
         maxBatchPerWorker: config.mlxMaxBatch,
-        readyTimeoutMs: 300_000,
+        readyTimeoutMs: config.mlxLoadStallMs,
         pingIntervalMs: 5_000,
         hangTimeoutMs: 60_000,
         logger,

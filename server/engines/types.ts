@@ -69,8 +69,20 @@ export interface ModelInfo {
   maxAudioMs: number;
 }
 
+/** How far an engine that cannot take turns yet got with loading its model. */
+export interface EngineLoading {
+  stage: 'starting' | 'download' | 'load';
+  percent?: number;
+  doneBytes?: number;
+  totalBytes?: number;
+}
+
 export interface Engine {
   readonly name: string;
+  /** Engines that load a model after the server started: resolves once it can take turns, rejects when it never will. */
+  readonly ready?: Promise<void>;
+  /** While loading: progress for /health and the log; undefined once ready. */
+  loading?(): EngineLoading | undefined;
   /** Sequences the engine can run at once; the scheduler never exceeds it. May change once the engine is ready. */
   capacity(): number;
   models(): ModelInfo[];

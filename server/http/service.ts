@@ -33,8 +33,10 @@ export function serviceRoutes(ctx: ServerContext): HttpRoute[] {
       path: '/health',
       handle: (_req, res) => {
         const model = ctx.primaryModel();
-        sendJson(res, ctx.draining() ? 503 : 200, {
-          status: ctx.draining() ? 'draining' : 'ok',
+        const loading = ctx.engine.loading?.();
+        sendJson(res, ctx.draining() || loading ? 503 : 200, {
+          status: ctx.draining() ? 'draining' : loading ? 'loading' : 'ok',
+          ...(loading ? { loading } : {}),
           transport: ctx.transportName(),
           engine: ctx.engine.name,
           model: model.id,

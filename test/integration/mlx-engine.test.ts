@@ -85,3 +85,37 @@ t.test('the decode batches the worker runs follow the scheduler and worker setti
 t.test('the environment is left as the file found it', async (t) => {
   t.same({ PYTHONPATH: process.env.PYTHONPATH, STANDIN_LOG: process.env.STANDIN_LOG, STANDIN_TOKEN_DELAY_MS: process.env.STANDIN_TOKEN_DELAY_MS }, ENV_BEFORE);
 });
+
+t.test('the server listens while the model downloads, and /health shows how far it got', async (t) => {
+  const download = { STANDIN_DOWNLOAD_BYTES: '2000000000', STANDIN_DOWNLOAD_STEPS: '4', STANDIN_DOWNLOAD_STEP_MS: '1100' };
+  const saved = { ...process.env };
+  Object.assign(process.env, { PYTHONPATH: STANDIN, ...download });
+  t.teardown(() => {
+    for (const key of Object.keys(download)) delete process.env[key];
+    process.env.PYTHONPATH = saved.PYTHONPATH;
+  });
+  const server = await startTestServer({ engine: 'mlx', python: PYTHON, mlxWorkers: 1, mlxLoadStallMs: 10_000 });
+  t.teardown(() => server.close(1000));
+  type Health = { status: string; loading?: { stage: string; percent?: number; totalBytes?: number } };
+  const seen: Health[] = [];
+  for (;;) {
+    const response = await fetch(`${server.url}/health`);
+    const health = (await response.json()) as Health;
+    t.equal(response.status, health.status === 'loading' ? 503 : 200, `HTTP status for ${health.status}`);
+    seen.push(health);
+    if (health.status === 'ok') break;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  const downloading = seen.filter((h) => h.loading?.stage === 'download');
+  t.ok(downloading.length > 0, 'the download was visible');
+  t.ok(downloading.some((h) => h.loading!.percent! > 0 && h.loading!.percent! < 100), 'with a percent on the way');
+  t.equal(downloading[0]!.loading!.totalBytes, 2_000_000_000);
+  await server.engineReady;
+  // Once ready, a turn runs as usual.
+  const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
+  await client.hello({ codec: 'pcm16', sampleRate: 16000 });
+  client.send({ type: 'text', text: 'ready now' });
+  const [turn] = await client.waitForTurnsDone(1, 30_000);
+  t.match(turn!.text, /text ready now/);
+  client.close();
+});

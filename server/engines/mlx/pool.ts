@@ -15,9 +15,9 @@
 import type { Logger } from 'pino';
 import { EarshotError } from '../../../protocol/errors.js';
 import { newestAudioOnly } from '../history.js';
-import type { Engine, Message, ModelInfo, TurnEvent, TurnRequest } from '../types.js';
+import type { Engine, EngineLoading, Message, ModelInfo, TurnEvent, TurnRequest } from '../types.js';
 import { promptOf } from '../transcribe.js';
-import type { WirePart, WireTurn, WorkerMessage } from './messages.js';
+import type { Loading, Probe, WirePart, WireTurn, WorkerMessage } from './messages.js';
 import { WorkerProcess } from './worker-process.js';
 
 export interface MlxEngineOptions {
@@ -29,7 +29,7 @@ export interface MlxEngineOptions {
   python: string;
   /** Sequences one worker decodes at once; the worker's default (8) when unset. */
   maxBatchPerWorker?: number;
-  /** Time a worker gets to load the model and say `ready`. */
+  /** A starting worker with no download or load progress for this long is killed (a download that moves may take longer). */
   readyTimeoutMs: number;
   pingIntervalMs: number;
   /** A ready worker silent this long (no pong, no token) is killed and replaced. */
@@ -51,6 +51,11 @@ export interface MlxWorkerStatus {
   inFlight: number;
   maxBatch: number;
   restarts: number;
+  /** Download/load progress while starting. */
+  loading: Loading | undefined;
+  /** The worker's look at its own prompts once loaded (BOS, audio tokens per second). */
+  probe: Probe | undefined;
+  peakMemoryBytes: number | undefined;
 }
 
 const MAX_AUDIO_MS = 30_000;
@@ -117,30 +122,40 @@ export class MlxEngine implements Engine {
   private batchId = 0;
   private drained: (() => void) | undefined;
   private startup: { resolve: () => void; reject: (err: Error) => void; failed: Set<number> } | undefined;
+  /** Resolves once one worker is ready; rejects if every worker failed to start. */
+  readonly ready: Promise<void>;
 
   private constructor(private readonly options: MlxEngineOptions) {
     this.log = options.logger.child({ engine: 'mlx' });
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.startup = { resolve, reject, failed: new Set() };
+    });
+    // Handled by whoever awaits it; a server that is still loading must not die of an unobserved rejection.
+    this.ready.catch(() => undefined);
   }
 
-  /** Spawns the workers and resolves once one is ready; rejects if every worker failed to start. */
+  /** Spawns the workers and resolves once one is ready; rejects (after closing) if every worker failed to start. */
   static async start(options: MlxEngineOptions): Promise<MlxEngine> {
+    const engine = MlxEngine.create(options);
+    try {
+      await engine.ready;
+    } catch (err) {
+      await engine.close();
+      throw err;
+    }
+    return engine;
+  }
+
+  /** Spawns the workers and returns at once: the server can listen and show the loading progress meanwhile. */
+  static create(options: MlxEngineOptions): MlxEngine {
     if (!Number.isInteger(options.workers) || options.workers < 1) throw new Error('mlx: workers must be an integer >= 1');
     if (options.maxBatchPerWorker !== undefined && (!Number.isInteger(options.maxBatchPerWorker) || options.maxBatchPerWorker < 1)) {
       throw new Error('mlx: maxBatchPerWorker must be an integer >= 1');
     }
     if (options.hangTimeoutMs <= options.pingIntervalMs) throw new Error('mlx: hangTimeoutMs must exceed pingIntervalMs');
     const engine = new MlxEngine(options);
-    const ready = new Promise<void>((resolve, reject) => {
-      engine.startup = { resolve, reject, failed: new Set() };
-    });
     for (let index = 0; index < options.workers; index++) {
       engine.slots.push({ index, worker: engine.spawn(index), failures: 0, restarts: 0, restartTimer: undefined });
-    }
-    try {
-      await ready;
-    } catch (err) {
-      await engine.close();
-      throw err;
     }
     return engine;
   }
@@ -167,7 +182,22 @@ export class MlxEngine implements Engine {
       inFlight: slot.worker.inFlight.size,
       maxBatch: slot.worker.maxBatch,
       restarts: slot.restarts,
+      loading: slot.worker.loading,
+      probe: slot.worker.probe,
+      peakMemoryBytes: slot.worker.peakMemoryBytes,
     }));
+  }
+
+  /** While no worker is ready: how far the furthest one got. */
+  loading(): EngineLoading | undefined {
+    if (this.capacity() > 0 || this.closing) return undefined;
+    let best: EngineLoading = { stage: 'starting' };
+    const rank = { starting: 0, download: 1, load: 2 };
+    for (const slot of this.slots) {
+      const progress = slot.worker.loading;
+      if (progress && (rank[progress.stage] > rank[best.stage] || (progress.stage === best.stage && (progress.percent ?? 0) > (best.percent ?? 0)))) best = progress;
+    }
+    return best;
   }
 
   run(batch: TurnRequest[], emit: (turnId: string, event: TurnEvent) => void): Promise<void> {
@@ -273,7 +303,7 @@ export class MlxEngine implements Engine {
     if (this.turns.size === 0) this.drained?.();
   }
 
-  private onMessage(worker: WorkerProcess, message: Exclude<WorkerMessage, { type: 'ready' | 'pong' }>): void {
+  private onMessage(worker: WorkerProcess, message: Exclude<WorkerMessage, { type: 'ready' | 'pong' | 'loading' }>): void {
     if (message.type === 'error' && message.turnId === undefined) {
       this.log.error({ slot: worker.slot, code: message.code }, message.message);
       return;

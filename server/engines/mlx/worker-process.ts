@@ -6,7 +6,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { FrameDecoder, encodeFrame } from './framing.js';
-import { WorkerMessage, type PoolMessage } from './messages.js';
+import { WorkerMessage, type Loading, type PoolMessage, type Probe } from './messages.js';
 
 const WORKER_SCRIPT = fileURLToPath(new URL('./worker.py', import.meta.url));
 
@@ -16,6 +16,7 @@ export interface WorkerProcessOptions {
   model: string;
   maxBatch: number | undefined;
   env: Record<string, string> | undefined;
+  /** A starting worker that reports no download or load progress for this long is killed. */
   readyTimeoutMs: number;
   pingIntervalMs: number;
   hangTimeoutMs: number;
@@ -24,7 +25,7 @@ export interface WorkerProcessOptions {
 
 export interface WorkerEvents {
   ready(worker: WorkerProcess): void;
-  message(worker: WorkerProcess, message: Exclude<WorkerMessage, { type: 'ready' | 'pong' }>): void;
+  message(worker: WorkerProcess, message: Exclude<WorkerMessage, { type: 'ready' | 'pong' | 'loading' }>): void;
   /** Called once; `loadError` is set when the worker said why it could not load the model. */
   exit(worker: WorkerProcess, reason: string, loadError: { code: string; message: string } | undefined): void;
 }
@@ -36,6 +37,12 @@ export class WorkerProcess {
   maxBatch = 0;
   /** Turns sent to this worker and not yet confirmed by its done/error: they hold a sequence slot. */
   readonly inFlight = new Set<string>();
+  /** The latest download/load progress while starting. */
+  loading: Loading | undefined;
+  /** The worker's look at its own prompts, from `ready`. */
+  probe: Probe | undefined;
+  /** Peak MLX memory, from the latest pong (absent without MLX). */
+  peakMemoryBytes: number | undefined;
   private readonly child: ChildProcessWithoutNullStreams;
   private readonly decoder = new FrameDecoder();
   private readonly log: Logger;
@@ -61,7 +68,7 @@ export class WorkerProcess {
     this.child.stdin.on('error', () => {});
     this.child.on('error', (err) => this.onExit(`spawn failed: ${err.message}`));
     this.child.on('exit', (code, signal) => this.onExit(this.killReason ?? `exited with ${signal ?? `code ${code}`}`));
-    this.readyTimer = setTimeout(() => this.kill(`not ready within ${options.readyTimeoutMs} ms`), options.readyTimeoutMs);
+    this.readyTimer = setTimeout(() => this.kill(`not ready: no loading progress for ${options.readyTimeoutMs} ms`), options.readyTimeoutMs);
     this.send({ type: 'load', model: options.model, maxBatch: options.maxBatch });
   }
 
@@ -125,13 +132,19 @@ export class WorkerProcess {
       case 'ready':
         clearTimeout(this.readyTimer);
         this.state = 'ready';
+        this.loading = undefined;
         this.maxBatch = message.capabilities.maxBatch;
+        this.probe = message.capabilities.probe;
         if (!message.capabilities.audio) this.log.warn({ model: message.model }, 'this model does not accept audio');
         this.pingTimer = setInterval(() => this.checkAlive(), this.options.pingIntervalMs);
         this.log.info({ capabilities: message.capabilities }, 'mlx worker ready');
         this.events.ready(this);
         return;
+      case 'loading':
+        this.onLoading(message);
+        return;
       case 'pong':
+        this.peakMemoryBytes = message.peakMemoryBytes;
         return;
       case 'error':
         if (this.state === 'starting' && message.turnId === undefined) this.loadError = { code: message.code, message: message.message };
@@ -140,6 +153,18 @@ export class WorkerProcess {
       default:
         this.events.message(this, message);
     }
+  }
+
+  /** A download that moves keeps the worker alive however long it takes; one that stalls does not. */
+  private onLoading({ type: _, ...progress }: Loading & { type: 'loading' }): void {
+    const before = this.loading;
+    this.loading = progress;
+    const moved = before === undefined || before.stage !== progress.stage || (progress.doneBytes ?? 0) > (before.doneBytes ?? 0) || (progress.doneFiles ?? 0) > (before.doneFiles ?? 0);
+    if (!moved) return;
+    this.readyTimer?.refresh();
+    // A log line per stage and per 5 % of the download, not per report.
+    const step = (p: Loading | undefined) => `${p?.stage}:${Math.floor((p?.percent ?? 0) / 5)}`;
+    if (step(before) !== step(progress)) this.log.info({ model: this.options.model, ...progress }, progress.stage === 'download' ? 'downloading the model' : 'loading the model');
   }
 
   private checkAlive(): void {

@@ -4,17 +4,21 @@ Started by server/engines/mlx/pool.ts as `python worker.py`; it speaks length-pr
 msgpack frames (4-byte big-endian length, then a map) on stdin/stdout. Logs go to stderr.
 
 TS -> worker
-  {type: 'load', model, maxBatch?}   first frame; maxBatch defaults to $EARSHOT_MLX_MAX_BATCH or 8
+  {type: 'load', model, maxBatch?}   first frame; maxBatch defaults to $EARSHOT_MLX_MAX_BATCH or 8;
+      a hub id is downloaded first (download.py), with progress frames
   {type: 'run', batchId, turns: [{turnId, messages: [{role, parts: [{type: 'text', text} |
       {type: 'audio', pcm: float32 LE 16 kHz mono bytes}]}], params: {maxTokens, temperature,
       topP?, stop?}}]}
   {type: 'cancel', turnId}   {type: 'ping'}   {type: 'shutdown'}
 worker -> TS
-  {type: 'ready', model, capabilities: {maxBatch, audio, maxAudioMs}}
+  {type: 'loading', stage: 'download' | 'load', percent?, doneBytes?, totalBytes?, doneFiles?, totalFiles?}
+      sent only when something moved, at most once a second
+  {type: 'ready', model, capabilities: {maxBatch, audio, maxAudioMs, probe}}   probe: what a
+      one-word prompt looks like to the model (BOS count and position, audio tokens for 1 s)
   {type: 'delta', turnId, text}
   {type: 'done', turnId, usage: {promptTokens, completionTokens, audioTokens}, finish}
   {type: 'error', turnId?, code, message}   without turnId after load: fatal, the worker exits 2
-  {type: 'pong'}
+  {type: 'pong', peakMemoryBytes?}   peak MLX memory, where mlx.core reports it
 
 A reader thread only reads frames; the main thread owns the model and answers everything
 between two decode steps, so cancel takes effect within one token and a pong proves that
@@ -40,7 +44,8 @@ import threading
 import traceback
 from collections import deque
 
-from conversation import MAX_AUDIO_MS, TurnError, build_conversation, control_string_cleaner
+from conversation import MAX_AUDIO_MS, SAMPLE_RATE, TurnError, build_conversation, control_string_cleaner
+from download import fetch
 from frames import FrameWriter, read_frame
 from stops import StopScanner
 
@@ -101,6 +106,15 @@ def control_strings(tokenizer):
     return [n for n in names if isinstance(n, str) and len(n) > 2 and n[0] == "<" and n[-1] == ">" and not any(c.isspace() for c in n)]
 
 
+def peak_memory_reader():
+    """mx.get_peak_memory (mx.metal.get_peak_memory before MLX 0.26), or None without MLX."""
+    try:
+        import mlx.core as mx
+    except ImportError:
+        return None
+    return getattr(mx, "get_peak_memory", None) or getattr(getattr(mx, "metal", None), "get_peak_memory", None)
+
+
 def single_bos(inputs, bos_id):
     """Drops extra leading BOS tokens. The Gemma 4 template starts with BOS, and mlx_vlm's
     prepare_inputs passes add_special_tokens=False only to the tokenizer of text-only turns:
@@ -121,7 +135,7 @@ def single_bos(inputs, bos_id):
 class Model:
     """The loaded model and the mlx_vlm calls made on it."""
 
-    def __init__(self, model_id):
+    def __init__(self, path):
         # Imported here, after stdout was moved to stderr: nothing mlx_vlm prints may
         # land in the frame stream.
         from mlx_vlm.generate import BatchGenerator
@@ -136,7 +150,7 @@ class Model:
         self._make_detokenizer = make_streaming_detokenizer
         self._prepare_inputs = prepare_inputs
 
-        self.model, self.processor = load(model_id)
+        self.model, self.processor = load(path)
         self.tokenizer = self.processor.tokenizer
         config = self.model.config
         self.audio_token_id = getattr(config, "audio_token_id", None)
@@ -221,6 +235,23 @@ class Model:
     def detokenizer(self):
         return self._make_detokenizer(self.processor)
 
+    def probe(self):
+        """The prompts of a one-word typed turn and of a 1 s clip, as the model would see them."""
+
+        def bos(ids):
+            return {"bos": ids.count(self.bos_id), "bosFirst": bool(ids) and ids[0] == self.bos_id}
+
+        ids, _, _ = self.prepare([{"role": "user", "parts": [{"type": "text", "text": "hello"}]}])
+        result = {"textOnly": bos(ids)}
+        if self.hears_audio:
+            second = bytes(4 * SAMPLE_RATE)
+            try:
+                ids, _, audio_tokens = self.prepare([{"role": "user", "parts": [{"type": "text", "text": "hello"}, {"type": "audio", "pcm": second}]}])
+                result["withAudio"] = {**bos(ids), "audioTokensPerSecond": audio_tokens}
+            except TurnError as exc:
+                result["withAudio"] = {"error": str(exc)}
+        return result
+
 
 class Turn:
     __slots__ = ("turn_id", "uid", "prompt_tokens", "audio_tokens", "completion_tokens", "detokenizer", "stops")
@@ -258,6 +289,7 @@ class Worker:
         # they run out in the batch, their tokens discarded, and hold their slot until then.
         self.leftovers = set()
         self.stopping = False
+        self.peak_memory = None
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -283,17 +315,23 @@ class Worker:
             self.out.send({"type": "error", "code": "bad_request", "message": "load needs a model and maxBatch >= 1"})
             return False
         try:
-            self.model = Model(model_id)
+            path = fetch(model_id, lambda progress: self.out.send({"type": "loading", **progress}))
+            self.out.send({"type": "loading", "stage": "load"})
+            self.model = Model(path)
+            probe = self.model.probe()
         except Exception as exc:  # every load failure is reported, then the worker exits
             code = classify_load_error(exc)
             log(f"load failed: {traceback.format_exc()}")
             self.out.send({"type": "error", "code": code, "message": f"{model_id}: {type(exc).__name__}: {exc}"})
             return False
+        if "error" in probe.get("withAudio", {}):
+            log(f"WARNING: turns with audio will fail: {probe['withAudio']['error']}")
+        self.peak_memory = peak_memory_reader()
         self.out.send(
             {
                 "type": "ready",
                 "model": model_id,
-                "capabilities": {"maxBatch": self.max_batch, "audio": self.model.hears_audio, "maxAudioMs": MAX_AUDIO_MS},
+                "capabilities": {"maxBatch": self.max_batch, "audio": self.model.hears_audio, "maxAudioMs": MAX_AUDIO_MS, "probe": probe},
             }
         )
         return True
@@ -315,7 +353,7 @@ class Worker:
     def dispatch(self, message):
         kind = message.get("type")
         if kind == "ping":
-            self.out.send({"type": "pong"})
+            self.out.send({"type": "pong", **({"peakMemoryBytes": int(self.peak_memory())} if self.peak_memory else {})})
         elif kind == "run":
             if self.stopping:
                 for turn in message.get("turns", []):
