@@ -28,6 +28,7 @@ const OPTIONS = {
   mlxWorkers: [positiveInt, 1, 'mlx engine: worker processes'],
   mlxMaxBatch: [positiveInt, 8, 'mlx engine: sequences per worker decode batch'],
   python: [z.string().min(1), 'python3', 'python interpreter for mlx workers'],
+  mlxHangTimeoutMs: [positiveInt, 60_000, 'mlx engine: a ready worker silent this long (no pong, no token; a long prefill counts) is killed and replaced'],
   mlxLoadStallMs: [positiveInt, 300_000, 'mlx engine: a starting worker with no download or load progress for this long is killed (a moving download may take longer)'],
   upstreamUrl: [z.string().url().optional(), undefined, 'openai engine: upstream base URL, e.g. http://10.0.0.5:8000/v1'],
   upstreamKey: [z.string().optional(), undefined, 'openai engine: bearer key for the upstream'],

@@ -32,7 +32,7 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
         maxBatchPerWorker: config.mlxMaxBatch,
         readyTimeoutMs: config.mlxLoadStallMs,
         pingIntervalMs: 5_000,
-        hangTimeoutMs: 60_000,
+        hangTimeoutMs: config.mlxHangTimeoutMs,
         logger,
       });
     }
