@@ -10,7 +10,8 @@ import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { decodeWav } from '../server/audio/wav.js';
 import { MlxEngine } from '../server/engines/mlx/pool.js';
-import { SAMPLE_RATE, type Message, type TurnEvent, type TurnRequest } from '../server/engines/types.js';
+import { SAMPLE_RATE } from '../server/audio/format.js';
+import type { Message, TurnEvent, TurnRequest } from '../server/engines/types.js';
 
 const run = promisify(execFile);
 
