@@ -51,6 +51,12 @@ export const VoiceRequest = z
   .strict();
 export type VoiceRequest = z.infer<typeof VoiceRequest>;
 
+/** Asks for `transcript` messages: the user's words of each audio turn. Hints help the model. */
+export const TranscriptionSettings = z
+  .object({ language: z.string().min(2).max(16), prompt: z.string().max(4096) })
+  .partial()
+  .strict();
+
 export const Hello = z
   .object({
     type: z.literal('hello'),
@@ -63,6 +69,8 @@ export const Hello = z
     system: z.string().max(16_384).optional(),
     params: GenerationParams.optional(),
     voice: VoiceRequest.optional(),
+    /** true or hints: each audio turn also gets a `transcript` message. */
+    transcribe: z.union([z.boolean(), TranscriptionSettings]).optional(),
   })
   .strict();
 
@@ -122,6 +130,8 @@ export const ServerMessage = z.discriminatedUnion('type', [
   /** One frame of the turn's spoken reply (an Opus packet, or PCM16 LE); `done` follows the last. */
   z.object({ type: z.literal('audio'), turnId: z.string(), seq: z.number().int().nonnegative(), data: z.instanceof(Uint8Array) }),
   z.object({ type: z.literal('truncated'), turnId: z.string(), audioEndMs: z.number(), text: z.string() }),
+  /** The user's words in the turn's audio (hello asked for them); on failure `text` is empty and `error` says why. */
+  z.object({ type: z.literal('transcript'), turnId: z.string(), text: z.string(), error: z.object({ code: z.string(), message: z.string() }).optional() }),
   z.object({ type: z.literal('done'), turnId: z.string(), usage: Usage, finish: FinishReason }),
   z.object({ type: z.literal('error'), code: z.string(), message: z.string(), fatal: z.boolean(), turnId: z.string().optional(), retryable: z.boolean().optional() }),
   z.object({ type: z.literal('busy'), retryAfterMs: z.number(), turnId: z.string().optional() }),

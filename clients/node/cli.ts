@@ -25,6 +25,7 @@ const OPTIONS: [string, string][] = [
   ['--text TEXT', 'send a typed turn (alone, or before the audio)'],
   ['--system TEXT', 'system prompt for the session'],
   ['--json', 'print one JSON object per server event on stdout'],
+  ['--no-transcripts', "do not ask the server to transcribe what you say\n(by default each spoken turn's words are shown)"],
   ['-h, --help', 'this text'],
 ];
 
@@ -61,6 +62,7 @@ interface CliArgs {
   text: string | undefined;
   system: string | undefined;
   json: boolean;
+  transcripts: boolean;
   input: string | undefined;
 }
 
@@ -79,6 +81,7 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): CliArgs | 'help' {
         text: { type: 'string' },
         system: { type: 'string' },
         json: { type: 'boolean', default: false },
+        'no-transcripts': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -115,6 +118,7 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): CliArgs | 'help' {
     text: values.text,
     system: values.system,
     json: values.json,
+    transcripts: !values['no-transcripts'],
     input,
   };
 }
@@ -161,6 +165,9 @@ function printHuman(client: EarshotClient, io: Io): () => Promise<void> {
       io.stdout.write('\n');
       const latency = turn.firstDeltaAt === undefined ? '' : `, first text after ${Math.round(turn.firstDeltaAt - turn.announcedAt)} ms`;
       if (result.finish !== 'stop') say(`  [${result.finish}${result.error ? `: ${result.error.code} ${result.error.message}` : ''}${latency}]`);
+      // The user's words (asked for by default) after the reply, so the next turn's lines never split them.
+      const heard = await turn.transcript;
+      if (heard) say(heard.error ? `  (no transcript for ${turn.turnId}: ${heard.error.message})` : `  you said (${turn.turnId}): ${heard.text}`);
     });
   });
   // A fatal error ends the session; main() reports it once, with the exit code.
@@ -170,7 +177,7 @@ function printHuman(client: EarshotClient, io: Io): () => Promise<void> {
 }
 
 function printJson(client: EarshotClient, io: Io): void {
-  const types: ServerMessage['type'][] = ['ready', 'vad', 'turn', 'delta', 'done', 'error', 'busy'];
+  const types: ServerMessage['type'][] = ['ready', 'vad', 'turn', 'transcript', 'delta', 'done', 'error', 'busy'];
   for (const type of types) client.on(type, (m: ServerMessage) => io.stdout.write(`${JSON.stringify(m)}\n`));
 }
 
@@ -194,6 +201,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       channels: source?.channels ?? 1,
       system: args.system,
       vad: args.fast ? { bargeIn: false } : undefined,
+      transcribe: args.transcripts,
     });
   } catch (err) {
     if (!(err instanceof UsageError || err instanceof AudioFormatError || err instanceof TypeError)) throw err;

@@ -6,7 +6,7 @@
 import WebSocket from 'ws';
 import { z } from 'zod';
 import { decodeServerMessage, encodeClientMessage } from '../../protocol/codec.js';
-import { GenerationParams, Hello, RAW_AUDIO_TAG, VadSettings, VoiceRequest, type ClientMessage, type HelloMessage, type ServerMessage } from '../../protocol/native.js';
+import { GenerationParams, Hello, RAW_AUDIO_TAG, TranscriptionSettings, VadSettings, VoiceRequest, type ClientMessage, type HelloMessage, type ServerMessage } from '../../protocol/native.js';
 import { EarshotConnectionError, EarshotServerError } from './errors.js';
 import { AsyncQueue } from './queue.js';
 import { streamUrl } from './url.js';
@@ -58,6 +58,8 @@ const ClientOptions = z
     params: GenerationParams.optional(),
     /** Ask for spoken replies: codec, sample rate (default 24000), voice name, raw frames; `ready.voice` says what the server settled. */
     voice: VoiceRequest.optional(),
+    /** true or hints: the server transcribes each audio turn; see Turn.transcript. */
+    transcribe: z.union([z.boolean(), TranscriptionSettings]).optional(),
     /** true = default backoff; false = a dropped connection closes the client. */
     reconnect: z.union([z.boolean(), ReconnectOptions.partial()]).default(false),
     /** sendAudio() waits while more than this many bytes are buffered for the socket... */
@@ -90,6 +92,8 @@ export class EarshotClient {
   private readonly open = new Map<string, ReturnType<typeof Turn.create>>();
   /** The latest turn announced: a session speaks one turn at a time, so raw audio frames are its. */
   private latest: ReturnType<typeof Turn.create> | undefined;
+  /** Audio turns whose transcript has not come yet (it may come after the turn ended). */
+  private readonly unheard = new Map<string, ReturnType<typeof Turn.create>>();
   private readonly subscribers = new Set<AsyncQueue<Turn>>();
   private readonly pongs: (() => void)[] = [];
   /** One buffer for every raw audio frame: ws copies it while masking, before send() returns. */
@@ -108,8 +112,8 @@ export class EarshotClient {
     this.url = parsed.data.url;
     const r = parsed.data.reconnect;
     this.reconnectOptions = r === false ? undefined : ReconnectOptions.parse(r === true ? {} : r);
-    const { codec, sampleRate, channels, vad, system, params, token, voice } = parsed.data;
-    const hello = Hello.safeParse({ type: 'hello', version: 1, codec, sampleRate, channels, vad, system, params, token, voice });
+    const { codec, sampleRate, channels, vad, system, params, token, voice, transcribe } = parsed.data;
+    const hello = Hello.safeParse({ type: 'hello', version: 1, codec, sampleRate, channels, vad, system, params, token, voice, transcribe });
     if (!hello.success) throw new TypeError(`invalid EarshotClient options: ${z.prettifyError(hello.error)}`);
     this.hello = hello.data;
   }
@@ -131,6 +135,11 @@ export class EarshotClient {
   /** Turns that have not ended yet. */
   get pendingTurns(): Turn[] {
     return [...this.open.values()].map((t) => t.turn);
+  }
+
+  /** Turns whose transcript has not arrived yet (with `transcribe`). */
+  get pendingTranscripts(): Turn[] {
+    return [...this.unheard.values()].map((t) => t.turn);
   }
 
   on<K extends keyof ClientEvents>(event: K, listener: ClientEvents[K]): this {
@@ -375,6 +384,8 @@ export class EarshotClient {
   private endOpenTurns(code: string, message: string): void {
     for (const handle of this.open.values()) handle.finish({ finish: 'error', error: { code, message } });
     this.open.clear();
+    for (const handle of this.unheard.values()) handle.heard(undefined);
+    this.unheard.clear();
   }
 
   private finishTurn(turnId: string | undefined, result: Omit<TurnResult, 'turnId' | 'text'>): void {
@@ -403,6 +414,9 @@ export class EarshotClient {
       const handle = Turn.create(info);
       this.open.set(m.turnId, handle);
       this.latest = handle;
+      // The server transcribes exactly the turns with audio, when hello asked.
+      if (this.hello.transcribe && info.audioMs > 0) this.unheard.set(m.turnId, handle);
+      else handle.heard(undefined);
       for (const queue of this.subscribers) {
         if (queue.ended) this.subscribers.delete(queue);
         else queue.push(handle.turn);
@@ -416,6 +430,10 @@ export class EarshotClient {
       this.open.get(m.turnId)?.audio(m.data);
     },
     truncated: () => {},
+    transcript: (m) => {
+      this.unheard.get(m.turnId)?.heard(m.error ? { text: m.text, error: m.error } : { text: m.text });
+      this.unheard.delete(m.turnId);
+    },
     done: (m) => this.finishTurn(m.turnId, { finish: m.finish, usage: m.usage }),
     error: (m) => this.finishTurn(m.turnId, { finish: 'error', error: { code: m.code, message: m.message } }),
     busy: (m) => this.finishTurn(m.turnId, { finish: 'error', error: { code: 'busy', message: `server busy, retry after ${m.retryAfterMs} ms` } }),

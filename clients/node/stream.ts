@@ -31,7 +31,7 @@ export async function streamAudio(client: EarshotClient, source: AudioSource, op
 /**
  * Waits until the server has nothing left for us: everything sent has been handled, an
  * utterance still open is committed, and every turn (including ones queued behind others,
- * which start as earlier ones end) has finished.
+ * which start as earlier ones end) has finished and has its transcript, if asked for.
  */
 export async function settle(client: EarshotClient): Promise<void> {
   await client.sync();
@@ -39,7 +39,8 @@ export async function settle(client: EarshotClient): Promise<void> {
   for (;;) {
     await client.sync();
     const pending = client.pendingTurns;
-    if (pending.length === 0) return;
-    await Promise.all(pending.map((turn) => turn.done));
+    const unheard = client.pendingTranscripts;
+    if (pending.length === 0 && unheard.length === 0) return;
+    await Promise.all([...pending.map((turn) => turn.done), ...unheard.map((turn) => turn.transcript)]);
   }
 }

@@ -13,6 +13,12 @@ export interface TurnResult {
   error?: { code: string; message: string };
 }
 
+/** The user's words in a turn's audio; on failure `text` is empty and `error` says why. */
+export interface TranscriptResult {
+  text: string;
+  error?: { code: string; message: string };
+}
+
 /** One reply: announced by the server's `turn`, streamed by `delta`s, ended by `done` or `error`. */
 export class Turn {
   readonly turnId: string;
@@ -27,16 +33,23 @@ export class Turn {
   audioBytes = 0;
   /** Settles once, when the turn ends; never rejects (errors are a `finish`). */
   readonly done: Promise<TurnResult>;
+  /**
+   * What the user said in this turn's audio, when the client asked for transcripts
+   * (`transcribe`); undefined without them, for a turn without audio, or if the connection
+   * ended first. It may settle after `done`.
+   */
+  readonly transcript: Promise<TranscriptResult | undefined>;
   private readonly queue = new AsyncQueue<string>();
   private deltasTaken = false;
   private readonly frames = new AsyncQueue<Uint8Array>();
   private audioTaken = false;
   private result: TurnResult | undefined;
 
-  private constructor(info: TurnInfo, done: Promise<TurnResult>) {
+  private constructor(info: TurnInfo, done: Promise<TurnResult>, transcript: Promise<TranscriptResult | undefined>) {
     this.turnId = info.turnId;
     this.info = info;
     this.done = done;
+    this.transcript = transcript;
   }
 
   get finished(): boolean {
@@ -61,11 +74,23 @@ export class Turn {
   }
 
   /** The client's handle: feeds the turn; kept out of the public API. */
-  static create(info: TurnInfo): { turn: Turn; delta(text: string): void; audio(frame: Uint8Array): void; finish(result: Omit<TurnResult, 'turnId' | 'text'>): void } {
+  static create(info: TurnInfo): {
+    turn: Turn;
+    delta(text: string): void;
+    audio(frame: Uint8Array): void;
+    finish(result: Omit<TurnResult, 'turnId' | 'text'>): void;
+    heard(result: TranscriptResult | undefined): void;
+  } {
     let settle!: (result: TurnResult) => void;
-    const turn = new Turn(info, new Promise((resolve) => (settle = resolve)));
+    let heard!: (result: TranscriptResult | undefined) => void;
+    const turn = new Turn(
+      info,
+      new Promise((resolve) => (settle = resolve)),
+      new Promise((resolve) => (heard = resolve)),
+    );
     return {
       turn,
+      heard,
       delta(text) {
         if (turn.result) return;
         turn.firstDeltaAt ??= performance.now();

@@ -34,6 +34,7 @@ window.earshot = state;
 
 const speaker = new Speaker();
 const views = new Map(); // turnId → { turn, li, text, meta }
+const awaitingWords = new Map(); // turnId → { turn, said }: audio turns whose transcript has not come yet
 let capture;
 let connection;
 /** Maps the server's stream clock (ms of audio received this session) to performance.now(). */
@@ -95,7 +96,12 @@ function addTurn(message) {
   const you = document.createElement('div');
   you.className = 'you';
   you.innerHTML = '<span class="who">You</span>';
-  you.append(message.source === 'audio' ? `(spoke for ${(message.audioMs / 1000).toFixed(1)} s)` : (message.text ?? ''));
+  const said = document.createElement('span');
+  said.className = 'said';
+  said.textContent = message.source === 'audio' ? `(spoke for ${(message.audioMs / 1000).toFixed(1)} s)` : (message.text ?? '');
+  you.append(said);
+  // The server transcribes every audio turn (hello asks); the words replace the placeholder when they come.
+  if (message.audioMs > 0) awaitingWords.set(turn.turnId, { turn, said });
   const reply = document.createElement('div');
   reply.className = 'reply';
   reply.innerHTML = '<span class="who">Earshot</span>';
@@ -110,6 +116,21 @@ function addTurn(message) {
   $('empty').hidden = true;
   views.set(turn.turnId, { turn, li, text, meta });
   li.scrollIntoView({ block: 'end', behavior: 'smooth' });
+}
+
+/** The user's words for an audio turn; they may come after the reply ended. A typed turn with earlier speech keeps its text after them. */
+function onTranscript(message) {
+  const view = awaitingWords.get(message.turnId);
+  if (!view) return;
+  awaitingWords.delete(message.turnId);
+  const { turn, said } = view;
+  if (message.error) {
+    said.textContent += ` (no transcript: ${message.error.message})`;
+    return;
+  }
+  turn.userWords = message.text;
+  said.textContent = turn.source === 'audio' ? message.text : `${message.text} ${turn.userText ?? ''}`;
+  said.classList.add('transcript');
 }
 
 function onDelta(message) {
@@ -150,6 +171,7 @@ const handlers = {
     }
   },
   turn: addTurn,
+  transcript: onTranscript,
   delta: onDelta,
   done: (m) => {
     onEnd(m.turnId, m.finish);
@@ -244,7 +266,7 @@ async function main() {
   state.sampleRate = format.sampleRate;
   $('codec').hidden = false;
   $('codec').textContent = format.codec === 'opus' ? 'Opus (WebCodecs)' : `PCM ${format.sampleRate / 1000} kHz`;
-  const hello = { type: 'hello', version: 1, codec: format.codec, sampleRate: format.sampleRate, channels: 1 };
+  const hello = { type: 'hello', version: 1, codec: format.codec, sampleRate: format.sampleRate, channels: 1, transcribe: true };
   const key = sessionStorage.getItem(KEY_STORAGE);
   if (key) hello.token = key;
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/stream`;

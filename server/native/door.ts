@@ -38,6 +38,8 @@ class NativeConnection implements SocketHandler, Expirable {
   private audioTurn = '';
   private closed = false;
   private readonly handlers: Handlers;
+  /** Turn of each user item whose transcript is still to come (only with hello.transcribe). */
+  private readonly turnOfItem = new Map<string, string>();
   /** A key may come in hello, so the upgrade lets keyless sockets in; this bounds how long they stay without one. */
   private helloTimer: NodeJS.Timeout | undefined;
 
@@ -175,6 +177,7 @@ class NativeConnection implements SocketHandler, Expirable {
         ...(hello.system !== undefined ? { system: hello.system } : {}),
         params: { ...defaults.params, ...hello.params },
         bargeIn: vad.bargeIn ?? defaults.bargeIn,
+        ...(hello.transcribe ? { transcription: hello.transcribe === true ? {} : hello.transcribe } : {}),
       },
       this.events(),
     );
@@ -213,8 +216,17 @@ class NativeConnection implements SocketHandler, Expirable {
       speechStarted: (atMs) => this.send({ type: 'vad', state: 'speech', atMs }),
       speechStopped: (atMs) => this.send({ type: 'vad', state: 'silence', atMs }),
       turnStarted: (turn) => {
-        const { itemId: _itemId, ...wire } = turn;
+        const { itemId, ...wire } = turn;
+        if (this.session?.settings.transcription && turn.audioMs > 0) this.turnOfItem.set(itemId, turn.turnId);
         this.send({ type: 'turn', ...wire });
+      },
+      // Whole transcripts only: a turn's words arrive in one message, next to its reply's deltas.
+      transcript: (itemId, event) => {
+        const turnId = this.turnOfItem.get(itemId);
+        if (turnId === undefined || event.type === 'delta') return;
+        this.turnOfItem.delete(itemId);
+        if (event.type === 'completed') this.send({ type: 'transcript', turnId, text: event.text });
+        else this.send({ type: 'transcript', turnId, text: '', error: { code: event.error.code, message: event.error.message } });
       },
       delta: (turnId, text) => this.send({ type: 'delta', turnId, text }),
       audio: (turnId, pcm) => {

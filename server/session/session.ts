@@ -13,7 +13,7 @@ import { EarshotError } from '../../protocol/errors.js';
 import type { FinishReason, Usage } from '../../protocol/native.js';
 import { joinClips } from '../audio/clip.js';
 import { SAMPLE_RATE, type Pcm16k } from '../audio/format.js';
-import type { Message, Part, TurnParams, TurnRequest } from '../engines/types.js';
+import type { Message, Part, TranscriptionHints, TurnParams, TurnRequest } from '../engines/types.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
@@ -26,6 +26,8 @@ const COALESCE_GAP_SAMPLES = SAMPLE_RATE / 5;
 
 export interface HistoryItem extends Message {
   id: string;
+  /** What the user said in this item's audio, once its transcription completed. */
+  transcript?: string;
   /** Set on assistant items whose reply was cut short. */
   interrupted?: boolean;
   /** The turn that produced an assistant item. */
@@ -50,6 +52,9 @@ export interface TurnInfo {
 
 export type TurnResult = { type: 'done'; usage: Usage; finish: Exclude<FinishReason, 'error'>; text: string } | { type: 'error'; error: EarshotError; text: string };
 
+/** A user item's transcription: its text as it comes, then the whole text, or why it failed. */
+export type TranscriptEvent = { type: 'delta'; text: string } | { type: 'completed'; text: string; usage: Usage } | { type: 'failed'; error: EarshotError };
+
 export interface SessionEvents {
   speechStarted(atMs: number): void;
   speechStopped(atMs: number, startMs: number, endMs: number): void;
@@ -67,6 +72,8 @@ export interface SessionEvents {
    * item by itself, so the front door can add it under the item id it already announced.
    */
   utterance?(audio: Pcm16k): void;
+  /** Transcription of a user item's audio (settings.transcription on): deltas, then completed or failed. */
+  transcript?(itemId: string, event: TranscriptEvent): void;
 }
 
 export interface SessionSettings {
@@ -80,6 +87,8 @@ export interface SessionSettings {
   maxHistoryAudioMs: number;
   /** The voice replies are spoken with; undefined = text only. */
   voice?: string | undefined;
+  /** Set: every user audio item is also transcribed (a `transcribe` turn beside the reply). */
+  transcription?: TranscriptionHints;
 }
 
 export interface SessionDeps {
@@ -128,6 +137,8 @@ export class Session {
   private receivedSamples = 0;
   private readonly pending: PendingUtterance[] = [];
   private running: RunningTurn | undefined;
+  /** Transcriptions in flight by item id; they outlive barge-in and end only with their item or the session. */
+  private readonly transcribing = new Map<string, AbortController>();
   private turnCounter = 0;
   private itemCounter = 0;
   /** User items the history cap dropped: the echo test engine numbers turns with them. */
@@ -178,6 +189,7 @@ export class Session {
     const parts: Part[] = waiting.length > 0 ? [{ type: 'audio', samples: joinClips(waiting.map((u) => u.audio), COALESCE_GAP_SAMPLES) }, { type: 'text', text }] : [{ type: 'text', text }];
     const item = this.addItem('user', parts);
     if (this.settings.autoRespond) this.startTurn({ turnId: this.nextTurnId(), source: 'text', audioMs: audioMsOf(parts), text, itemId: item.id });
+    this.transcribe(item);
   }
 
   /** Adds an item without starting a turn (Realtime conversation.item.create). */
@@ -191,6 +203,7 @@ export class Session {
   deleteItem(id: string): boolean {
     const index = this.history.findIndex((item) => item.id === id);
     if (index < 0) return false;
+    this.transcribing.get(id)?.abort();
     this.history.splice(index, 1);
     return true;
   }
@@ -223,6 +236,7 @@ export class Session {
     this.closed = true;
     this.pending.length = 0;
     this.cancel();
+    for (const controller of this.transcribing.values()) controller.abort();
     this.input?.close();
   }
 
@@ -245,7 +259,7 @@ export class Session {
     if (this.closed) return;
     if (!this.settings.autoRespond) {
       if (this.events.utterance) this.events.utterance(utterance.audio);
-      else this.addItem('user', [{ type: 'audio', samples: utterance.audio }]);
+      else this.transcribe(this.addItem('user', [{ type: 'audio', samples: utterance.audio }]));
       return;
     }
     if (this.running) {
@@ -263,7 +277,53 @@ export class Session {
     const last = utterances[utterances.length - 1]!;
     if (first.startMs !== undefined) info.startMs = first.startMs;
     if (last.endMs !== undefined) info.endMs = last.endMs;
+    // The turn is announced first, so a door can tell which turn a transcript belongs to.
     this.startTurn(info);
+    this.transcribe(item);
+  }
+
+  /**
+   * Writes down what the user said in `item`'s audio, as a `transcribe` turn beside the reply
+   * (same scheduler, batched with it), when transcription is on; items without audio are
+   * skipped. A failure is reported and the conversation goes on.
+   */
+  transcribe(item: HistoryItem): void {
+    const hints = this.settings.transcription;
+    const audio = item.parts.filter((p) => p.type === 'audio');
+    if (!hints || audio.length === 0 || this.closed) return;
+    const emit = (event: TranscriptEvent) => this.events.transcript?.(item.id, event);
+    const controller = new AbortController();
+    this.transcribing.set(item.id, controller);
+    let text = '';
+    const turn: TurnRequest = {
+      id: `${item.id}_transcript`,
+      sessionId: this.id,
+      kind: 'transcribe',
+      hints,
+      messages: [{ role: 'user', parts: audio }],
+      params: { maxTokens: this.settings.params.maxTokens, temperature: 0 },
+      signal: controller.signal,
+      readyAt: performance.now(),
+    };
+    const end = (event: TranscriptEvent) => {
+      this.transcribing.delete(item.id);
+      if (!this.closed && !controller.signal.aborted) emit(event);
+    };
+    try {
+      this.deps.scheduler.submit(turn, (event) => {
+        if (event.type === 'delta') {
+          text += event.text;
+          if (!controller.signal.aborted) emit({ type: 'delta', text: event.text });
+        } else if (event.type === 'error') end({ type: 'failed', error: event.error });
+        else if (event.finish === 'cancelled') end({ type: 'failed', error: new EarshotError('shutting_down', 'the transcription was cancelled by the server', { retryable: true }) });
+        else {
+          item.transcript = text.trim();
+          end({ type: 'completed', text: item.transcript, usage: event.usage });
+        }
+      });
+    } catch (err) {
+      end({ type: 'failed', error: EarshotError.from(err) });
+    }
   }
 
   private startTurn(info: TurnInfo, overrides: Partial<TurnParams> & { instructions?: string; replyItemId?: string } = {}): boolean {

@@ -21,6 +21,8 @@ interface PageTurn {
   reply: string;
   finish?: string;
   latencyMs?: number;
+  /** The transcript of an audio turn, once it came. */
+  userWords?: string;
 }
 interface PageState {
   connection: string;
@@ -98,6 +100,10 @@ async function converse(t: Test, query: string, codec: string, shot: string, wit
   await page.press('#text', 'Enter');
   await page.waitForFunction(() => window.earshot.turns.some((turn) => turn.source === 'text' && turn.finish));
   t.match((await page.evaluate(() => window.earshot.turns.find((turn) => turn.source === 'text')))?.reply, /read "typed hello"/);
+  // The page asks for transcripts: the user's words replace "(spoke for … s)" (checked after the typed turn, which speech must not interrupt).
+  await page.waitForFunction(() => window.earshot.turns.filter((turn) => turn.userWords !== undefined).length >= 2);
+  const said = await page.locator('#turns .turn .you .said').allTextContents();
+  t.ok(said.filter((text) => /^\[echo test transcript: \d+\.\d+ s of audio/.test(text)).length >= 2, `the user's words are on the page (${said.slice(0, 2).join(' | ')})`);
 
   await page.screenshot({ path: `${ARTIFACTS}${shot}`, fullPage: true });
   t.same(errors, [], 'no page errors');

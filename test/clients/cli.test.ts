@@ -49,6 +49,10 @@ t.test('--fast --json streams a WAV: one reply per sentence, every line is JSON,
       .map((e) => e.text)
       .join('');
     t.match(text, /^Echo test engine, turn \d: heard \d+ ms of audio/);
+    const heard = events.filter((e) => e.type === 'transcript' && e.turnId === turn.turnId) as Extract<ServerMessage, { type: 'transcript' }>[];
+    t.equal(heard.length, 1, `one transcript for ${turn.turnId}, asked by default`);
+    const seconds = Number(/^\[echo test transcript: (\d+\.\d+) s of audio/.exec(heard[0]?.text ?? '')?.[1]);
+    t.ok(Math.abs(seconds * 1000 - turn.audioMs) <= 10, `the transcript is of this turn's clip (${seconds} s, ${turn.audioMs} ms)`);
   }
 });
 
@@ -58,6 +62,9 @@ t.test('an Ogg Opus file in human mode prints each reply on its own line', async
   const lines = run.stdout.trim().split('\n');
   t.equal(lines.length, fixture.truth.length);
   lines.forEach((line, i) => t.match(line, new RegExp(`^Echo test engine, turn ${i + 1}: heard \\d+ ms of audio`)));
+  const said = run.stderr.split('\n').filter((line) => line.startsWith('  you said ('));
+  t.equal(said.length, fixture.truth.length, "each spoken turn's words are shown");
+  t.match(said[0], /^  you said \(\S+\): \[echo test transcript: \d+\.\d+ s of audio/);
   t.match(run.stderr, /engine echo \(TEST ENGINE/);
 });
 
