@@ -47,7 +47,7 @@ export class OpenAiSpeechTts implements Tts {
   }
 
   async *speak(text: string, voice: string, signal: AbortSignal, options: SpeakOptions = {}): AsyncIterable<Pcm24k> {
-    const release = await this.slots.acquire(signal);
+    const release = await this.slots.acquire(signal, options.first === true);
     if (!release) return;
     const timeout = new AbortController();
     let timer = setTimeout(() => timeout.abort(), this.options.timeoutMs);

@@ -81,8 +81,9 @@ export class StreamedReply implements SpokenReply {
     this.running = true;
     try {
       for (let text = this.pieces.shift(); text !== undefined && !this.signal.aborted; text = this.pieces.shift()) {
+        const first = this.spokenPieces.length === 0;
         this.spokenPieces.push({ text, startSample: this.samples });
-        for await (const pcm of this.tts.speak(text, this.voice, this.signal, this.speakOptions)) {
+        for await (const pcm of this.tts.speak(text, this.voice, this.signal, { ...this.speakOptions, first })) {
           if (this.signal.aborted) break;
           this.samples += pcm.length;
           this.out.push(pcm);

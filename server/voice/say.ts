@@ -84,7 +84,7 @@ export class SayTts implements Tts {
   }
 
   async *speak(text: string, voice: string, signal: AbortSignal, options: SpeakOptions = {}): AsyncIterable<Pcm24k> {
-    const release = await this.slots.acquire(signal);
+    const release = await this.slots.acquire(signal, options.first === true);
     if (!release) return;
     const dir = await mkdtemp(join(tmpdir(), 'earshot-say-'));
     try {

@@ -1,13 +1,14 @@
 /**
  * At most N syntheses at once for engines that run outside the process (say processes,
  * upstream requests); the rest wait in order. Bounded: past `maxWaiting` a new one is refused
- * with busy rather than queued without end. A waiter whose reply is cancelled leaves the line.
+ * with busy rather than queued without end. A waiter whose reply is cancelled leaves the line;
+ * a reply's first piece goes ahead of later pieces, which have playback to hide behind.
  */
 import { EarshotError } from '../../protocol/errors.js';
 
 export class Slots {
   private free: number;
-  private readonly waiting: (() => void)[] = [];
+  private readonly waiting: { grant: () => void; first: boolean }[] = [];
 
   constructor(
     private readonly engine: string,
@@ -17,8 +18,8 @@ export class Slots {
     this.free = size;
   }
 
-  /** Resolves with a release function, or with undefined when `signal` aborts first. */
-  async acquire(signal: AbortSignal): Promise<(() => void) | undefined> {
+  /** Resolves with a release function, or with undefined when `signal` aborts first. A reply's first piece waits ahead of later pieces. */
+  async acquire(signal: AbortSignal, first = false): Promise<(() => void) | undefined> {
     if (signal.aborted) return undefined;
     if (this.free > 0) {
       this.free--;
@@ -28,15 +29,20 @@ export class Slots {
       throw new EarshotError('busy', `voice stage (${this.engine}): ${this.waiting.length} sentences already wait for synthesis`, { retryAfterMs: 500 });
     return new Promise((resolve) => {
       const onAbort = () => {
-        this.waiting.splice(this.waiting.indexOf(grant), 1);
+        this.waiting.splice(this.waiting.indexOf(waiter), 1);
         resolve(undefined);
       };
-      const grant = () => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(this.releaser());
+      const waiter = {
+        first,
+        grant: () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(this.releaser());
+        },
       };
       signal.addEventListener('abort', onAbort, { once: true });
-      this.waiting.push(grant);
+      const at = first ? this.waiting.findIndex((w) => !w.first) : -1;
+      if (at >= 0) this.waiting.splice(at, 0, waiter);
+      else this.waiting.push(waiter);
     });
   }
 
@@ -46,7 +52,7 @@ export class Slots {
       if (released) return;
       released = true;
       const next = this.waiting.shift();
-      if (next) next();
+      if (next) next.grant();
       else this.free++;
     };
   }

@@ -23,6 +23,11 @@ export interface VoiceInfo {
 export interface SpeakOptions {
   /** Speaking rate, 1 = the voice's own; engines that cannot change it ignore it. */
   speed?: number;
+  /**
+   * The first piece of a reply: nothing of the reply is playing yet, so it goes ahead of later
+   * pieces, which have their predecessors' playback to hide behind (bench/RESULTS.md, voice).
+   */
+  first?: boolean;
 }
 
 export interface Tts {

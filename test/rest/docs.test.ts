@@ -47,6 +47,11 @@ const CHECKS: Array<(t: Test, out: string, dir: string) => Promise<void> | void>
     t.match(events.at(-1), { type: 'transcript.text.done', text: /^\[echo test transcript: / }, 'then the whole text');
   },
   (t, out) => t.match(out, /^1\n00:00:\d\d,\d{3} --> 00:00:\d\d,\d{3}\n\[echo test transcript: /, 'srt example gives a cue for the spoken question'),
+  async (t, _out, dir) => {
+    const { channels, sampleRate } = decodeWav(await readFile(join(dir, 'hello.wav')));
+    const seconds = channels[0]!.length / sampleRate;
+    t.ok(sampleRate === 24_000 && seconds > 1.5 && seconds < 6, `speech example writes ${seconds.toFixed(2)} s of 24 kHz speech`);
+  },
 ];
 
 t.test("the README's REST examples run against a live server", async (t) => {

