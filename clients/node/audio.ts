@@ -1,11 +1,16 @@
 /**
- * Audio sources for the client: a WAV file (PCM16), an Ogg Opus file, or raw PCM16 from a
- * stream, each cut into packets the native protocol takes, with each packet's duration so a
- * sender can pace them in real time.
+ * Audio sources for the client: a WAV or MP3 file (decoded by the server's decoders, sent as
+ * PCM16 16 kHz mono), an Ogg Opus file (its packets as they are), or raw PCM16 from a stream,
+ * each cut into packets the native protocol takes, with each packet's duration so a sender
+ * can pace them in real time.
  */
 import type { Readable } from 'node:stream';
 import { OPUS_RATES, PCM_RATES } from '../../protocol/native.js';
-import { parseOggOpus } from './ogg.js';
+import { EarshotError } from '../../protocol/errors.js';
+import { decodeClip, sniffClipFormat, type ClipFormat } from '../../server/audio/clip.js';
+import { SAMPLE_RATE } from '../../server/audio/format.js';
+import { floatToPcm16 } from '../../server/audio/pcm16.js';
+import { parseOggOpus, type OggOpus } from './ogg.js';
 
 export const FRAME_MS = 20;
 
@@ -26,8 +31,8 @@ export class AudioFormatError extends Error {
   override name = 'AudioFormatError';
 }
 
-const WAVE_FORMAT_PCM = 1;
-const WAVE_FORMAT_EXTENSIBLE = 0xfffe;
+/** What fileSource() reads; said in every refusal. */
+const ACCEPTED = 'earshot reads WAV (PCM 8/16/24/32-bit or float 32/64-bit, any rate, any channels), MP3 and Ogg Opus';
 
 function checkPcmRate(rate: number, what: string): void {
   if (!(PCM_RATES as readonly number[]).includes(rate))
@@ -37,42 +42,6 @@ function checkPcmRate(rate: number, what: string): void {
 function checkChannels(channels: number, what: string): 1 | 2 {
   if (channels !== 1 && channels !== 2) throw new AudioFormatError(`${what} has ${channels} channels; mono or stereo only`);
   return channels;
-}
-
-export interface WavInfo {
-  sampleRate: number;
-  channels: 1 | 2;
-  /** Interleaved PCM16 little-endian bytes. */
-  data: Uint8Array;
-}
-
-/** Reads a 16-bit PCM WAV; tolerates streaming headers whose data size runs past the file. */
-export function parseWav(bytes: Uint8Array): WavInfo {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const ascii = (at: number) => String.fromCharCode(bytes[at]!, bytes[at + 1]!, bytes[at + 2]!, bytes[at + 3]!);
-  if (bytes.length < 12 || ascii(0) !== 'RIFF' || ascii(8) !== 'WAVE') throw new AudioFormatError('not a WAV file');
-  let format: { sampleRate: number; channels: 1 | 2 } | undefined;
-  for (let pos = 12; pos + 8 <= bytes.length; ) {
-    const id = ascii(pos);
-    const size = view.getUint32(pos + 4, true);
-    if (id === 'fmt ') {
-      const tag = view.getUint16(pos + 8, true);
-      const bits = view.getUint16(pos + 22, true);
-      const pcm = tag === WAVE_FORMAT_PCM || (tag === WAVE_FORMAT_EXTENSIBLE && size >= 40 && view.getUint16(pos + 32, true) === WAVE_FORMAT_PCM);
-      if (!pcm || bits !== 16) throw new AudioFormatError(`WAV is not 16-bit PCM (format ${tag}, ${bits} bits); convert it, e.g. sox in.wav -b 16 out.wav`);
-      const sampleRate = view.getUint32(pos + 12, true);
-      checkPcmRate(sampleRate, 'WAV');
-      format = { sampleRate, channels: checkChannels(view.getUint16(pos + 10, true), 'WAV') };
-    } else if (id === 'data') {
-      if (!format) throw new AudioFormatError('WAV data chunk comes before its fmt chunk');
-      const frameBytes = 2 * format.channels;
-      const end = Math.min(bytes.length, pos + 8 + size);
-      const length = end - (pos + 8);
-      return { ...format, data: bytes.subarray(pos + 8, pos + 8 + length - (length % frameBytes)) };
-    }
-    pos += 8 + size + (size & 1);
-  }
-  throw new AudioFormatError('WAV has no data chunk');
 }
 
 /** PCM16 bytes cut into 20 ms packets (views, no copies); the last one may be shorter. */
@@ -98,13 +67,30 @@ export function opusPacketMs(packet: Uint8Array): number {
   return frames * frameMs;
 }
 
-export function wavSource(bytes: Uint8Array): AudioSource {
-  const wav = parseWav(bytes);
-  return { codec: 'pcm16', sampleRate: wav.sampleRate, channels: wav.channels, packets: pcmPackets(wav.data, wav.sampleRate, wav.channels) };
+/**
+ * A WAV or MP3 file decoded with the server's own decoders (server/audio: the formats REST
+ * takes) to what every server accepts on /v1/stream: PCM16 at 16 kHz mono.
+ */
+export async function clipSource(bytes: Uint8Array, format: ClipFormat): Promise<AudioSource> {
+  let samples: Float32Array;
+  try {
+    samples = await decodeClip(bytes, format);
+  } catch (err) {
+    if (err instanceof EarshotError) throw new AudioFormatError(`${err.message} (${ACCEPTED})`);
+    throw err;
+  }
+  const pcm = floatToPcm16(samples);
+  const data = new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength);
+  return { codec: 'pcm16', sampleRate: SAMPLE_RATE, channels: 1, packets: pcmPackets(data, SAMPLE_RATE, 1) };
 }
 
 export function oggOpusSource(bytes: Uint8Array): AudioSource {
-  const ogg = parseOggOpus(bytes);
+  let ogg: OggOpus;
+  try {
+    ogg = parseOggOpus(bytes);
+  } catch (err) {
+    throw new AudioFormatError(`Ogg: ${(err as Error).message} (${ACCEPTED})`);
+  }
   async function* packets(): AsyncIterable<AudioPacket> {
     for (const payload of ogg.packets) yield { payload, durationMs: opusPacketMs(payload) };
   }
@@ -112,12 +98,29 @@ export function oggOpusSource(bytes: Uint8Array): AudioSource {
   return { codec: 'opus', sampleRate: OPUS_RATES[OPUS_RATES.length - 1]!, channels: checkChannels(ogg.channels, 'Ogg Opus stream'), packets: packets() };
 }
 
-/** Sniffs the container: WAV (RIFF) or Ogg Opus (OggS). */
-export function fileSource(bytes: Uint8Array): AudioSource {
-  const magic = String.fromCharCode(...bytes.subarray(0, 4));
-  if (magic === 'RIFF') return wavSource(bytes);
-  if (magic === 'OggS') return oggOpusSource(bytes);
-  throw new AudioFormatError('unknown audio file: expected WAV (16-bit PCM) or Ogg Opus');
+/** Containers people try that earshot does not read, by their first bytes, for a precise refusal. */
+const KNOWN_OTHERS: [string, (bytes: Uint8Array) => boolean][] = [
+  ['FLAC', (b) => ascii(b, 0, 4) === 'fLaC'],
+  ['MP4/M4A (AAC)', (b) => ascii(b, 4, 8) === 'ftyp'],
+  ['WebM/Matroska', (b) => b[0] === 0x1a && b[1] === 0x45 && b[2] === 0xdf && b[3] === 0xa3],
+  ['AIFF', (b) => ascii(b, 0, 4) === 'FORM'],
+];
+
+function ascii(bytes: Uint8Array, from: number, to: number): string {
+  return String.fromCharCode(...bytes.subarray(from, to));
+}
+
+/** Sniffs the container: Ogg Opus is sent as it is; WAV and MP3 are decoded (clipSource). */
+export async function fileSource(bytes: Uint8Array): Promise<AudioSource> {
+  if (ascii(bytes, 0, 4) === 'OggS') return oggOpusSource(bytes);
+  let format: ClipFormat;
+  try {
+    format = sniffClipFormat(bytes);
+  } catch {
+    const other = KNOWN_OTHERS.find(([, test]) => test(bytes))?.[0];
+    throw new AudioFormatError(`${other ? `${other} files are not supported` : 'unknown audio file'}: ${ACCEPTED}; convert others first, e.g. ffmpeg -i in.m4a out.wav`);
+  }
+  return clipSource(bytes, format);
 }
 
 /** Raw PCM16 little-endian from a stream, re-cut into 20 ms packets through one buffer. */

@@ -37,8 +37,10 @@ function optionRows(): string {
 
 const USAGE = `Usage: earshot [options] [FILE | -]
 
-Streams FILE (16-bit PCM WAV at 8/16/24/48 kHz, or Ogg Opus), or raw PCM16 from stdin
-with '-' and --pcm-rate, to an Earshot server and prints the replies as they stream.
+Streams FILE, or raw PCM16 from stdin with '-' and --pcm-rate, to an Earshot server
+and prints the replies as they stream. FILE may be WAV (PCM 8/16/24/32-bit or float,
+any rate, any channels; sent as 16 kHz mono), MP3 (likewise) or Ogg Opus (sent as is).
+Not read: FLAC, AAC/M4A, Ogg Vorbis, WebM; convert those first (ffmpeg -i in out.wav).
 
 Options:
 ${optionRows()}
@@ -133,7 +135,7 @@ async function openSource(args: CliArgs, stdin: Readable): Promise<AudioSource |
     throw new UsageError(`cannot read ${args.input}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   if (args.pcmRate !== undefined) return pcmStreamSource(Readable.from([bytes]), args.pcmRate);
-  return fileSource(bytes);
+  return await fileSource(bytes);
 }
 
 interface Io {

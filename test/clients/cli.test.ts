@@ -3,7 +3,11 @@ import t from 'tap';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ServerMessage } from '../../protocol/native.js';
-import { speechFixture } from '../fixtures/speech.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { mp3Of, speechFixture } from '../fixtures/speech.js';
 import { burstProxy } from '../helpers/burst-proxy.js';
 import { startTestServer } from '../helpers/server.js';
 
@@ -80,6 +84,26 @@ t.test('human mode prints one reply at a time when several replies arrive in one
   lines.forEach((line, i) => t.match(line, new RegExp(`^Echo test engine, turn ${i + 1}: heard \\d+ ms of audio at rms [\\d.]+\\.$`), `reply ${i + 1} whole`));
   const announced = run.stderr.split('\n').filter((line) => line.startsWith('› turn'));
   t.equal(announced.length, fixture.truth.length, 'each reply announced once');
+});
+
+t.test('the WAV espeak-ng writes (22050 Hz) and an MP3 are taken as they are', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'earshot-cli-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const question = join(dir, 'question.wav');
+  await promisify(execFile)('espeak-ng', ['-w', question, 'What is the capital of France?']);
+  const spoken = await earshot(['--url', url, '--fast', question]);
+  t.equal(spoken.code, 0, spoken.stderr);
+  t.match(spoken.stdout, /^Echo test engine, turn 1: heard \d+ ms of audio/);
+  const mp3 = join(dir, 'speech.mp3');
+  await writeFile(mp3, await mp3Of(fixture));
+  const run = await earshot(['--url', url, '--fast', mp3]);
+  t.equal(run.code, 0, run.stderr);
+  t.equal(run.stdout.trim().split('\n').length, fixture.truth.length, 'one reply per sentence');
+  const flac = join(dir, 'speech.flac');
+  await writeFile(flac, 'fLaC and the rest');
+  const refused = await earshot(['--url', url, flac]);
+  t.equal(refused.code, 1);
+  t.match(refused.stderr, /FLAC files are not supported: earshot reads WAV.*MP3 and Ogg Opus/);
 });
 
 t.test('raw PCM16 from stdin with --pcm-rate', async (t) => {

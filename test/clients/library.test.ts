@@ -46,7 +46,7 @@ t.test('a file streamed through a tiny send buffer still yields one reply per se
   const server = await startTestServer({ coalesce: false });
   t.teardown(() => server.close(0));
   const fixture = await speechFixture(0);
-  const source = fileSource(await readFile(fixture.opusPath));
+  const source = await fileSource(await readFile(fixture.opusPath));
   // A 2 KiB high-water mark makes sendAudio wait for the socket many times over.
   const client = new EarshotClient({ url: `${server.wsUrl}/v1/stream`, codec: source.codec, sampleRate: source.sampleRate, vad: { bargeIn: false }, highWaterMark: 2048, lowWaterMark: 0 });
   const ready = await client.connect();
