@@ -1,10 +1,12 @@
 /**
  * The Earshot chat page: microphone and typed turns over /v1/stream, replies streaming into
- * the conversation, spoken aloud on request. `window.earshot` mirrors the state for tests.
+ * the conversation and spoken in the server's voice (or the browser's, or not at all).
+ * `window.earshot` mirrors the state for tests.
  */
 import { Capture, chooseCodec } from './capture.js';
 import { Connection } from './connection.js';
 import { Speaker } from './speech.js';
+import { VoicePlayer } from './voice.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -29,10 +31,21 @@ const state = {
   sentFrames: 0,
   /** Every `error` the server sent, for tests and debugging. */
   errors: [],
+  /** Who speaks replies: 'server' (its voice, the default), 'browser' (speech synthesis) or 'off'. */
+  voiceMode: ['server', 'browser', 'off'].includes(params.get('voice')) ? params.get('voice') : 'server',
+  /** The server's voice as `ready` settled it (undefined: the server has none). */
+  voice: undefined,
+  /** The server's voice is playing. */
+  playing: false,
+  /** Replies cut short by the user, with how much of each was heard (the server's `truncated`). */
+  truncated: [],
 };
 window.earshot = state;
 
 const speaker = new Speaker();
+const player = new VoicePlayer({ onSpeaking: setPlaying });
+/** The loudest sample the page has played, for tests. */
+window.earshotPlayerPeak = () => player.peak;
 const views = new Map(); // turnId → { turn, li, text, meta }
 const awaitingWords = new Map(); // turnId → { turn, said }: audio turns whose transcript has not come yet
 let capture;
@@ -53,12 +66,47 @@ function setConnection(name, detail) {
     clock.streamMs = 0;
     state.engine = ready.engine;
     state.testEngine = ready.testEngine;
+    state.voice = ready.voice;
+    // A server without a voice: the browser's own is the fallback.
+    if (!ready.voice && state.voiceMode === 'server') setVoiceMode('browser');
     $('engine').hidden = false;
     $('engine').textContent = `engine: ${ready.engine}${ready.testEngine ? ' (test)' : ''}`;
     $('test-banner').hidden = !ready.testEngine;
     $('error-banner').hidden = true;
   }
   if (name !== 'open') setSpeaking(false);
+}
+
+function setPlaying(on) {
+  state.playing = on;
+  const el = $('voice-state');
+  el.dataset.speaking = String(on);
+  el.hidden = !on;
+}
+
+function setVoiceMode(mode) {
+  state.voiceMode = mode;
+  $('voice-mode').value = mode;
+  speaker.enabled = mode === 'browser';
+  if (mode !== 'browser') speaker.stop();
+  if (mode !== 'server') stopVoice();
+}
+
+/** Silences the reply being spoken and tells the server how much of it was heard. */
+function stopVoice() {
+  speaker.stop();
+  const heard = player.stop();
+  if (heard) connection.send({ type: 'truncate', turnId: heard.turnId, audioEndMs: heard.playedMs });
+}
+
+function onAudio(message) {
+  if (state.voiceMode !== 'server' || !state.voice) return;
+  const view = views.get(message.turnId);
+  if (view && view.turn.voiceLatencyMs === undefined && view.turn.endedAt !== undefined) {
+    view.turn.voiceLatencyMs = Math.max(0, Math.round(performance.now() - view.turn.endedAt));
+    view.voice.textContent = ` · first voice ${view.turn.voiceLatencyMs} ms`;
+  }
+  player.play(message.turnId, message.data, state.voice.sampleRate);
 }
 
 function setSpeaking(on) {
@@ -111,10 +159,12 @@ function addTurn(message) {
   const meta = document.createElement('div');
   meta.className = 'meta';
   meta.textContent = 'waiting for the reply…';
-  li.append(you, reply, meta);
+  const voice = document.createElement('span');
+  voice.className = 'voice-latency';
+  li.append(you, reply, meta, voice);
   $('turns').append(li);
   $('empty').hidden = true;
-  views.set(turn.turnId, { turn, li, text, meta });
+  views.set(turn.turnId, { turn, li, text, meta, voice });
   li.scrollIntoView({ block: 'end', behavior: 'smooth' });
 }
 
@@ -166,13 +216,19 @@ const handlers = {
     if (m.state === 'silence') silenceAt = performance.now();
     else {
       clearTransientError();
-      // Barge-in: the server cancels the reply; the page stops reading the old one aloud.
-      if (speaker.speaking) speaker.stop();
+      // Barge-in: the server cancels the reply; the page stops speaking the old one at once.
+      stopVoice();
     }
   },
   turn: addTurn,
   transcript: onTranscript,
   delta: onDelta,
+  audio: onAudio,
+  truncated: (m) => {
+    state.truncated.push(m);
+    const li = document.querySelector(`#turns .turn[data-turn-id="${CSS.escape(m.turnId)}"]`);
+    if (li) li.querySelector('.meta').textContent += ` · heard ${(m.audioEndMs / 1000).toFixed(1)} s`;
+  },
   done: (m) => {
     onEnd(m.turnId, m.finish);
     if (m.finish === 'stop') clearTransientError();
@@ -233,7 +289,7 @@ function sendText(event) {
   if (!text) return;
   if (!connection.send({ type: 'text', text })) return showError('Not connected; the message was not sent.');
   lastTypedAt = performance.now();
-  speaker.stop();
+  stopVoice();
   input.value = '';
 }
 
@@ -256,7 +312,7 @@ function useKey(event) {
 }
 
 function interrupt() {
-  speaker.stop();
+  stopVoice();
   connection.send({ type: 'cancel' });
 }
 
@@ -267,6 +323,8 @@ async function main() {
   $('codec').hidden = false;
   $('codec').textContent = format.codec === 'opus' ? 'Opus (WebCodecs)' : `PCM ${format.sampleRate / 1000} kHz`;
   const hello = { type: 'hello', version: 1, codec: format.codec, sampleRate: format.sampleRate, channels: 1, transcribe: true };
+  // PCM16 at 24 kHz: Web Audio plays it as it comes, without a decoder.
+  if (state.voiceMode === 'server') hello.voice = { codec: 'pcm16', sampleRate: 24000 };
   const key = sessionStorage.getItem(KEY_STORAGE);
   if (key) hello.token = key;
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/stream`;
@@ -279,13 +337,12 @@ async function main() {
   $('interrupt').addEventListener('click', interrupt);
   $('text-form').addEventListener('submit', sendText);
   $('key-form').addEventListener('submit', useKey);
-  const readAloud = $('read-aloud');
-  readAloud.disabled = !speaker.available;
-  readAloud.addEventListener('change', () => {
-    speaker.enabled = readAloud.checked;
-    readAloud.setAttribute('aria-checked', String(readAloud.checked));
-    if (!readAloud.checked) speaker.stop();
-  });
+  const voiceMode = $('voice-mode');
+  voiceMode.querySelector('option[value="browser"]').disabled = !speaker.available;
+  voiceMode.addEventListener('change', () => setVoiceMode(voiceMode.value));
+  setVoiceMode(state.voiceMode);
+  // Browsers start audio only after a gesture: any click or key unlocks the player.
+  for (const type of ['pointerdown', 'keydown']) addEventListener(type, () => player.unlock(), { capture: true });
   addEventListener('pagehide', () => connection.close());
 }
 

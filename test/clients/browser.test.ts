@@ -6,12 +6,12 @@
 import t, { type Test } from 'tap';
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { speechFixture } from '../fixtures/speech.js';
 import type { RunningServer } from '../../server/app.js';
+import { launchChromium } from '../helpers/browser.js';
 import { freePort, startTestServer } from '../helpers/server.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
 
 interface PageTurn {
@@ -44,20 +44,7 @@ const server = await startTestServer();
 t.teardown(() => server.close(0));
 await mkdir(ARTIFACTS, { recursive: true });
 
-const browser: Browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: [
-    '--use-fake-ui-for-media-stream',
-    '--use-fake-device-for-media-stream',
-    `--use-file-for-fake-audio-capture=${fixture.wav16kPath}`,
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-  ],
-});
+const browser: Browser = await launchChromium(fixture.wav16kPath);
 t.teardown(() => browser.close());
 
 async function openPage(
@@ -72,7 +59,8 @@ async function openPage(
   const errors: string[] = [];
   page.on('pageerror', (err) => errors.push(err.message));
   page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-  await page.goto(`${(options.at ?? server).url}/${query}`);
+  // Capture and the connection are what these test; the voice has its own test (browser-voice.test.ts).
+  await page.goto(`${(options.at ?? server).url}/${query}${query ? '&' : '?'}voice=off`);
   await page.waitForFunction(() => window.earshot?.connection === 'open');
   return { page, errors };
 }
