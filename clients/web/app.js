@@ -205,6 +205,7 @@ function onEnd(turnId, finish, detail) {
   if (!turn.reply) view.meta.textContent = finish === 'stop' ? 'empty reply' : '';
   if (finish !== 'stop') view.meta.textContent += `${view.meta.textContent ? ' · ' : ''}${finish}${detail ? `: ${detail}` : ''}`;
   speaker.finish(turnId, finish);
+  player.turnEnded(turnId);
   if (turn.reply) $('announcer').textContent = turn.reply;
   views.delete(turnId);
 }

@@ -14,7 +14,10 @@ export class VoicePlayer {
     this.context = undefined;
     this.sources = new Set();
     this.endTime = 0;
-    /** The reply being played: its turn, the clock time its first sample plays, and the ms scheduled. */
+    /**
+     * The reply being played: its turn, the ms scheduled so far, and whether the server ended it.
+     * It outlives gaps (synthesis slower than playback) until its turn is done and played out.
+     */
     this.current = undefined;
     this.speaking = false;
     this.timer = undefined;
@@ -46,7 +49,7 @@ export class VoicePlayer {
     source.buffer = buffer;
     source.connect(this.analyser);
     const at = Math.max(this.endTime, context.currentTime + LEAD_S);
-    if (this.current?.turnId !== turnId) this.current = { turnId, startTime: at, scheduledMs: 0 };
+    if (this.current?.turnId !== turnId) this.current = { turnId, scheduledMs: 0, ended: false };
     source.start(at);
     source.onended = () => this.sources.delete(source);
     this.sources.add(source);
@@ -57,14 +60,22 @@ export class VoicePlayer {
     this.timer = setTimeout(() => this.finished(), (this.endTime - context.currentTime) * 1000 + 20);
   }
 
+  /** The server ended turn `turnId` (`done`): once its audio has played, it is over. */
+  turnEnded(turnId) {
+    if (this.current?.turnId !== turnId) return;
+    this.current.ended = true;
+    if (!this.speaking) this.current = undefined;
+  }
+
   /**
-   * Silences the voice now. Returns `{turnId, playedMs}` for the reply that was playing (how much
-   * of it the user heard), or undefined when nothing was.
+   * Silences the voice now. Returns `{turnId, playedMs}` for the reply being spoken (how much of
+   * it the user heard: what was scheduled, less what had not played yet), or undefined.
    */
   stop() {
-    if (!this.speaking || !this.current) return undefined;
-    const { turnId, startTime, scheduledMs } = this.current;
-    const playedMs = Math.round(Math.min(scheduledMs, Math.max(0, (this.context.currentTime - startTime) * 1000)));
+    if (!this.current) return undefined;
+    const { turnId, scheduledMs } = this.current;
+    const unplayedMs = Math.max(0, (this.endTime - this.context.currentTime) * 1000);
+    const playedMs = Math.round(Math.max(0, scheduledMs - unplayedMs));
     for (const source of this.sources) source.stop();
     this.sources.clear();
     this.endTime = 0;
@@ -79,7 +90,7 @@ export class VoicePlayer {
       this.timer = setTimeout(() => this.finished(), (this.endTime - this.context.currentTime) * 1000 + 20);
       return;
     }
-    this.current = undefined;
+    if (this.current?.ended) this.current = undefined;
     this.setSpeaking(false);
   }
 
