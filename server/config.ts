@@ -19,7 +19,7 @@ const OPTIONS = {
   transport: [z.enum(['uws', 'ws']), 'uws', 'websocket/HTTP transport; uws falls back to ws when no uWebSockets.js build loads'],
   tlsCert: [z.string().optional(), undefined, 'TLS certificate file (PEM); serves https/wss when set with --tls-key'],
   tlsKey: [z.string().optional(), undefined, 'TLS private key file (PEM)'],
-  logLevel: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info', 'log level (JSON logs on stderr)'],
+  logLevel: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info', 'log level (stderr: JSON lines, human-readable text at a terminal; info = one line per turn and per error)'],
 
   engine: [z.enum(['auto', 'mlx', 'openai', 'echo']), 'auto', 'auto = mlx when python3 can import mlx_vlm, else the echo TEST engine'],
   echoTokenDelayMs: [ms, 15, 'echo test engine: delay between streamed words'],

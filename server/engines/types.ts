@@ -1,6 +1,6 @@
 import type { EarshotError } from '../../protocol/errors.js';
 import type { FinishReason, Usage } from '../../protocol/native.js';
-import type { Pcm16k } from '../audio/format.js';
+import { SAMPLE_RATE, type Pcm16k } from '../audio/format.js';
 
 export type Part =
   | { type: 'text'; text: string }
@@ -36,9 +36,14 @@ export interface TranscriptionHints {
   prompt?: string;
 }
 
+/** The front door a turn came through (for logs). */
+export type Door = 'native' | 'realtime' | 'rest';
+
 export interface TurnRequest {
   id: string;
   sessionId: string;
+  /** Where the turn came from, for its log line; engines ignore it. */
+  door?: Door;
   /** Absent: 'reply'. */
   kind?: TurnKind;
   /** Only for kind 'transcribe'. */
@@ -94,4 +99,11 @@ export interface Engine {
   /** Engines whose capacity can grow on its own (a restarted worker) call this, or queued turns would wait for the next submit. */
   onCapacity?(listener: () => void): void;
   close(): Promise<void>;
+}
+
+/** Milliseconds of audio in `parts`. */
+export function audioMsOf(parts: Part[]): number {
+  let samples = 0;
+  for (const part of parts) if (part.type === 'audio') samples += part.samples.length;
+  return Math.round((samples * 1000) / SAMPLE_RATE);
 }

@@ -7,8 +7,7 @@ import { EarshotError } from '../../protocol/errors.js';
 import type { ChatMessage, ContentPart } from '../../protocol/openai.js';
 import { decodeClip } from '../audio/clip.js';
 import { SAMPLE_RATE, type Pcm16k } from '../audio/format.js';
-import type { Message, ModelInfo, Part } from '../engines/types.js';
-import { audioMsOf } from '../session/session.js';
+import { audioMsOf, type Message, type ModelInfo, type Part } from '../engines/types.js';
 import { checkRequestAudio } from './request-audio.js';
 
 export type LongAudio = 'reject' | 'split';

@@ -65,6 +65,7 @@ async function chatCompletion(ctx: ServerContext, req: HttpRequest, res: HttpRes
     id: reply.id,
     // `user` lets the scheduler's per-session fairness treat one end user's requests as one session.
     sessionId: body.user ? `rest:${body.user}` : `rest:${reply.id}`,
+    door: 'rest',
     messages,
     params: {
       maxTokens: body.max_completion_tokens ?? body.max_tokens ?? ctx.config.maxTokens,

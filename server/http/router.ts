@@ -3,6 +3,7 @@
  * before anything is read. Front doors add their own routes (REST, static files).
  */
 import { EarshotError } from '../../protocol/errors.js';
+import { logClientError } from '../observability/log.js';
 import type { ServerContext } from '../context.js';
 import type { HttpHandler, HttpRequest, HttpResponse } from '../transport/types.js';
 import { sendError, sendJson } from './respond.js';
@@ -37,7 +38,7 @@ export function createHttpHandler(ctx: ServerContext, routes: HttpRoute[]): Http
     Promise.resolve()
       .then(() => route.handle(req, corsResponse))
       .catch((err: unknown) => {
-        if (!(err instanceof EarshotError)) ctx.logger.error({ err, path: req.path }, 'http handler failed');
+        logClientError(ctx.logger, EarshotError.from(err), { door: 'rest', path: req.path });
         if (!res.aborted) sendError(corsResponse, err);
       });
   };

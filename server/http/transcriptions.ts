@@ -68,6 +68,7 @@ function transcribe(job: Job, parts: Part[], turnId: string, onDelta?: (text: st
     id: turnId,
     // Each clip is independent (no shared history), so segments of one file may share a batch; --max-request-audio-ms bounds how many.
     sessionId: `rest:${turnId}`,
+    door: 'rest',
     kind: 'transcribe',
     hints: { ...(request.language ? { language: request.language } : {}), ...(request.prompt ? { prompt: request.prompt } : {}) },
     messages: [{ role: 'user', parts }],

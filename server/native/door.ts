@@ -12,6 +12,7 @@ import type { ServerContext } from '../context.js';
 import { rejectUpgrade } from '../http/respond.js';
 import { NativeVoiceOut, settleVoice } from './voice.js';
 import type { Expirable } from '../limits/lifetime.js';
+import { logClientError } from '../observability/log.js';
 import { localInput, offloadedInput } from '../session/audio-input.js';
 import { Session, type SessionEvents } from '../session/session.js';
 import type { Connection, SocketHandler, UpgradeDecision, UpgradeRequest, WebSocketRoute } from '../transport/types.js';
@@ -108,7 +109,7 @@ class NativeConnection implements SocketHandler, Expirable {
 
   private fail(err: unknown): void {
     const error = EarshotError.from(err);
-    if (error.code === 'internal') this.ctx.logger.error({ err, session: this.sessionId }, 'native session error');
+    logClientError(this.ctx.logger, error, { session: this.sessionId, door: 'native' });
     this.ctx.metrics.errors.inc({ code: error.code });
     this.send({ type: 'error', code: error.code, message: error.message, fatal: error.fatal, ...(error.retryable ? { retryable: true } : {}) });
     if (error.fatal) this.connection.close(error.closeCode, error.message.slice(0, 120));
@@ -170,7 +171,7 @@ class NativeConnection implements SocketHandler, Expirable {
     if (voice) this.voice = new NativeVoiceOut(voice, (frame) => this.sendAudio(frame));
     const session = new Session(
       this.sessionId,
-      { scheduler: this.ctx.scheduler, metrics: this.ctx.metrics, logger: this.ctx.logger, speak: stage && ((name, signal) => stage.reply(name, signal)) },
+      { scheduler: this.ctx.scheduler, metrics: this.ctx.metrics, logger: this.ctx.logger, door: 'native', speak: stage && ((name, signal) => stage.reply(name, signal)) },
       {
         ...defaults,
         voice: voice?.name,

@@ -55,7 +55,7 @@ class RealtimeConnection implements SocketHandler {
     const stage = ctx.voice;
     this.session = new Session(
       this.wire.sessionId,
-      { scheduler: ctx.scheduler, metrics: ctx.metrics, logger: ctx.logger, speak: stage && ((voice, signal) => stage.reply(voice, signal)) },
+      { scheduler: ctx.scheduler, metrics: ctx.metrics, logger: ctx.logger, door: 'realtime', speak: stage && ((voice, signal) => stage.reply(voice, signal)) },
       { ...defaults, params: { ...defaults.params }, autoRespond: false, coalesce: false },
       this.events(),
     );

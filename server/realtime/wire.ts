@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { EarshotError, type ErrorCode, type ErrorOptions } from '../../protocol/errors.js';
 import type { ServerEventBody } from '../../protocol/realtime.js';
-import type { Logger } from '../observability/log.js';
+import { logClientError, type Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Connection } from '../transport/types.js';
 
@@ -49,7 +49,7 @@ export class RealtimeWire {
   /** `clientEventId`: the client event that caused the error, when there is one. */
   error(err: unknown, clientEventId: string | undefined): void {
     const error = EarshotError.from(err);
-    if (error.code === 'internal') this.logger.error({ err, session: this.sessionId }, 'realtime session error');
+    logClientError(this.logger, error, { session: this.sessionId, door: 'realtime' });
     this.metrics.errors.inc({ code: error.code });
     this.send({
       type: 'error',

@@ -7,7 +7,7 @@
  * one is left to the engine, which must finish it as cancelled.
  */
 import { EarshotError } from '../../protocol/errors.js';
-import type { Engine, TurnEvent, TurnRequest } from '../engines/types.js';
+import { audioMsOf, type Engine, type TurnEvent, type TurnRequest } from '../engines/types.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 
@@ -25,7 +25,8 @@ interface Entry {
   sink: TurnSink;
   ended: boolean;
   startedAt: number;
-  sawDelta: boolean;
+  /** performance.now() of the first delta; 0 until then. */
+  firstDeltaAt: number;
   onAbort: () => void;
 }
 
@@ -64,7 +65,7 @@ export class Scheduler {
       sink({ type: 'done', usage: { promptTokens: 0, completionTokens: 0 }, finish: 'cancelled' });
       return;
     }
-    const entry: Entry = { turn, sink, ended: false, startedAt: 0, sawDelta: false, onAbort: () => this.abortQueued(entry) };
+    const entry: Entry = { turn, sink, ended: false, startedAt: 0, firstDeltaAt: 0, onAbort: () => this.abortQueued(entry) };
     turn.signal.addEventListener('abort', entry.onAbort, { once: true });
     this.queue.push(entry);
     this.metrics.queueDepth.set(this.queue.length);
@@ -179,9 +180,9 @@ export class Scheduler {
   private onEvent(entry: Entry, event: TurnEvent): void {
     if (entry.ended) return;
     if (event.type === 'delta') {
-      if (!entry.sawDelta) {
-        entry.sawDelta = true;
-        this.metrics.firstDelta.observe((performance.now() - entry.startedAt) / 1000);
+      if (entry.firstDeltaAt === 0) {
+        entry.firstDeltaAt = performance.now();
+        this.metrics.firstDelta.observe((entry.firstDeltaAt - entry.startedAt) / 1000);
       }
       // A delta that races a cancel is dropped: the client asked for silence.
       if (entry.turn.signal.aborted) return;
@@ -202,10 +203,33 @@ export class Scheduler {
     this.end(entry, { type: 'done', usage: { promptTokens: 0, completionTokens: 0 }, finish: 'cancelled' });
   }
 
+  /** One line per turn at info (failed turns at warn): where it came from, what it heard, where the time went, what it produced. */
+  private logTurn(entry: Entry, event: TurnEvent): void {
+    if (event.type === 'delta') return;
+    const { turn } = entry;
+    const since = (at: number) => (at === 0 ? null : Math.round(at - turn.readyAt));
+    const newest = [...turn.messages].reverse().find((m) => m.role === 'user');
+    const line = {
+      session: turn.sessionId,
+      door: turn.door ?? null,
+      turn: turn.id,
+      kind: turn.kind ?? 'reply',
+      audioMs: newest ? audioMsOf(newest.parts) : 0,
+      queueMs: since(entry.startedAt),
+      firstTextMs: since(entry.firstDeltaAt),
+      ...(event.type === 'done'
+        ? { promptTokens: event.usage.promptTokens, completionTokens: event.usage.completionTokens, finish: event.finish }
+        : { finish: 'error', code: event.error.code, error: event.error.message }),
+    };
+    if (event.type === 'done') this.logger.info(line, 'turn');
+    else this.logger.warn(line, 'turn failed');
+  }
+
   private end(entry: Entry, event: TurnEvent): void {
     entry.ended = true;
     entry.turn.signal.removeEventListener('abort', entry.onAbort);
     this.metrics.turns.inc({ finish: event.type === 'done' ? event.finish : 'error' });
+    this.logTurn(entry, event);
     try {
       entry.sink(event);
     } catch (err) {

@@ -13,7 +13,7 @@ import { EarshotError } from '../../protocol/errors.js';
 import type { FinishReason, Usage } from '../../protocol/native.js';
 import { joinClips } from '../audio/clip.js';
 import { SAMPLE_RATE, type Pcm16k } from '../audio/format.js';
-import type { Message, Part, TranscriptionHints, TurnParams, TurnRequest } from '../engines/types.js';
+import { audioMsOf, type Door, type Message, type Part, type TranscriptionHints, type TurnParams, type TurnRequest } from '../engines/types.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
@@ -95,6 +95,8 @@ export interface SessionDeps {
   scheduler: Scheduler;
   metrics: Metrics;
   logger: Logger;
+  /** The front door that owns the session (for the per-turn log line). */
+  door: Door;
   /** The voice stage, when the server has a TTS engine. */
   speak?: SpeakReply | undefined;
 }
@@ -298,6 +300,7 @@ export class Session {
     const turn: TurnRequest = {
       id: `${item.id}_transcript`,
       sessionId: this.id,
+      door: this.deps.door,
       kind: 'transcribe',
       hints,
       messages: [{ role: 'user', parts: audio }],
@@ -336,6 +339,7 @@ export class Session {
     const turn: TurnRequest = {
       id: info.turnId,
       sessionId: this.id,
+      door: this.deps.door,
       messages,
       params: { ...this.settings.params, ...params },
       signal: controller.signal,
@@ -472,8 +476,3 @@ function leadingWords(text: string, share: number): string {
   return words.slice(0, Math.max(1, Math.round(words.length * share))).join(' ');
 }
 
-export function audioMsOf(parts: Part[]): number {
-  let samples = 0;
-  for (const part of parts) if (part.type === 'audio') samples += part.samples.length;
-  return Math.round((samples * 1000) / SAMPLE_RATE);
-}
