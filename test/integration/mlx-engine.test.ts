@@ -10,7 +10,9 @@ import { startTestServer } from '../helpers/server.js';
 
 const STANDIN = fileURLToPath(new URL('../fixtures/', import.meta.url));
 const PYTHON = '/usr/bin/python3';
-const ENV_BEFORE = { PYTHONPATH: process.env.PYTHONPATH, STANDIN_LOG: process.env.STANDIN_LOG, STANDIN_TOKEN_DELAY_MS: process.env.STANDIN_TOKEN_DELAY_MS };
+const WATCHED = ['PYTHONPATH', 'STANDIN_LOG', 'STANDIN_TOKEN_DELAY_MS', 'STANDIN_DOWNLOAD_BYTES', 'STANDIN_DOWNLOAD_STEPS', 'STANDIN_DOWNLOAD_STEP_MS'];
+const envNow = () => Object.fromEntries(WATCHED.map((name) => [name, process.env[name]]));
+const ENV_BEFORE = envNow();
 
 /** Sets (or, with undefined, removes) environment variables for one test; its teardown puts back what was there. */
 function setEnv(t: Test, vars: Record<string, string | undefined>): void {
@@ -82,18 +84,9 @@ t.test('the decode batches the worker runs follow the scheduler and worker setti
   for (const c of clients) c.close();
 });
 
-t.test('the environment is left as the file found it', async (t) => {
-  t.same({ PYTHONPATH: process.env.PYTHONPATH, STANDIN_LOG: process.env.STANDIN_LOG, STANDIN_TOKEN_DELAY_MS: process.env.STANDIN_TOKEN_DELAY_MS }, ENV_BEFORE);
-});
-
 t.test('the server listens while the model downloads, and /health shows how far it got', async (t) => {
   const download = { STANDIN_DOWNLOAD_BYTES: '2000000000', STANDIN_DOWNLOAD_STEPS: '4', STANDIN_DOWNLOAD_STEP_MS: '1100' };
-  const saved = { ...process.env };
-  Object.assign(process.env, { PYTHONPATH: STANDIN, ...download });
-  t.teardown(() => {
-    for (const key of Object.keys(download)) delete process.env[key];
-    process.env.PYTHONPATH = saved.PYTHONPATH;
-  });
+  setEnv(t, { PYTHONPATH: STANDIN, ...download });
   const server = await startTestServer({ engine: 'mlx', python: PYTHON, mlxWorkers: 1, mlxLoadStallMs: 10_000 });
   t.teardown(() => server.close(1000));
   type Health = { status: string; loading?: { stage: string; percent?: number; totalBytes?: number } };
@@ -118,4 +111,30 @@ t.test('the server listens while the model downloads, and /health shows how far 
   const [turn] = await client.waitForTurnsDone(1, 30_000);
   t.match(turn!.text, /text ready now/);
   client.close();
+});
+
+t.test('a model whose prompt would drop the audio refuses voice turns with a clear error and still answers typed ones', async (t) => {
+  const { default: OpenAI, APIError } = await import('openai');
+  const { encodeWav16 } = await import('../../server/audio/wav.js');
+  setEnv(t, { PYTHONPATH: STANDIN });
+  // The stand-in loads a tokenizer without a chat template for this id: mlx_vlm then builds a plain prompt with no audio tokens.
+  const server = await startTestServer({ engine: 'mlx', python: PYTHON, mlxWorkers: 1, mlxModel: 'standin/notemplate' });
+  t.teardown(() => server.close(1000));
+  await server.engineReady;
+  const client = new OpenAI({ apiKey: 'x', baseURL: `${server.url}/v1`, maxRetries: 0 });
+  const clip = new Float32Array(8000).map((_, i) => 0.2 * Math.sin(i / 5));
+  const audio = { type: 'input_audio' as const, input_audio: { data: Buffer.from(encodeWav16(clip, 16000)).toString('base64'), format: 'wav' as const } };
+  const err = await client.chat.completions.create({ model: 'standin/notemplate', messages: [{ role: 'user', content: [audio] }] }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  t.ok(err instanceof APIError);
+  t.equal((err as InstanceType<typeof APIError>).status, 502);
+  t.match((err as Error).message, /the prompt holds no audio tokens, so the model would not hear the audio/);
+  const typed = await client.chat.completions.create({ model: 'standin/notemplate', messages: [{ role: 'user', content: 'hello' }] });
+  t.match(typed.choices[0]?.message.content, /^clips 0 users 0/, 'typed turns still run (the plain prompt has no turn markup)');
+});
+
+t.test('the environment is left as the file found it', async (t) => {
+  t.same(envNow(), ENV_BEFORE);
 });
