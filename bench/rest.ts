@@ -5,11 +5,9 @@
  * overhead: HTTP, JSON, base64, audio decode and resampling, scheduling, the reply.
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ECHO_MODEL_ID } from '../server/engines/echo/engine.js';
 import type { SpeechFixture } from '../test/fixtures/speech.js';
@@ -29,10 +27,6 @@ export interface RestResult {
 
 const IN_FLIGHT = 4;
 const CLIP_MS = 5000;
-
-export async function restAvailable(): Promise<boolean> {
-  return existsSync(fileURLToPath(new URL('../server/http/chat.ts', import.meta.url)));
-}
 
 function wav16k(samples: Float32Array): Buffer {
   const data = Buffer.alloc(samples.length * 2);

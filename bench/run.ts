@@ -16,7 +16,7 @@ import { LAG_P99_LIMIT_MS, runRamp, type RampResult, type StepResult } from './c
 import { measureFloor, type FloorResult } from './floor.js';
 import { runLibrary, type LibraryResult } from './library.js';
 import { voiceOf } from './load.js';
-import { runRest, restAvailable, type RestResult } from './rest.js';
+import { runRest, type RestResult } from './rest.js';
 import { SIM_MODEL } from './sim-engine.js';
 import { round } from './stats.js';
 import { runTransportAlone, runTransportPaced, type TransportResult } from './transport.js';
@@ -63,7 +63,7 @@ interface Results {
   transportPaced?: { connections: number; uws: TransportResult; ws: TransportResult; ratio: number };
   pipelineRatio?: { sessions: number; uwsFramesPerCoreS: number; wsFramesPerCoreS: number; ratio: number };
   batching?: { model: typeof SIM_MODEL; users: number; runs: BatchingResult[] };
-  rest?: RestResult[] | { skipped: string };
+  rest?: RestResult[];
 }
 
 async function main(): Promise<void> {
@@ -133,11 +133,7 @@ async function main(): Promise<void> {
 
   if (only.has('e')) {
     log('(e) REST /v1/chat/completions, 5 s of audio');
-    if (await restAvailable()) results.rest = await runRest(fixtures[0]!, MODE.restMs, log);
-    else {
-      results.rest = { skipped: 'server/http/chat.ts (POST /v1/chat/completions) is not in the tree yet' };
-      log(`  skipped: ${results.rest.skipped}`);
-    }
+    results.rest = await runRest(fixtures[0]!, MODE.restMs, log);
   }
 
   log('');
@@ -211,10 +207,8 @@ function table(r: Results): string {
         b.maxBatch === 8 ? '≥ 3× turns/s, ≤ 1.5× latency' : '',
       ]);
   }
-  if (r.rest) {
-    if ('skipped' in r.rest) rows.push(['(e) REST', `skipped: ${r.rest.skipped}`, '']);
-    else for (const x of r.rest) rows.push([`(e) REST ${x.input}`, `${x.requestsPerS} req/s, latency p50/p99 ${ms(x.latencyMs.p50)}/${ms(x.latencyMs.p99)} ms, overhead p99 ${ms(x.overheadP99Ms)} ms`, '']);
-  }
+  for (const x of r.rest ?? [])
+    rows.push([`(e) REST ${x.input}`, `${x.requestsPerS} req/s, latency p50/p99 ${ms(x.latencyMs.p50)}/${ms(x.latencyMs.p99)} ms, overhead p99 ${ms(x.overheadP99Ms)} ms`, '']);
   return ['| measure | result | target |', '|---|---|---|', ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n');
 }
 

@@ -4,7 +4,7 @@
  * one token for every running sequence; turns handed over join at the next step (their
  * prefill is paid in that step); finished or cancelled ones leave.
  *
- * Cost model (parameters in SIM_MODEL, from the published figures in shared/REFERENCE.md):
+ * Cost model (parameters in SIM_MODEL, from published figures for Gemma and mlx-lm):
  *   step time = fixedMs + perSeqMs × running + prefillMs × joining
  * Gemma-4 E4B 4-bit decodes 60-80 tok/s single-stream on M3 Max/Ultra: one sequence costs
  * fixedMs + perSeqMs = 14.3 ms (70 tok/s). Batched decoding in mlx-lm raises aggregate

@@ -3,6 +3,11 @@
  * a WebSocket close code (when fatal), an HTTP status and an OpenAI error `type`.
  * Each front door renders the same EarshotError in its own shape.
  */
+
+/** RFC 6455 close codes for ends that are not errors: a finished conversation, and a server (or session) going away. */
+export const CLOSE_NORMAL = 1000;
+export const CLOSE_GOING_AWAY = 1001;
+
 export const ERROR_CODES = {
   bad_message: { http: 400, close: 1007, openaiType: 'invalid_request_error' },
   bad_audio: { http: 400, close: 1007, openaiType: 'invalid_request_error' },
@@ -16,14 +21,14 @@ export const ERROR_CODES = {
   busy: { http: 429, close: 1013, openaiType: 'rate_limit_error' },
   rate_limited: { http: 429, close: 1013, openaiType: 'rate_limit_error' },
   limit_exceeded: { http: 400, close: 1008, openaiType: 'invalid_request_error' },
-  idle_timeout: { http: 408, close: 1001, openaiType: 'timeout_error' },
-  session_expired: { http: 408, close: 1001, openaiType: 'timeout_error' },
+  idle_timeout: { http: 408, close: CLOSE_GOING_AWAY, openaiType: 'timeout_error' },
+  session_expired: { http: 408, close: CLOSE_GOING_AWAY, openaiType: 'timeout_error' },
   engine_error: { http: 502, close: 1011, openaiType: 'server_error' },
   voice_error: { http: 502, close: 1011, openaiType: 'server_error' },
   engine_unavailable: { http: 503, close: 1013, openaiType: 'server_error' },
   overloaded: { http: 503, close: 1013, openaiType: 'server_error' },
   timeout: { http: 504, close: 1011, openaiType: 'timeout_error' },
-  shutting_down: { http: 503, close: 1001, openaiType: 'server_error' },
+  shutting_down: { http: 503, close: CLOSE_GOING_AWAY, openaiType: 'server_error' },
   internal: { http: 500, close: 1011, openaiType: 'server_error' },
 } as const;
 

@@ -138,4 +138,3 @@ export const ServerMessage = z.discriminatedUnion('type', [
 ]);
 export type ServerMessage = z.infer<typeof ServerMessage>;
 
-export type ServerMessageType = ServerMessage['type'];

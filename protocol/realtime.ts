@@ -240,5 +240,3 @@ export type ServerEventBody =
   | ({ type: 'response.output_audio_transcript.done' | 'response.audio_transcript.done'; transcript: string } & PartRef)
   | ({ type: 'response.output_text.delta' | 'response.text.delta'; delta: string } & PartRef)
   | ({ type: 'response.output_text.done' | 'response.text.done'; text: string } & PartRef);
-
-export type ServerEvent = ServerEventBody & { event_id: string };

@@ -11,6 +11,7 @@ import { createGuard } from './limits/guard.js';
 import { serviceRoutes } from './http/service.js';
 import { speechRoutes } from './http/speech.js';
 import { staticRoutes } from './http/static.js';
+import { transcriptionRoutes } from './http/transcriptions.js';
 import { nativeRoute } from './native/door.js';
 import { createLogger, type Logger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
@@ -79,7 +80,7 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
   };
   const guard = createGuard(ctx);
   const wsRoutes: WebSocketRoute[] = [nativeRoute(ctx), realtimeRoute(ctx)].map((route) => guard.route(route));
-  const httpRoutes: HttpRoute[] = [...serviceRoutes(ctx), ...chatRoutes(ctx), ...speechRoutes(ctx), ...staticRoutes()];
+  const httpRoutes: HttpRoute[] = [...serviceRoutes(ctx), ...chatRoutes(ctx), ...transcriptionRoutes(ctx), ...speechRoutes(ctx), ...staticRoutes()];
   let port: number;
   try {
     transport = createTransport(

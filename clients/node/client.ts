@@ -5,7 +5,8 @@
  */
 import WebSocket from 'ws';
 import { z } from 'zod';
-import { decodeServerMessage, encodeClientMessage } from '../../protocol/codec.js';
+import { decodeServerMessage, encodeClientMessage, encodeRawAudio } from '../../protocol/codec.js';
+import { CLOSE_NORMAL } from '../../protocol/errors.js';
 import { GenerationParams, Hello, RAW_AUDIO_TAG, TranscriptionSettings, VadSettings, VoiceRequest, type ClientMessage, type HelloMessage, type ServerMessage } from '../../protocol/native.js';
 import { EarshotConnectionError, EarshotServerError } from './errors.js';
 import { AsyncQueue } from './queue.js';
@@ -98,7 +99,6 @@ export class EarshotClient {
   private readonly pongs: (() => void)[] = [];
   /** One buffer for every raw audio frame: ws copies it while masking, before send() returns. */
   private scratch = new Uint8Array(1 + 4096);
-  private frame = this.scratch.subarray(0, 0);
   private drained: Promise<boolean> | undefined;
   private resolveDrained: ((open: boolean) => void) | undefined;
   private closing = false;
@@ -194,10 +194,7 @@ export class EarshotClient {
     const ws = this.ws;
     if (!ws || this.currentState !== 'open') return Promise.resolve(false);
     if (payload.length + 1 > this.scratch.length) this.scratch = new Uint8Array(payload.length + 1 + 4096);
-    if (this.frame.length !== payload.length + 1 || this.frame.buffer !== this.scratch.buffer) this.frame = this.scratch.subarray(0, payload.length + 1);
-    this.frame[0] = RAW_AUDIO_TAG;
-    this.frame.set(payload, 1);
-    ws.send(this.frame, this.onWritten);
+    ws.send(encodeRawAudio(payload, this.scratch), this.onWritten);
     if (ws.bufferedAmount <= this.options.highWaterMark) return SENT;
     return (this.drained ??= new Promise((resolve) => (this.resolveDrained = resolve)));
   }
@@ -244,7 +241,7 @@ export class EarshotClient {
     if (ws && ws.readyState === WebSocket.OPEN) {
       if (this.currentState === 'open') ws.send(encodeClientMessage({ type: 'bye' }));
       const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
-      ws.close(1000);
+      ws.close(CLOSE_NORMAL);
       await closed;
     } else ws?.terminate();
     this.finalClose(undefined);

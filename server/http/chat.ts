@@ -1,8 +1,7 @@
 /**
  * POST /v1/chat/completions: OpenAI's REST shape on the shared pipeline. Each request becomes
  * one TurnRequest for the same scheduler the websocket sessions use, so REST and realtime
- * turns share batches. A client that goes away aborts the turn's signal. The transcription
- * route lives beside it because the app loads this module as the REST front door.
+ * turns share batches. A client that goes away aborts the turn's signal.
  */
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
@@ -19,7 +18,6 @@ import { errorOf, sendError, sendJson } from './respond.js';
 import type { HttpRoute } from './router.js';
 import { requestedModel, requireKey } from './service.js';
 import { SseStream } from './sse.js';
-import { transcription } from './transcriptions.js';
 
 export interface Reply {
   id: string;
@@ -31,7 +29,6 @@ export interface Reply {
 export function chatRoutes(ctx: ServerContext): HttpRoute[] {
   return [
     { method: 'POST', path: '/v1/chat/completions', handle: (req, res) => chatCompletion(ctx, req, res) },
-    { method: 'POST', path: '/v1/audio/transcriptions', handle: (req, res) => transcription(ctx, req, res) },
   ];
 }
 

@@ -6,7 +6,7 @@ import { EarshotError } from '../../protocol/errors.js';
 import { logClientError } from '../observability/log.js';
 import type { ServerContext } from '../context.js';
 import type { HttpHandler, HttpRequest, HttpResponse } from '../transport/types.js';
-import { sendError, sendJson } from './respond.js';
+import { sendError } from './respond.js';
 
 export interface HttpRoute {
   method: 'GET' | 'POST' | 'DELETE';
@@ -94,4 +94,3 @@ function withHeaders(res: HttpResponse, extra: Record<string, string>): HttpResp
   };
 }
 
-export { sendJson };

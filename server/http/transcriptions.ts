@@ -22,6 +22,7 @@ import { clipParts, withParam } from './chat-input.js';
 import { parseMultipart, type FormPart } from './multipart.js';
 import { checkRequestAudio } from './request-audio.js';
 import { errorOf, sendJson } from './respond.js';
+import type { HttpRoute } from './router.js';
 import { requestedModel, requireKey } from './service.js';
 import { SseStream } from './sse.js';
 
@@ -162,7 +163,11 @@ async function segmented(job: Job, res: HttpResponse, samples: Pcm16k, model: Mo
   });
 }
 
-export async function transcription(ctx: ServerContext, req: HttpRequest, res: HttpResponse): Promise<void> {
+export function transcriptionRoutes(ctx: ServerContext): HttpRoute[] {
+  return [{ method: 'POST', path: '/v1/audio/transcriptions', handle: (req, res) => transcription(ctx, req, res) }];
+}
+
+async function transcription(ctx: ServerContext, req: HttpRequest, res: HttpResponse): Promise<void> {
   const readyAt = performance.now();
   requireKey(ctx, req);
   if (ctx.draining()) throw new EarshotError('shutting_down', 'server is shutting down', { retryable: true });

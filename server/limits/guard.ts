@@ -18,8 +18,6 @@ import { RateLimiter, rateIdentity } from './rate.js';
 export interface Guard {
   route(route: WebSocketRoute): WebSocketRoute;
   http(handler: HttpHandler): HttpHandler;
-  /** Open websockets the guard tracks. */
-  readonly open: number;
   /** Ends every websocket with `error` in its door's shape, then waits up to `waitMs` for them to close. */
   closeAll(error: EarshotError, waitMs: number): Promise<void>;
   stop(): void;
@@ -119,10 +117,6 @@ export function createGuard(ctx: ServerContext): Guard {
         }
         handler(req, res);
       };
-    },
-
-    get open() {
-      return connections.open;
     },
 
     async closeAll(error, waitMs) {

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { decodeClientFrame, encodeRawAudio, encodeServerMessage } from '../../protocol/codec.js';
-import { EarshotError } from '../../protocol/errors.js';
+import { CLOSE_NORMAL, EarshotError } from '../../protocol/errors.js';
 import { PROTOCOL_VERSION, type ClientMessage, type HelloMessage, type ServerMessage } from '../../protocol/native.js';
 import { createDecoder } from '../audio/select.js';
 import { bearerToken } from '../auth/keys.js';
@@ -58,7 +58,7 @@ class NativeConnection implements SocketHandler, Expirable {
       commit: () => this.requireSession().commit(),
       text: (m) => this.requireSession().addText(m.text),
       cancel: () => this.requireSession().cancel(),
-      bye: () => this.connection.close(1000, 'bye'),
+      bye: () => this.connection.close(CLOSE_NORMAL, 'bye'),
       truncate: (m) => {
         const session = this.requireSession();
         const item = session.replyOf(m.turnId);

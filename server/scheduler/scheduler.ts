@@ -160,21 +160,24 @@ export class Scheduler {
     } catch (err) {
       run = Promise.reject(err);
     }
-    run
-      .catch((err: unknown) => {
+    run.then(
+      () => this.settle(batch, undefined),
+      (err: unknown) => {
         this.logger.error({ err }, 'engine run failed');
-        return err;
-      })
-      .then((err) => {
-        // Whatever the engine left unfinished ends here, so no turn can hang.
-        for (const entry of batch) {
-          if (!entry.ended) {
-            const error = err instanceof EarshotError ? err : new EarshotError('engine_error', 'the engine ended the turn without an answer', { retryable: true });
-            this.onEvent(entry, { type: 'error', error });
-          }
-        }
-        this.schedule();
-      });
+        this.settle(batch, err);
+      },
+    );
+  }
+
+  /** The engine's run is over (`err`: how it failed): whatever it left unfinished ends here, so no turn can hang. */
+  private settle(batch: Entry[], err: unknown): void {
+    for (const entry of batch) {
+      if (!entry.ended) {
+        const error = err instanceof EarshotError ? err : new EarshotError('engine_error', 'the engine ended the turn without an answer', { retryable: true });
+        this.onEvent(entry, { type: 'error', error });
+      }
+    }
+    this.schedule();
   }
 
   private onEvent(entry: Entry, event: TurnEvent): void {

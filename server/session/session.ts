@@ -210,7 +210,7 @@ export class Session {
     return true;
   }
 
-  /** Starts a turn on the current history (Realtime response.create). Returns its id, or undefined if busy. */
+  /** Starts a turn on the current history (Realtime response.create). Returns its id, or undefined when the scheduler refused it (busy and turnEnded were emitted); throws while a turn runs. */
   respond(overrides: Partial<TurnParams> & { instructions?: string; replyItemId?: string } = {}): string | undefined {
     if (this.running) throw new EarshotError('protocol_order', 'a response is already in progress');
     const lastUser = [...this.history].reverse().find((item) => item.role === 'user');

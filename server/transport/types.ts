@@ -9,7 +9,6 @@ export interface Connection {
   readonly remoteAddress: string;
   /** Sends one message; false once the peer is over the buffered limit (the connection is then being closed). */
   send(data: Uint8Array | string): boolean;
-  bufferedAmount(): number;
   close(code: number, reason: string): void;
   readonly closed: boolean;
 }

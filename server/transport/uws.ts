@@ -1,13 +1,13 @@
 /**
- * uWebSockets.js transport. The official build is not on npm; REFERENCE.md lists the npm
- * builds, and `loadUws` takes the first that loads on this platform (official, newer
- * mirror, older mirror). Message ArrayBuffers are neutered when a handler returns, so
+ * uWebSockets.js transport. The official build is published on GitHub, not npm; `loadUws`
+ * takes the first of UWS_BUILDS that loads on this platform (official, newer npm mirror,
+ * older npm mirror). Message ArrayBuffers are neutered when a handler returns, so
  * handlers get a view that is valid only during the call (the SocketHandler contract).
  */
 import { accessSync, constants } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { EarshotError } from '../../protocol/errors.js';
+import { CLOSE_GOING_AWAY, EarshotError } from '../../protocol/errors.js';
 import { CLOSE_SLOW_READER, STATUS_TEXT, type Connection, type HttpRequest, type HttpResponse, type SocketHandler, type Transport, type TransportOptions } from './types.js';
 
 /* The subset of the uWebSockets.js API used here, typed locally so every build fits. */
@@ -103,10 +103,6 @@ class UwsConnection implements Connection {
     return this.ws.send(data, typeof data !== 'string') !== 2;
   }
 
-  bufferedAmount(): number {
-    return this.closed ? 0 : this.ws.getBufferedAmount();
-  }
-
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
@@ -187,7 +183,7 @@ export class UwsTransport implements Transport {
 
   async close(): Promise<void> {
     this.stopListening();
-    for (const connection of this.open) connection.close(1001, 'server closing');
+    for (const connection of this.open) connection.close(CLOSE_GOING_AWAY, 'server closing');
     this.open.clear();
   }
 }

@@ -35,10 +35,6 @@ class WsConnection implements Connection {
     return true;
   }
 
-  bufferedAmount(): number {
-    return this.socket.bufferedAmount;
-  }
-
   close(code: number, reason: string): void {
     if (this.socket.readyState !== this.socket.OPEN && this.socket.readyState !== this.socket.CONNECTING) return;
     this.socket.close(code, reason);

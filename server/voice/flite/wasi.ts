@@ -1,8 +1,8 @@
 /**
  * A minimal in-memory WASI (preview1) for running a command-line WASM program once: argv in,
  * files it creates kept in memory, stdout dropped, stderr kept for error messages. Node's own
- * `node:wasi` crashes the process (segfault) after about 20 runs of Flite in one process
- * (REFERENCE.md); this implements only the 13 calls Flite imports and has run it 400+ times
+ * `node:wasi` crashes the process (segfault) after about 20 runs of Flite in one process;
+ * this implements only the 13 calls Flite imports and has run it 400+ times
  * clean. No real file system is reachable: every path the program opens is a fresh memory file.
  */
 
