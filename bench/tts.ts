@@ -106,6 +106,10 @@ async function soak(stage: VoiceStage, calls: number) {
 const threads = Number(args.threads);
 const stage = (await createVoiceStage(defaultConfig({ ttsThreads: threads })))!;
 const result: Record<string, unknown> = { date: new Date().toISOString(), threads, machine: 'see bench/RESULTS.md' };
+// Start every synthesis thread (and compile Flite in it) before measuring.
+await Promise.all(Array.from({ length: threads }, () => (async () => {
+  for await (const _ of stage.tts.speak('Warm up.', stage.defaultVoice, live()));
+})()));
 const rtf: Record<string, unknown> = {};
 for (const voice of ['awb', 'slt', 'rms', 'kal16']) {
   rtf[`flite/${voice}`] = await realTimeFactor(stage, voice);

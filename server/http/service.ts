@@ -39,6 +39,7 @@ export function serviceRoutes(ctx: ServerContext): HttpRoute[] {
           ...(loading ? { loading } : {}),
           transport: ctx.transportName(),
           engine: ctx.engine.name,
+          tts: ctx.voice?.tts.name ?? 'none',
           model: model.id,
           testEngine: model.testEngine,
           queue: ctx.scheduler.queued,

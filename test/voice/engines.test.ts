@@ -115,4 +115,5 @@ t.test('openai upstream failing or down: a voice_error naming the upstream; the 
   await t.rejects(client.audio.speech.create({ model: 'tts-1', voice: 'alloy', input: 'hello' }), { status: 502, code: 'voice_error', message: /unreachable/ }, 'speech: 502 naming the voice stage');
   const health = await fetch(`${server.url}/health`);
   t.equal(health.status, 200, 'the server stays up');
+  t.match(await health.json(), { tts: 'openai' }, '/health names the TTS engine');
 });
