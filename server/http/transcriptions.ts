@@ -125,13 +125,14 @@ async function streamed(job: Job, res: HttpResponse, parts: Part[]): Promise<voi
 async function segmented(job: Job, res: HttpResponse, samples: Pcm16k, model: ModelInfo): Promise<void> {
   const { ctx, request } = job;
   const { config } = ctx;
-  const segmenter = createSegmenter(await loadFvad(), config.vadAggressiveness, {
+  const fvad = await loadFvad();
+  const settings = {
     prefixPaddingMs: config.vadPrefixPaddingMs,
     silenceMs: config.vadSilenceMs,
     minSpeechMs: config.vadMinSpeechMs,
     maxUtteranceMs: Math.min(config.maxUtteranceMs, model.maxAudioMs),
-  });
-  const speech = segmentFile(segmenter, samples);
+  };
+  const speech = segmentFile((emit) => createSegmenter(fvad, config.vadAggressiveness, settings, emit), samples);
   const texts = await Promise.all(speech.map((s, i) => transcribe(job, [{ type: 'audio', samples: s.audio }], `${job.id}-${i}`)));
   if (res.aborted) return;
   const segments: TimedText[] = speech.map((s, i) => ({ startMs: s.startMs, endMs: s.endMs, text: texts[i]!.text }));

@@ -17,7 +17,7 @@ import { localInput, offloadedInput } from '../session/audio-input.js';
 import { Session, type SessionEvents } from '../session/session.js';
 import type { Connection, SocketHandler, UpgradeDecision, UpgradeRequest, WebSocketRoute } from '../transport/types.js';
 import { loadFvad } from '../vad/fvad.js';
-import { createSegmenter } from '../vad/segmenter.js';
+import { segmenterFor } from '../vad/judging.js';
 
 /** Audio frames held while the decoder starts (about 2 s of 20 ms frames). */
 const MAX_EARLY_FRAMES = 100;
@@ -155,19 +155,16 @@ class NativeConnection implements SocketHandler, Expirable {
       minSpeechMs: vad.minSpeechMs ?? config.vadMinSpeechMs,
       maxUtteranceMs,
     };
-    const aggressiveness = vad.aggressiveness ?? config.vadAggressiveness;
+    const judging = { mode: config.vad, aggressiveness: vad.aggressiveness ?? config.vadAggressiveness, threshold: config.vadThreshold };
     const stage = this.ctx.voice;
     const voice = hello.voice && stage ? settleVoice(hello.voice, stage.resolveVoice(hello.voice.name, 'voice.name')) : undefined;
     // Manual-turn sessions buffer in the Session itself, so only VAD sessions go to audio threads.
     const threads = vad.enabled === false ? undefined : this.ctx.audioThreads;
     // The decoder is built here even for audio threads: building it is what validates the codec and rate.
     const decoder = await createDecoder(audio);
-    const segmenter = vad.enabled === false || threads ? undefined : createSegmenter(await loadFvad(), aggressiveness, segmenterSettings);
+    const fvad = await loadFvad();
     if (this.closed || threads) decoder.close();
-    if (this.closed) {
-      segmenter?.close();
-      return;
-    }
+    if (this.closed) return;
     if (voice) this.voice = new NativeVoiceOut(voice, (frame) => this.sendAudio(frame));
     const session = new Session(
       this.sessionId,
@@ -182,9 +179,12 @@ class NativeConnection implements SocketHandler, Expirable {
       },
       this.events(),
     );
+    // Built after the session: its events (some after a Silero verdict) go straight to it.
+    const segmenter =
+      vad.enabled === false || threads ? undefined : segmenterFor(fvad, judging, segmenterSettings, this.ctx.confirmer, (event) => session.handleSegment(event));
     session.setAudioInput(
       threads
-        ? offloadedInput(threads.attach({ audio, aggressiveness, segmenter: segmenterSettings }, { segment: (event) => session.handleSegment(event), error: (err) => this.fail(err) }))
+        ? offloadedInput(threads.attach({ audio, judging, segmenter: segmenterSettings }, { segment: (event) => session.handleSegment(event), error: (err) => this.fail(err) }))
         : localInput(decoder, segmenter, maxUtteranceMs),
     );
     this.session = session;

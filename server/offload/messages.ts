@@ -1,10 +1,19 @@
 import type { AudioInputSpec } from '../audio/select.js';
+import type { BatchConfirmerOptions } from '../vad/confirmer.js';
+import type { VadJudging } from '../vad/judging.js';
 import type { SegmenterSettings } from '../vad/segmenter.js';
+import type { RingBuffers } from './ring.js';
+
+/** What an audio thread starts with: its ring, and its own Silero confirmer's options (none with --vad webrtc). */
+export interface ThreadData {
+  ring: RingBuffers;
+  silero: BatchConfirmerOptions | undefined;
+}
 
 /** What opens a stream in an audio thread (sent through the ring, so it is ordered with the frames). */
 export interface StreamSpec {
   audio: AudioInputSpec;
-  aggressiveness: number;
+  judging: VadJudging;
   segmenter: SegmenterSettings;
 }
 

@@ -10,7 +10,8 @@ import { EarshotError } from '../../protocol/errors.js';
 import type { Logger } from '../observability/log.js';
 import type { SegmentEvent } from '../vad/segmenter.js';
 import { startThread } from '../threads.js';
-import type { StreamSpec, ThreadEvent } from './messages.js';
+import type { BatchConfirmerOptions } from '../vad/confirmer.js';
+import type { StreamSpec, ThreadData, ThreadEvent } from './messages.js';
 import { createRing, RECORD_CONTROL_CLOSE, RECORD_CONTROL_FLUSH, RECORD_CONTROL_OPEN, RingWriter } from './ring.js';
 
 /** About 4 s of 20 ms Opus frames for 250 streams: a thread that falls that far behind sheds load. */
@@ -64,13 +65,18 @@ export class AudioThreadPool {
   private nextStream = 1;
   private closing = false;
 
-  private constructor(count: number, logger: Logger) {
+  /** `silero`: each thread runs its own batched confirmer with these options (absent with --vad webrtc). */
+  private constructor(
+    count: number,
+    private readonly silero: BatchConfirmerOptions | undefined,
+    logger: Logger,
+  ) {
     this.logger = logger.child({ room: 'audio-threads' });
     for (let i = 0; i < count; i++) this.threads.push(this.spawn());
   }
 
-  static start(count: number, logger: Logger): AudioThreadPool {
-    return new AudioThreadPool(count, logger);
+  static start(count: number, silero: BatchConfirmerOptions | undefined, logger: Logger): AudioThreadPool {
+    return new AudioThreadPool(count, silero, logger);
   }
 
   get size(): number {
@@ -98,7 +104,7 @@ export class AudioThreadPool {
 
   private spawn(): Thread {
     const ring = createRing(RING_BYTES);
-    const worker = startThread(import.meta.url, 'thread', { workerData: ring });
+    const worker = startThread(import.meta.url, 'thread', { workerData: { ring, silero: this.silero } satisfies ThreadData });
     const thread: Thread = { worker, writer: new RingWriter(ring), streams: new Map(), stopping: false };
     worker.on('message', (event: ThreadEvent) => this.deliver(thread, event));
     worker.on('error', (err) => this.logger.error({ err }, 'audio thread failed'));

@@ -5,6 +5,7 @@
 import { EarshotError } from '../../protocol/errors.js';
 import type { SessionConfig, TurnDetection } from '../../protocol/realtime.js';
 import type { Config } from '../config.js';
+import type { VadJudging } from '../vad/judging.js';
 import type { VoiceStage } from '../voice/stage.js';
 import { betaFormat, DEFAULT_FORMAT, formatFromBeta, formatFromGa, gaFormat, type InputFormat } from './audio.js';
 
@@ -31,7 +32,6 @@ export interface RealtimeSettings {
   voice: string;
 }
 
-export const DEFAULT_THRESHOLD = 0.5;
 
 /** Silence that ends a turn for each semantic_vad eagerness (served by the same WebRTC VAD). */
 const EAGERNESS_SILENCE_MS = { low: 1000, medium: 500, auto: 500, high: 300 } as const;
@@ -45,7 +45,7 @@ export function defaultSettings(config: Config, voice: VoiceStage | undefined): 
     instructions: '',
     format: DEFAULT_FORMAT,
     vad: {
-      threshold: DEFAULT_THRESHOLD,
+      threshold: config.vadThreshold,
       prefixPaddingMs: config.vadPrefixPaddingMs,
       silenceMs: config.vadSilenceMs,
       createResponse: true,
@@ -57,11 +57,22 @@ export function defaultSettings(config: Config, voice: VoiceStage | undefined): 
 }
 
 /**
+ * Realtime's turn_detection.threshold (0-1, higher = needs more certain speech) for a session.
+ * With Silero (--vad hybrid or silero) it is Silero's speech probability threshold itself, the
+ * quantity OpenAI's own server VAD thresholds, and WebRTC VAD keeps --vad-aggressiveness. With
+ * --vad webrtc it picks the WebRTC mode (vadAggressiveness).
+ */
+export function vadJudging(config: Config, threshold: number): VadJudging {
+  if (config.vad === 'webrtc') return { mode: 'webrtc', aggressiveness: vadAggressiveness(threshold), threshold };
+  return { mode: config.vad, aggressiveness: config.vadAggressiveness, threshold };
+}
+
+/**
  * Realtime's threshold (0-1, higher = needs louder speech) to a WebRTC VAD mode (0-3, higher =
  * stricter). The default 0.5 maps to mode 3, the mode Earshot's segmentation is tuned and
  * tested with; lower thresholds step down to more sensitive modes.
  */
-export function vadAggressiveness(threshold: number): number {
+function vadAggressiveness(threshold: number): number {
   if (threshold >= 0.5) return 3;
   if (threshold >= 0.35) return 2;
   if (threshold >= 0.2) return 1;
@@ -76,7 +87,7 @@ export function vadAggressiveness(threshold: number): number {
 function vadFrom(td: TurnDetection, current: VadConfig | null, config: Config): VadConfig {
   const silence = td.type === 'semantic_vad' ? EAGERNESS_SILENCE_MS[td.eagerness ?? 'auto'] : config.vadSilenceMs;
   return {
-    threshold: td.threshold ?? DEFAULT_THRESHOLD,
+    threshold: td.threshold ?? config.vadThreshold,
     prefixPaddingMs: td.prefix_padding_ms ?? config.vadPrefixPaddingMs,
     silenceMs: td.silence_duration_ms ?? silence,
     createResponse: td.create_response ?? true,

@@ -59,7 +59,7 @@ class RealtimeConnection implements SocketHandler {
       { ...defaults, params: { ...defaults.params }, autoRespond: false, coalesce: false },
       this.events(),
     );
-    this.input = new RealtimeInput(this.session, this.wire, fvad, ctx.config);
+    this.input = new RealtimeInput(this.session, this.wire, fvad, ctx.config, ctx.confirmer);
     this.items = new RealtimeItems(this.session, this.wire);
     this.applySettings(this.settings, true);
     ctx.metrics.connections.inc();

@@ -6,10 +6,11 @@
 import type { Config } from '../config.js';
 import { localInput } from '../session/audio-input.js';
 import type { Session } from '../session/session.js';
+import type { Confirmer } from '../vad/confirmer.js';
 import type { FvadModule } from '../vad/fvad.js';
-import { createSegmenter } from '../vad/segmenter.js';
+import { segmenterFor } from '../vad/judging.js';
 import { formatDecoder } from './audio.js';
-import { vadAggressiveness, type RealtimeSettings } from './config.js';
+import { vadJudging, type RealtimeSettings } from './config.js';
 import { RealtimeError, type RealtimeWire } from './wire.js';
 
 export class RealtimeInput {
@@ -17,6 +18,7 @@ export class RealtimeInput {
   private readonly wire: RealtimeWire;
   private readonly fvad: FvadModule;
   private readonly config: Config;
+  private readonly confirmer: Confirmer | undefined;
   /** Stream time (ms) at which the current segmenter started: its timestamps are relative to it. */
   private segmenterOffsetMs = 0;
   /** Segmenter time at which the last utterance ended: the next prefix padding cannot reach before it. */
@@ -24,23 +26,25 @@ export class RealtimeInput {
   /** The user item announced by speech_started, added when the utterance ends. */
   private speechItemId: string | undefined;
 
-  constructor(session: Session, wire: RealtimeWire, fvad: FvadModule, config: Config) {
+  constructor(session: Session, wire: RealtimeWire, fvad: FvadModule, config: Config, confirmer: Confirmer | undefined) {
     this.session = session;
     this.wire = wire;
     this.fvad = fvad;
     this.config = config;
+    this.confirmer = confirmer;
   }
 
   /** A fresh decoder and segmenter: on a format or turn detection change, and to drop buffered speech. */
   rebuild(settings: RealtimeSettings): void {
     const { vad, format } = settings;
     const segmenter = vad
-      ? createSegmenter(this.fvad, vadAggressiveness(vad.threshold), {
-          prefixPaddingMs: vad.prefixPaddingMs,
-          silenceMs: vad.silenceMs,
-          minSpeechMs: this.config.vadMinSpeechMs,
-          maxUtteranceMs: this.config.maxUtteranceMs,
-        })
+      ? segmenterFor(
+          this.fvad,
+          vadJudging(this.config, vad.threshold),
+          { prefixPaddingMs: vad.prefixPaddingMs, silenceMs: vad.silenceMs, minSpeechMs: this.config.vadMinSpeechMs, maxUtteranceMs: this.config.maxUtteranceMs },
+          this.confirmer,
+          (event) => this.session.handleSegment(event),
+        )
       : undefined;
     this.session.setAudioInput(localInput(formatDecoder(format), segmenter, this.config.maxUtteranceMs));
     this.segmenterOffsetMs = Math.round(this.session.streamMs);

@@ -8,14 +8,12 @@ import { joinClips } from '../audio/clip.js';
 import type { Decoder } from '../audio/decoder.js';
 import { SAMPLE_RATE, type Pcm16k } from '../audio/format.js';
 import type { OffloadedAudio } from '../offload/pool.js';
-import type { SegmentEvent, Segmenter } from '../vad/segmenter.js';
+import type { Segmenter } from '../vad/segmenter.js';
 
-/** Where an input delivers what it hears: the session. */
+/** Where an input delivers what it hears: the session (VAD transitions go to Session.handleSegment, from the segmenter or the audio thread). */
 export interface AudioSink {
   /** Samples decoded here (offloaded audio is not counted): the session's stream clock. */
   received(samples: number): void;
-  /** A VAD transition: speech started, or an utterance ended. */
-  segment(event: SegmentEvent): void;
   /** A manual commit: the buffered audio as one utterance. */
   utterance(audio: Pcm16k): void;
 }
@@ -28,12 +26,13 @@ export interface AudioInput {
   close(): void;
 }
 
-/** Decoding and VAD on this thread. */
+/**
+ * Decoding and VAD on this thread. The segmenter delivers its events through the emit it was
+ * built with (the session's handleSegment): with Silero some come after a verdict, not during a push.
+ */
 class VadInput implements AudioInput {
   private readonly decoder: Decoder;
   private readonly segmenter: Segmenter;
-  /** Reused for every packet: the segmenter appends its events here. */
-  private readonly events: SegmentEvent[] = [];
 
   constructor(decoder: Decoder, segmenter: Segmenter) {
     this.decoder = decoder;
@@ -43,25 +42,16 @@ class VadInput implements AudioInput {
   push(packet: Uint8Array, sink: AudioSink): void {
     const samples = this.decoder.decode(packet);
     sink.received(samples.length);
-    this.events.length = 0;
-    this.segmenter.push(samples, this.events);
-    this.deliver(sink);
+    this.segmenter.push(samples);
   }
 
-  commit(sink: AudioSink): boolean {
-    this.events.length = 0;
-    this.segmenter.flush(this.events);
-    this.deliver(sink);
-    return this.events.length > 0;
+  commit(): boolean {
+    return this.segmenter.flush();
   }
 
   close(): void {
     this.decoder.close();
     this.segmenter.close();
-  }
-
-  private deliver(sink: AudioSink): void {
-    for (const event of this.events) sink.segment(event);
   }
 }
 

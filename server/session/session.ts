@@ -133,7 +133,6 @@ export class Session {
     received: (samples) => {
       this.receivedSamples += samples;
     },
-    segment: (event) => this.handleSegment(event),
     utterance: (audio) => this.onUtterance({ audio }),
   };
   private receivedSamples = 0;

@@ -8,12 +8,16 @@ export interface SpeechSegment {
   audio: Pcm16k;
 }
 
-/** Closes the segmenter. Speech still going at the end of the file ends there. */
-export function segmentFile(segmenter: Segmenter, samples: Pcm16k): SpeechSegment[] {
+/**
+ * `make` builds a segmenter that judges synchronously (WebRTC VAD: createSegmenter) around the
+ * emit it is given; it is closed here. Speech still going at the end of the file ends there.
+ */
+export function segmentFile(make: (emit: (event: SegmentEvent) => void) => Segmenter, samples: Pcm16k): SpeechSegment[] {
   const events: SegmentEvent[] = [];
+  const segmenter = make((event) => events.push(event));
   try {
-    segmenter.push(samples, events);
-    segmenter.flush(events);
+    segmenter.push(samples);
+    segmenter.flush();
   } finally {
     segmenter.close();
   }

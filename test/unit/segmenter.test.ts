@@ -1,7 +1,8 @@
 /**
- * The VAD segmenter on real speech (espeak-ng fixtures) and synthesised signals, pushed in
- * 20 ms frames as clients send them: minimum speech, the utterance cap, prefix padding,
- * the silence rule, aggressiveness and flush.
+ * The VAD segmenter (--vad webrtc: WebRTC VAD alone) on real speech (espeak-ng fixtures) and
+ * synthesised signals, pushed in 20 ms frames as clients send them: minimum speech, the
+ * utterance cap, prefix padding, the silence rule, aggressiveness and flush. Silero's modes
+ * are in confirmer.test.ts.
  */
 import t from 'tap';
 import { speechFixture } from '../fixtures/speech.js';
@@ -26,21 +27,24 @@ interface Heard {
   streamMs: number;
 }
 
-function feed(segmenter: Segmenter, samples: Float32Array): Heard[] {
+/** A WebRTC-only segmenter whose events land in `heard` with the stream time they were emitted at. */
+async function webrtcSegmenter(settings: SegmenterSettings, mode = MODE): Promise<{ segmenter: Segmenter; heard: Heard[] }> {
   const heard: Heard[] = [];
-  const events: SegmentEvent[] = [];
-  for (let at = 0; at < samples.length; at += FRAME) {
-    events.length = 0;
-    segmenter.push(samples.subarray(at, at + FRAME), events);
-    for (const event of events) heard.push({ event, streamMs: segmenter.streamMs });
-  }
-  return heard;
+  const segmenter: Segmenter = createSegmenter(await loadFvad(), mode, settings, (event) => heard.push({ event, streamMs: segmenter.streamMs }));
+  return { segmenter, heard };
+}
+
+/** Pushes `samples` in 20 ms frames; returns what the segmenter emitted meanwhile. */
+function feed(segmenter: Segmenter, heard: Heard[], samples: Float32Array): Heard[] {
+  const from = heard.length;
+  for (let at = 0; at < samples.length; at += FRAME) segmenter.push(samples.subarray(at, at + FRAME));
+  return heard.slice(from);
 }
 
 async function segment(samples: Float32Array, settings: Partial<SegmenterSettings> = {}, mode = MODE): Promise<Heard[]> {
-  const segmenter = createSegmenter(await loadFvad(), mode, { ...DEFAULTS, ...settings });
+  const { segmenter, heard } = await webrtcSegmenter({ ...DEFAULTS, ...settings }, mode);
   try {
-    return feed(segmenter, samples);
+    return feed(segmenter, heard, samples);
   } finally {
     segmenter.close();
   }
@@ -286,37 +290,34 @@ t.test('flush ends the utterance in progress', async (t) => {
   const first = fixture.truth[0]!;
   const cutMs = Math.round((first.startMs + first.endMs) / 2 / FRAME_MS) * FRAME_MS;
 
-  const segmenter = createSegmenter(await loadFvad(), MODE, DEFAULTS);
+  const { segmenter, heard } = await webrtcSegmenter(DEFAULTS);
   t.teardown(() => segmenter.close());
-  const before = feed(segmenter, input.subarray(0, cutMs * PER_MS));
+  const before = feed(segmenter, heard, input.subarray(0, cutMs * PER_MS));
   t.equal(started(before).length, 1, 'the sentence was announced');
   t.equal(stopped(before).length, 0);
   t.ok(segmenter.speaking);
 
-  const events: SegmentEvent[] = [];
-  segmenter.flush(events);
+  const flushed = heard.length;
+  t.equal(segmenter.flush(), true, 'flush says it ended an utterance');
+  const events = heard.slice(flushed).map(({ event }) => event);
   t.equal(events.length, 1, 'one event');
   const piece = events[0] as Stopped;
   t.match(piece, { type: 'speech_stopped', reason: 'commit', atMs: cutMs, startMs: full[0]!.startMs, endMs: cutMs });
   t.equal(piece.audio.length, (cutMs - (piece.startMs - DEFAULTS.prefixPaddingMs)) * PER_MS, 'padding and everything heard, up to the commit');
   t.equal(mismatch(piece.audio, input, piece.startMs - DEFAULTS.prefixPaddingMs), -1, 'exactly the input');
   t.notOk(segmenter.speaking);
-  events.length = 0;
-  segmenter.flush(events);
-  t.same(events, [], 'a second flush has nothing left to end');
+  t.equal(segmenter.flush(), false, 'a second flush has nothing left to end');
+  t.equal(heard.length, flushed + 1, 'and emits nothing');
 
-  const after = feed(segmenter, input.subarray(cutMs * PER_MS));
+  const after = feed(segmenter, heard, input.subarray(cutMs * PER_MS));
   t.equal(stopped(after).length, fixture.truth.length, 'the rest of the sentence and the two after it are still segmented');
   t.ok(stopped(after)[0]!.startMs >= cutMs, 'the rest of the first sentence is a new utterance');
 
   // Before the minimum speech is heard nothing was announced, so a flush has nothing to end.
-  const early = createSegmenter(await loadFvad(), MODE, DEFAULTS);
-  t.teardown(() => early.close());
-  t.same(feed(early, input.subarray(0, (first.startMs + 100) * PER_MS)), [], 'the first 100 ms of speech: not yet announced');
-  events.length = 0;
-  early.flush(events);
-  t.same(events, [], 'flush during the minimum speech emits nothing');
-  events.length = 0;
-  early.flush(events);
-  t.same(events, [], 'nor while quiet');
+  const early = await webrtcSegmenter(DEFAULTS);
+  t.teardown(() => early.segmenter.close());
+  t.same(feed(early.segmenter, early.heard, input.subarray(0, (first.startMs + 100) * PER_MS)), [], 'the first 100 ms of speech: not yet announced');
+  t.equal(early.segmenter.flush(), false, 'flush during the minimum speech ends nothing');
+  t.equal(early.segmenter.flush(), false, 'nor while quiet');
+  t.same(early.heard, [], 'and neither emits an event');
 });

@@ -1,0 +1,131 @@
+/**
+ * Silero as a confirmer (--vad hybrid and silero), with the real model on its inference thread:
+ * batching across streams keeps each stream's own recurrent state, a bad model file fails at
+ * start with the way out named, real speech keeps its boundaries, and music, clicks and a
+ * tremolo chord that WebRTC VAD calls speech make no utterance.
+ */
+import t from 'tap';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BatchConfirmer, CHUNK_SAMPLES, defaultModelPath, type Confirmer } from '../../server/vad/confirmer.js';
+import { loadFvad } from '../../server/vad/fvad.js';
+import { segmenterFor } from '../../server/vad/judging.js';
+import type { SegmentEvent, SegmenterSettings, VadMode, VadSegmenter } from '../../server/vad/segmenter.js';
+import { NOISE_CLIPS, noiseClip } from '../fixtures/noise.js';
+import { speechFixture } from '../fixtures/speech.js';
+import { joinClips } from '../../server/audio/clip.js';
+
+const PER_MS = 16;
+const FRAME = 320;
+const DEFAULTS: SegmenterSettings = { prefixPaddingMs: 300, silenceMs: 500, minSpeechMs: 200, maxUtteranceMs: 30_000 };
+const TRUTH_TOLERANCE_MS = 150;
+type Stopped = Extract<SegmentEvent, { type: 'speech_stopped' }>;
+
+const tick = () => new Promise((resolve) => setTimeout(resolve, 2));
+
+/** Pushes `samples` in 20 ms frames, faster than real time, and waits until Silero has judged them. */
+async function segment(confirmer: Confirmer | undefined, mode: VadMode, samples: Float32Array, settings: Partial<SegmenterSettings> = {}): Promise<SegmentEvent[]> {
+  const events: SegmentEvent[] = [];
+  const segmenter: VadSegmenter = segmenterFor(await loadFvad(), { mode, aggressiveness: 3, threshold: 0.5 }, { ...DEFAULTS, ...settings }, confirmer, (e) => events.push(e));
+  try {
+    // Faster than real time, but never more than a second ahead of Silero.
+    for (let at = 0; at < samples.length; at += FRAME) {
+      segmenter.push(samples.subarray(at, at + FRAME));
+      if (at % (FRAME * 50) === 0) while (!segmenter.settled) await tick();
+    }
+    while (!segmenter.settled) await tick();
+    return events;
+  } finally {
+    segmenter.close();
+  }
+}
+
+const stopped = (events: SegmentEvent[]) => events.filter((e): e is Stopped => e.type === 'speech_stopped');
+
+t.test('a missing or corrupt model fails at start, naming the file and --vad webrtc', async (t) => {
+  const missing = join(tmpdir(), 'earshot-no-such-model.onnx');
+  await t.rejects(BatchConfirmer.start({ modelPath: missing, maxBatch: 8 }), { message: new RegExp(`not found: ${missing}.*--vad webrtc`) });
+  const dir = await mkdtemp(join(tmpdir(), 'earshot-vad-'));
+  const corrupt = join(dir, 'silero_vad.onnx');
+  await writeFile(corrupt, 'this is not an ONNX model');
+  await t.rejects(BatchConfirmer.start({ modelPath: corrupt, maxBatch: 8 }), { message: new RegExp(`${corrupt} could not be loaded and run: .*--vad webrtc`) });
+});
+
+t.test('batched across streams, each stream keeps its own state', async (t) => {
+  const fixtures = await Promise.all([0, 1, 2].map((id) => speechFixture(id)));
+  const chunks = 120;
+  const judge = async (confirmer: Confirmer, streams: Float32Array[]): Promise<number[][]> => {
+    const heard = streams.map(() => [] as number[]);
+    const opened = streams.map((_, i) => confirmer.open((p) => heard[i]!.push(p)));
+    for (let c = 0; c < chunks; c++) opened.forEach((s, i) => s.push(streams[i]!.subarray(c * CHUNK_SAMPLES, (c + 1) * CHUNK_SAMPLES), c === 0));
+    while (heard.some((h) => h.length < chunks)) await tick();
+    for (const s of opened) s.close();
+    return heard;
+  };
+  const single = await BatchConfirmer.start({ modelPath: defaultModelPath(), maxBatch: 1 });
+  const batched = await BatchConfirmer.start({ modelPath: defaultModelPath(), maxBatch: 64 });
+  t.teardown(() => Promise.all([single.close(), batched.close()]));
+  const alone = await Promise.all(fixtures.map(async (f) => (await judge(single, [f.samples16k]))[0]!));
+  const together = await judge(batched, fixtures.map((f) => f.samples16k));
+  for (const [i, probabilities] of together.entries()) {
+    const worst = Math.max(...probabilities.map((p, c) => Math.abs(p - alone[i]![c]!)));
+    t.ok(worst < 1e-4, `stream ${i}: the same probabilities batched as alone (largest difference ${worst})`);
+    t.ok(probabilities.some((p) => p > 0.9) && probabilities.some((p) => p < 0.1), `stream ${i}: speech and silence both heard`);
+  }
+});
+
+t.test('hybrid and silero', async (t) => {
+  const confirmer = await BatchConfirmer.start({ modelPath: defaultModelPath(), maxBatch: 64 });
+  t.teardown(() => confirmer.close());
+
+  t.test('real speech keeps its boundaries: hybrid clean and in noise, silero clean', async (t) => {
+    // Silero alone holds speech on through the noise after a sentence (its own hysteresis): up to 400 ms late here, so it is held to the count only.
+    for (const [id, noisy, modes] of [[0, false, ['hybrid', 'silero']], [1, true, ['hybrid']]] as const) {
+      const fixture = await speechFixture(id, { noisy });
+      for (const mode of modes) {
+        const events = await segment(confirmer, mode, fixture.samples16k);
+        const pieces = stopped(events);
+        const label = `${mode} ${noisy ? 'noisy' : 'clean'} fixture ${id}`;
+        t.equal(pieces.length, fixture.truth.length, `${label}: one utterance per sentence`);
+        t.equal(events.filter((e) => e.type === 'speech_started').length, pieces.length, `${label}: each announced`);
+        pieces.forEach((piece, i) => {
+          const truth = fixture.truth[i]!;
+          t.ok(Math.abs(piece.startMs - truth.startMs) <= TRUTH_TOLERANCE_MS, `${label} #${i}: start ${piece.startMs} vs truth ${truth.startMs}`);
+          t.ok(Math.abs(piece.endMs - truth.endMs) <= TRUTH_TOLERANCE_MS, `${label} #${i}: end ${piece.endMs} vs truth ${truth.endMs}`);
+        });
+      }
+    }
+  });
+
+  t.test('silero alone still finds every sentence in noise', async (t) => {
+    const fixture = await speechFixture(1, { noisy: true });
+    t.equal(stopped(await segment(confirmer, 'silero', fixture.samples16k)).length, fixture.truth.length);
+  });
+
+  t.test('music, clicks and a tremolo chord: WebRTC VAD hears speech, hybrid and silero none', async (t) => {
+    for (const name of NOISE_CLIPS) {
+      const clip = await noiseClip(name);
+      const input = joinClips([clip.samples16k, new Float32Array(1000 * PER_MS)]);
+      t.ok(stopped(await segment(undefined, 'webrtc', input)).length > 0, `${name}: WebRTC VAD alone makes an utterance of it`);
+      for (const mode of ['hybrid', 'silero'] as const) t.same(await segment(confirmer, mode, input), [], `${name}: ${mode} hears no speech`);
+    }
+  });
+
+  t.test('speech followed by typing still ends the utterance', async (t) => {
+    const fixture = await speechFixture(0);
+    const first = fixture.truth[0]!;
+    const speech = fixture.samples16k.subarray((first.startMs - 500) * PER_MS, first.endMs * PER_MS);
+    const clicks = (await noiseClip('clicks')).samples16k;
+    const input = joinClips([speech, new Float32Array(100 * PER_MS), clicks, new Float32Array(1000 * PER_MS)]);
+    const speechEndMs = speech.length / PER_MS;
+    const webrtc = stopped(await segment(undefined, 'webrtc', input));
+    t.ok(webrtc.length > 0 && webrtc[0]!.endMs > speechEndMs + 2000, `WebRTC VAD alone runs the utterance into the typing (to ${webrtc[0]?.endMs} ms; speech ends at ${speechEndMs})`);
+    for (const mode of ['hybrid', 'silero'] as const) {
+      const pieces = stopped(await segment(confirmer, mode, input));
+      t.equal(pieces.length, 1, `${mode}: one utterance`);
+      // Hybrid's spot-checks come every 256 ms: the typing may hold the end that much longer.
+      t.ok(Math.abs(pieces[0]!.endMs - speechEndMs) <= TRUTH_TOLERANCE_MS + 256, `${mode}: it ends with the speech (${pieces[0]!.endMs} vs ${speechEndMs})`);
+    }
+  });
+});
