@@ -2,16 +2,22 @@
  * earshot: talk to an Earshot server from the command line. Streams a WAV or Ogg Opus file
  * (or raw PCM16 from stdin) over /v1/stream and prints the replies as they stream.
  */
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import type { ServerMessage } from '../../protocol/native.js';
+import { wavHeader16 } from '../../server/audio/wav.js';
 import { AudioFormatError, fileSource, pcmStreamSource, type AudioSource } from './audio.js';
 import { EarshotClient } from './client.js';
 import { EarshotConnectionError, EarshotServerError } from './errors.js';
 import { settle, streamAudio } from './stream.js';
+import type { Turn } from './turn.js';
 import { streamUrl } from './url.js';
+
+/** Spoken replies come as PCM16 at this rate: what a WAV file holds as is. */
+const VOICE_RATE = 24_000;
 
 export const EXIT = { ok: 0, usage: 1, connection: 2, server: 3, interrupted: 130 } as const;
 
@@ -25,6 +31,8 @@ const OPTIONS: [string, string][] = [
   ['--text TEXT', 'send a typed turn (alone, or before the audio)'],
   ['--system TEXT', 'system prompt for the session'],
   ['--json', 'print one JSON object per server event on stdout'],
+  ['--save-audio DIR', "ask for spoken replies and write each one's audio to DIR/TURN.wav\n(PCM16 24 kHz mono; DIR is created)"],
+  ['--voice NAME', "the server voice to speak with (its own or OpenAI's names)"],
   ['--no-transcripts', "do not ask the server to transcribe what you say\n(by default each spoken turn's words are shown)"],
   ['-h, --help', 'this text'],
 ];
@@ -65,6 +73,8 @@ interface CliArgs {
   system: string | undefined;
   json: boolean;
   transcripts: boolean;
+  saveAudio: string | undefined;
+  voice: string | undefined;
   input: string | undefined;
 }
 
@@ -84,6 +94,8 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): CliArgs | 'help' {
         system: { type: 'string' },
         json: { type: 'boolean', default: false },
         'no-transcripts': { type: 'boolean', default: false },
+        'save-audio': { type: 'string' },
+        voice: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -121,6 +133,8 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): CliArgs | 'help' {
     system: values.system,
     json: values.json,
     transcripts: !values['no-transcripts'],
+    saveAudio: values['save-audio'],
+    voice: values.voice,
     input,
   };
 }
@@ -178,6 +192,26 @@ function printHuman(client: EarshotClient, io: Io): () => Promise<void> {
   return () => printed;
 }
 
+/** Writes each reply's spoken audio to `dir` as it ends; returns a promise for the files written so far. */
+function saveAudio(client: EarshotClient, dir: string, say: (line: string) => void): () => Promise<void> {
+  const writes: Promise<void>[] = [mkdir(dir, { recursive: true }).then(() => undefined)];
+  const save = async (turn: Turn) => {
+    const frames: Uint8Array[] = [];
+    for await (const frame of turn.audio()) frames.push(frame);
+    if (frames.length === 0) return;
+    const pcm = Buffer.concat(frames);
+    const path = join(dir, `${turn.turnId}.wav`);
+    await writes[0];
+    await writeFile(path, Buffer.concat([wavHeader16(VOICE_RATE, pcm.length), pcm]));
+    const firstAudio = turn.firstAudioAt === undefined ? '' : `, first audio after ${Math.round(turn.firstAudioAt - turn.announcedAt)} ms`;
+    say(`  voice of ${turn.turnId}: ${path} (${(pcm.length / 2 / VOICE_RATE).toFixed(1)} s${firstAudio})`);
+  };
+  client.on('reply', (turn) => writes.push(save(turn)));
+  return async () => {
+    await Promise.all(writes);
+  };
+}
+
 function printJson(client: EarshotClient, io: Io): void {
   const types: ServerMessage['type'][] = ['ready', 'vad', 'turn', 'transcript', 'delta', 'done', 'error', 'busy'];
   for (const type of types) client.on(type, (m: ServerMessage) => io.stdout.write(`${JSON.stringify(m)}\n`));
@@ -204,6 +238,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       system: args.system,
       vad: args.fast ? { bargeIn: false } : undefined,
       transcribe: args.transcripts,
+      voice: args.saveAudio !== undefined || args.voice !== undefined ? { codec: 'pcm16', sampleRate: VOICE_RATE, name: args.voice } : undefined,
     });
   } catch (err) {
     if (!(err instanceof UsageError || err instanceof AudioFormatError || err instanceof TypeError)) throw err;
@@ -217,6 +252,14 @@ export async function main(argv: string[], io: Io): Promise<number> {
   let printed: () => Promise<void> = () => Promise.resolve();
   if (args.json) printJson(client, io);
   else printed = printHuman(client, io);
+  if (args.saveAudio !== undefined) {
+    const text = printed;
+    const saved = saveAudio(client, args.saveAudio, (line) => io.stderr.write(`${line}\n`));
+    printed = async () => {
+      await text();
+      await saved();
+    };
+  }
   try {
     await client.connect();
     if (args.text !== undefined) client.text(args.text);

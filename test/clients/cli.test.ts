@@ -3,7 +3,7 @@ import t from 'tap';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ServerMessage } from '../../protocol/native.js';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -180,4 +180,19 @@ t.test('options the protocol refuses are usage errors, caught before connecting'
   const system = await earshot(['--url', url, '--system', 'x'.repeat(20_000), '--text', 'hi']);
   t.equal(system.code, 1);
   t.match(system.stderr, /system/);
+});
+
+t.test('--save-audio writes each reply as it was spoken to a WAV file', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'earshot-voice-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const run = await earshot(['--url', url, '--text', 'Good morning.', '--save-audio', join(dir, 'out')]);
+  t.equal(run.code, 0, run.stderr);
+  const line = /voice of (\S+): (\S+\.wav) \((\d+\.\d) s, first audio after \d+ ms\)/.exec(run.stderr);
+  t.ok(line, run.stderr);
+  const wav = await readFile(line![2]!);
+  t.equal(wav.subarray(0, 4).toString(), 'RIFF');
+  t.equal(wav.readUInt32LE(24), 24000, '24 kHz');
+  const samples = new Int16Array(wav.buffer.slice(wav.byteOffset + 44, wav.byteOffset + wav.length));
+  t.ok(samples.length / 24000 > 1, `${(samples.length / 24000).toFixed(1)} s of audio`);
+  t.ok(samples.some((s) => Math.abs(s) > 3000), 'not silence');
 });
