@@ -27,12 +27,14 @@ export function encodeRawAudio(payload: Uint8Array, out = new Uint8Array(payload
   return out.subarray(0, payload.length + 1);
 }
 
-export type DecodedClientFrame = { kind: 'raw'; audio: Uint8Array } | { kind: 'message'; message: ClientMessage };
+/** True for a raw audio frame (tag byte, then the codec payload from byte 1): the hot path checks this before any decoding. */
+export function isRawAudio(bytes: Uint8Array): boolean {
+  return bytes[0] === RAW_AUDIO_TAG;
+}
 
-/** Parses and validates one binary frame from a client; throws EarshotError('bad_message') otherwise. */
-export function decodeClientFrame(bytes: Uint8Array): DecodedClientFrame {
+/** Parses and validates one msgpack message from a client; throws EarshotError('bad_message') otherwise. */
+export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
   if (bytes.length === 0) throw new EarshotError('bad_message', 'empty frame');
-  if (bytes[0] === RAW_AUDIO_TAG) return { kind: 'raw', audio: bytes.subarray(1) };
   let value: unknown;
   try {
     value = decoder.decode(bytes);
@@ -47,5 +49,5 @@ export function decodeClientFrame(bytes: Uint8Array): DecodedClientFrame {
     const what = typeof type === 'string' ? `invalid '${type}' message` : 'invalid message';
     throw new EarshotError('bad_message', `${what}${where}: ${issue?.message ?? 'schema violation'}`);
   }
-  return { kind: 'message', message: parsed.data };
+  return parsed.data;
 }

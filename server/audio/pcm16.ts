@@ -29,10 +29,14 @@ export class Pcm16Decoder implements Decoder {
     const count = usable / 2;
     if (this.scratch.length < count) this.scratch = new Float32Array(Math.max(count, 2 * this.scratch.length));
     const out = this.scratch;
-    let byteIndex = 0;
-    const byteAt = (i: number) => (carried && i === 0 ? this.carry : packet[i - carried]!);
-    for (let i = 0; i < count; i++, byteIndex += 2) {
-      const value = byteAt(byteIndex) | (byteAt(byteIndex + 1) << 8);
+    let i = 0;
+    // A byte carried from the last packet is the low half of the first sample.
+    if (carried && count > 0) {
+      const value = this.carry | (packet[0]! << 8);
+      out[i++] = (value >= 0x8000 ? value - 0x10000 : value) / 32768;
+    }
+    for (let byteIndex = 2 * i - carried; i < count; i++, byteIndex += 2) {
+      const value = packet[byteIndex]! | (packet[byteIndex + 1]! << 8);
       out[i] = (value >= 0x8000 ? value - 0x10000 : value) / 32768;
     }
     // A trailing partial sample frame (odd byte or half a stereo frame) waits for the next packet.

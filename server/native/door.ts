@@ -3,7 +3,7 @@
  * parsing and validation are protocol/'s, conversation logic is Session's.
  */
 import { randomUUID } from 'node:crypto';
-import { decodeClientFrame, encodeRawAudio, encodeServerMessage } from '../../protocol/codec.js';
+import { decodeClientMessage, encodeRawAudio, encodeServerMessage, isRawAudio } from '../../protocol/codec.js';
 import { CLOSE_NORMAL, EarshotError } from '../../protocol/errors.js';
 import { PROTOCOL_VERSION, type ClientMessage, type HelloMessage, type ServerMessage } from '../../protocol/native.js';
 import { createDecoder } from '../audio/select.js';
@@ -73,9 +73,9 @@ class NativeConnection implements SocketHandler, Expirable {
       if (data.length > this.ctx.config.maxMessageBytes)
         throw new EarshotError('too_large', `message of ${data.length} bytes exceeds the ${this.ctx.config.maxMessageBytes} byte limit`, { fatal: true });
       if (!isBinary) throw new EarshotError('bad_message', 'the native protocol uses binary msgpack frames, not text');
-      const frame = decodeClientFrame(data);
-      if (frame.kind === 'raw') this.audio(frame.audio);
-      else (this.handlers[frame.message.type] as (m: ClientMessage) => void)(frame.message);
+      if (isRawAudio(data)) return this.audio(data.subarray(1));
+      const message = decodeClientMessage(data);
+      (this.handlers[message.type] as (m: ClientMessage) => void)(message);
     } catch (err) {
       this.fail(err);
     }

@@ -199,7 +199,8 @@ export class VadSegmenter implements Segmenter {
     let offset = 0;
     while (offset < samples.length) {
       const take = Math.min(FRAME_SAMPLES - this.frameFill, samples.length - offset);
-      this.frame.set(samples.subarray(offset, offset + take), this.frameFill);
+      // An element loop, not frame.set(samples.subarray(...)): no view object per push.
+      for (let i = 0; i < take; i++) this.frame[this.frameFill + i] = samples[offset + i]!;
       this.frameFill += take;
       offset += take;
       if (this.frameFill === FRAME_SAMPLES) {

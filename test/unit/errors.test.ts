@@ -1,6 +1,6 @@
 import t from 'tap';
 import { EarshotError } from '../../protocol/errors.js';
-import { decodeClientFrame, encodeClientMessage } from '../../protocol/codec.js';
+import { decodeClientMessage, encodeClientMessage, isRawAudio } from '../../protocol/codec.js';
 
 t.test('error codes map to http status and close code', async (t) => {
   const err = new EarshotError('busy', 'queue full', { retryAfterMs: 500 });
@@ -11,10 +11,12 @@ t.test('error codes map to http status and close code', async (t) => {
 });
 
 t.test('client frames: raw audio, valid message, garbage', async (t) => {
-  const raw = decodeClientFrame(new Uint8Array([0, 1, 2, 3]));
-  t.same(raw.kind === 'raw' && Array.from(raw.audio), [1, 2, 3]);
-  const msg = decodeClientFrame(encodeClientMessage({ type: 'text', text: 'hi' }));
-  t.same(msg, { kind: 'message', message: { type: 'text', text: 'hi' } });
-  t.throws(() => decodeClientFrame(new Uint8Array([0xc1])), { code: 'bad_message' });
-  t.throws(() => decodeClientFrame(encodeClientMessage({ type: 'nope' } as never)), { code: 'bad_message' });
+  t.ok(isRawAudio(new Uint8Array([0, 1, 2, 3])), 'tag byte 0 is raw audio');
+  const msg = encodeClientMessage({ type: 'text', text: 'hi' });
+  t.notOk(isRawAudio(msg), 'a msgpack map is not raw audio');
+  t.notOk(isRawAudio(new Uint8Array(0)), 'nor is an empty frame');
+  t.same(decodeClientMessage(msg), { type: 'text', text: 'hi' });
+  t.throws(() => decodeClientMessage(new Uint8Array(0)), { code: 'bad_message' });
+  t.throws(() => decodeClientMessage(new Uint8Array([0xc1])), { code: 'bad_message' });
+  t.throws(() => decodeClientMessage(encodeClientMessage({ type: 'nope' } as never)), { code: 'bad_message' });
 });
