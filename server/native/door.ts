@@ -15,6 +15,7 @@ import type { Expirable } from '../limits/lifetime.js';
 import { logClientError } from '../observability/log.js';
 import { localInput, offloadedInput } from '../session/audio-input.js';
 import { Session, type SessionEvents } from '../session/session.js';
+import { truncateReply } from '../session/truncate.js';
 import type { Connection, SocketHandler, UpgradeDecision, UpgradeRequest, WebSocketRoute } from '../transport/types.js';
 import { loadFvad } from '../vad/fvad.js';
 import { segmenterFor } from '../vad/judging.js';
@@ -63,7 +64,7 @@ class NativeConnection implements SocketHandler, Expirable {
         const session = this.requireSession();
         const item = session.replyOf(m.turnId);
         if (!item) throw new EarshotError('not_found', `no reply of turn '${m.turnId}' in the conversation`);
-        this.send({ type: 'truncated', turnId: m.turnId, audioEndMs: m.audioEndMs, text: session.truncateReply(item, m.audioEndMs) });
+        this.send({ type: 'truncated', turnId: m.turnId, audioEndMs: m.audioEndMs, text: truncateReply(item, m.audioEndMs) });
       },
     };
   }

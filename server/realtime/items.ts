@@ -7,6 +7,7 @@ import type { ClientEvent, ContentPart, ItemContent, WireItem } from '../../prot
 import { SAMPLE_RATE, type Pcm16k } from '../audio/format.js';
 import type { Part } from '../engines/types.js';
 import type { HistoryItem, Session } from '../session/session.js';
+import { truncateReply } from '../session/truncate.js';
 import { decodeClip, type InputFormat } from './audio.js';
 import { RealtimeError, type RealtimeWire } from './wire.js';
 
@@ -68,7 +69,7 @@ export class RealtimeItems {
     const item = this.find(event.item_id);
     if (item.speech) {
       if (event.content_index !== 0) throw new EarshotError('bad_message', 'a spoken reply has its audio at content_index 0', { param: 'content_index' });
-      this.session.truncateReply(item, event.audio_end_ms);
+      truncateReply(item, event.audio_end_ms);
       this.wire.send({ type: 'conversation.item.truncated', item_id: item.id, content_index: 0, audio_end_ms: event.audio_end_ms });
       return;
     }

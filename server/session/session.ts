@@ -18,8 +18,9 @@ import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
 import type { SegmentEvent } from '../vad/segmenter.js';
-import { VOICE_SAMPLE_RATE, type Pcm24k, type SpokenReply } from '../voice/types.js';
+import type { Pcm24k, SpokenReply } from '../voice/types.js';
 import type { AudioInput, AudioSink } from './audio-input.js';
+import { Transcriber, type TranscriptEvent } from './transcriber.js';
 
 /** Silence put between coalesced utterances so the model hears two phrases, not one. */
 const COALESCE_GAP_SAMPLES = SAMPLE_RATE / 5;
@@ -51,9 +52,6 @@ export interface TurnInfo {
 }
 
 export type TurnResult = { type: 'done'; usage: Usage; finish: Exclude<FinishReason, 'error'>; text: string } | { type: 'error'; error: EarshotError; text: string };
-
-/** A user item's transcription: its text as it comes, then the whole text, or why it failed. */
-export type TranscriptEvent = { type: 'delta'; text: string } | { type: 'completed'; text: string; usage: Usage } | { type: 'failed'; error: EarshotError };
 
 export interface SessionEvents {
   speechStarted(atMs: number): void;
@@ -138,8 +136,7 @@ export class Session {
   private receivedSamples = 0;
   private readonly pending: PendingUtterance[] = [];
   private running: RunningTurn | undefined;
-  /** Transcriptions in flight by item id; they outlive barge-in and end only with their item or the session. */
-  private readonly transcribing = new Map<string, AbortController>();
+  private readonly transcriber: Transcriber;
   private turnCounter = 0;
   private itemCounter = 0;
   /** User items the history cap dropped: the echo test engine numbers turns with them. */
@@ -151,6 +148,7 @@ export class Session {
     this.deps = deps;
     this.settings = settings;
     this.events = events;
+    this.transcriber = new Transcriber(id, deps, (itemId, event) => events.transcript?.(itemId, event));
   }
 
   /** Replaces the audio input (closing the old one and dropping what it buffered). */
@@ -204,7 +202,7 @@ export class Session {
   deleteItem(id: string): boolean {
     const index = this.history.findIndex((item) => item.id === id);
     if (index < 0) return false;
-    this.transcribing.get(id)?.abort();
+    this.transcriber.cancel(id);
     this.history.splice(index, 1);
     return true;
   }
@@ -237,7 +235,7 @@ export class Session {
     this.closed = true;
     this.pending.length = 0;
     this.cancel();
-    for (const controller of this.transcribing.values()) controller.abort();
+    this.transcriber.close();
     this.input?.close();
   }
 
@@ -283,49 +281,10 @@ export class Session {
     this.transcribe(item);
   }
 
-  /**
-   * Writes down what the user said in `item`'s audio, as a `transcribe` turn beside the reply
-   * (same scheduler, batched with it), when transcription is on; items without audio are
-   * skipped. A failure is reported and the conversation goes on.
-   */
+  /** Writes down what the user said in `item`'s audio when transcription is on (see Transcriber). */
   transcribe(item: HistoryItem): void {
     const hints = this.settings.transcription;
-    const audio = item.parts.filter((p) => p.type === 'audio');
-    if (!hints || audio.length === 0 || this.closed) return;
-    const emit = (event: TranscriptEvent) => this.events.transcript?.(item.id, event);
-    const controller = new AbortController();
-    this.transcribing.set(item.id, controller);
-    let text = '';
-    const turn: TurnRequest = {
-      id: `${item.id}_transcript`,
-      sessionId: this.id,
-      door: this.deps.door,
-      kind: 'transcribe',
-      hints,
-      messages: [{ role: 'user', parts: audio }],
-      params: { maxTokens: this.settings.params.maxTokens, temperature: 0 },
-      signal: controller.signal,
-      readyAt: performance.now(),
-    };
-    const end = (event: TranscriptEvent) => {
-      this.transcribing.delete(item.id);
-      if (!this.closed && !controller.signal.aborted) emit(event);
-    };
-    try {
-      this.deps.scheduler.submit(turn, (event) => {
-        if (event.type === 'delta') {
-          text += event.text;
-          if (!controller.signal.aborted) emit({ type: 'delta', text: event.text });
-        } else if (event.type === 'error') end({ type: 'failed', error: event.error });
-        else if (event.finish === 'cancelled') end({ type: 'failed', error: new EarshotError('shutting_down', 'the transcription was cancelled by the server', { retryable: true }) });
-        else {
-          item.transcript = text.trim();
-          end({ type: 'completed', text: item.transcript, usage: event.usage });
-        }
-      });
-    } catch (err) {
-      end({ type: 'failed', error: EarshotError.from(err) });
-    }
+    if (hints && !this.closed) this.transcriber.transcribe(item, hints, this.settings.params.maxTokens);
   }
 
   private startTurn(info: TurnInfo, overrides: Partial<TurnParams> & { instructions?: string; replyItemId?: string } = {}): boolean {
@@ -407,31 +366,6 @@ export class Session {
     if (running.result) this.finishTurn(running, running.result);
   }
 
-  /**
-   * The listener heard the reply of `item` only up to `audioEndMs`: its text becomes what was
-   * spoken by then, so the next turn's context holds what the user actually heard. Chunks
-   * heard in full are kept; the chunk playing at the cut keeps the share of its words that fits.
-   */
-  truncateReply(item: HistoryItem, audioEndMs: number): string {
-    if (item.role !== 'assistant' || !item.speech) throw new EarshotError('bad_message', `item ${item.id} is not a spoken reply`, { param: 'item_id' });
-    const cut = Math.round((audioEndMs * VOICE_SAMPLE_RATE) / 1000);
-    const { chunks, samples } = item.speech;
-    const audioMs = Math.floor((samples * 1000) / VOICE_SAMPLE_RATE);
-    if (cut > samples) throw new EarshotError('bad_message', `audio_end_ms ${audioEndMs} is beyond the reply's ${audioMs} ms of audio`, { param: 'audio_end_ms' });
-    const heard: string[] = [];
-    chunks.forEach((chunk, i) => {
-      const end = chunks[i + 1]?.startSample ?? samples;
-      if (chunk.startSample >= cut) return;
-      if (end <= cut) heard.push(chunk.text.trim());
-      else heard.push(leadingWords(chunk.text, (cut - chunk.startSample) / (end - chunk.startSample)));
-    });
-    const text = heard.filter(Boolean).join(' ');
-    item.parts = [{ type: 'text', text }];
-    item.speech = { chunks: chunks.filter((c) => c.startSample < cut), samples: cut };
-    item.interrupted = true;
-    return text;
-  }
-
   /** The assistant item a turn produced. */
   replyOf(turnId: string): HistoryItem | undefined {
     return this.history.find((item) => item.turnId === turnId);
@@ -468,10 +402,3 @@ export class Session {
     }
   }
 }
-
-/** The first `share` (0-1) of a text's words, at least one. */
-function leadingWords(text: string, share: number): string {
-  const words = text.trim().split(/\s+/);
-  return words.slice(0, Math.max(1, Math.round(words.length * share))).join(' ');
-}
-
