@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap';
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { speechFixture } from '../fixtures/speech.js';
 import type { RunningServer } from '../../server/app.js';
 import { launchChromium } from '../helpers/browser.js';
@@ -30,7 +30,6 @@ interface PageState {
   engine: string;
   testEngine: boolean;
   turns: PageTurn[];
-  sentFrames: number;
   errors: { code: string; message: string; fatal: boolean }[];
 }
 declare global {
@@ -47,14 +46,10 @@ await mkdir(ARTIFACTS, { recursive: true });
 const browser: Browser = await launchChromium(fixture.wav16kPath);
 t.teardown(() => browser.close());
 
-async function openPage(
-  query: string,
-  options: { at?: RunningServer; withoutWebCodecs?: boolean; route?: (context: BrowserContext) => Promise<void> } = {},
-): Promise<{ page: Page; errors: string[] }> {
+async function openPage(query: string, options: { at?: RunningServer; withoutWebCodecs?: boolean } = {}): Promise<{ page: Page; errors: string[] }> {
   const context = await browser.newContext({ viewport: { width: 420, height: 860 } });
   // A browser without WebCodecs (older Firefox and Safari): the page must notice by itself.
   if (options.withoutWebCodecs) await context.addInitScript(() => delete (window as { AudioEncoder?: unknown }).AudioEncoder);
-  await options.route?.(context);
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (err) => errors.push(err.message));
@@ -84,6 +79,8 @@ async function converse(t: Test, query: string, codec: string, shot: string, wit
   t.ok(shown.filter((text) => text.startsWith('Echo test engine')).length >= 2, 'replies are on the page');
   t.match(await page.locator('#turns .turn .meta').first().textContent(), /first reply \d+ ms after you stopped speaking/);
 
+  // The microphone stops first: speech starting while the typed reply streams would cancel it (barge-in).
+  await page.click('#mic');
   await page.fill('#text', 'typed hello');
   await page.press('#text', 'Enter');
   await page.waitForFunction(() => window.earshot.turns.some((turn) => turn.source === 'text' && turn.finish));
@@ -101,49 +98,6 @@ async function converse(t: Test, query: string, codec: string, shot: string, wit
 t.test('Opus through WebCodecs', (t) => converse(t, '', 'opus', 'web-opus.png'));
 t.test('PCM16 with ?codec=pcm', (t) => converse(t, '?codec=pcm', 'pcm16', 'web-pcm.png'));
 t.test('PCM16 when the browser has no WebCodecs', (t) => converse(t, '', 'pcm16', 'web-no-webcodecs.png', true));
-
-t.test('stopping the microphone again and again sends nothing the server cannot decode (Opus)', async (t) => {
-  const { page, errors } = await openPage('');
-  t.equal(await page.evaluate(() => window.earshot.codec), 'opus');
-  for (let i = 0; i < 6; i++) {
-    const sent = await page.evaluate(() => window.earshot.sentFrames);
-    await page.click('#mic');
-    await page.waitForFunction((before) => window.earshot.sentFrames >= before + 10, sent);
-    await page.click('#mic');
-    await page.waitForSelector('#mic[aria-pressed="false"]');
-  }
-  // The server handles a socket's frames in order: once this reply is done, every packet sent before it was decoded.
-  await page.fill('#text', 'after the stops');
-  await page.press('#text', 'Enter');
-  await page.waitForFunction(() => window.earshot.turns.some((turn) => turn.source === 'text' && turn.finish === 'stop'));
-  t.same(await page.evaluate(() => window.earshot.errors), [], 'the server reported no error');
-  t.ok(await page.isHidden('#error-banner'), 'no error banner');
-  t.same(errors, [], 'no page errors');
-  await page.context().close();
-});
-
-t.test('one corrupt packet: the session goes on and the error banner clears once things work', async (t) => {
-  // Every frame takes a detour through this process, so replies may be slow: no barge-in to cancel them.
-  const patient = await startTestServer({ bargeIn: false });
-  t.teardown(() => patient.close(0));
-  let audioFrames = 0;
-  const { page, errors } = await openPage('', {
-    at: patient,
-    route: (context) =>
-      context.routeWebSocket(/\/v1\/stream$/, (ws) => {
-        const server = ws.connectToServer();
-        // The 25th audio packet (a raw frame: tag byte 0) becomes bytes libopus refuses.
-        ws.onMessage((message) => server.send(typeof message !== 'string' && message[0] === 0 && ++audioFrames === 25 ? Buffer.from([0, 0xff, 0xff, 0xff]) : message));
-      }),
-  });
-  await page.click('#mic');
-  await page.waitForFunction(() => window.earshot.errors.length > 0 && window.earshot.turns.some((turn) => turn.source === 'audio' && turn.finish === 'stop'), null, { timeout: 60_000 });
-  t.match(await page.evaluate(() => window.earshot.errors), [{ code: 'bad_audio', fatal: false, message: /corrupt opus packet/ }], 'the server reported the packet');
-  t.match(await page.textContent('#error-banner'), /bad_audio/, 'the banner showed it');
-  t.ok(await page.isHidden('#error-banner'), 'and went away once speech was heard and answered');
-  t.same(errors, [], 'no page errors');
-  await page.context().close();
-});
 
 t.test('the speaking indicator follows the VAD, and Interrupt cancels a streaming reply', async (t) => {
   const slow = await startTestServer({ echoTokenDelayMs: 300 });
