@@ -1,7 +1,7 @@
 /**
  * Judges spoken output in tests: Debian's offline recogniser (pocketsphinx + pocketsphinx-en-us)
  * transcribes audio back to words, so a test can check that a voice said its text. Recognition
- * of synthetic voices is rough (REFERENCE.md: word error rate 0.1-0.25 for Flite), so compare
+ * of synthetic voices is rough (word error rate 0.1-0.25 on Flite's voices when measured), so compare
  * loosely: a few key words of the text must be heard, not every word.
  */
 import { execFile } from 'node:child_process';
