@@ -36,6 +36,7 @@ const OPTIONS = {
   upstreamTranscriptionModel: [z.string().optional(), undefined, 'openai engine: speech-to-text model at the upstream for transcripts (its /audio/transcriptions); unset = the chat model with a transcription prompt'],
   upstreamConcurrency: [positiveInt, 16, 'openai engine: concurrent upstream requests'],
   upstreamTimeoutMs: [positiveInt, 60_000, 'openai engine: time to first byte and between chunks'],
+  upstreamProbeMs: [ms, 2_000, 'openai engine: the upstream is checked at start and, while it does not answer, this often (/health says degraded until it does; 0 = never)'],
   upstreamHistoryAudio: [z.enum(['newest', 'all']), 'newest', 'openai engine: clips sent as input_audio: the newest message\'s only (earlier clips as text notes), or all'],
 
   tts: [z.enum(['flite', 'say', 'openai', 'none']), 'flite', 'voice stage: TTS engine for spoken replies; flite = embedded (WASM, no download), say = macOS voices, openai = an OpenAI-compatible /v1/audio/speech upstream, none = text only'],

@@ -47,6 +47,7 @@ export async function createEngine(config: Config, logger: Logger): Promise<Engi
         timeoutMs: config.upstreamTimeoutMs,
         historyAudio: config.upstreamHistoryAudio,
         retries: 2,
+        probeIntervalMs: config.upstreamProbeMs,
         logger,
       });
     }

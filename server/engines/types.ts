@@ -88,6 +88,8 @@ export interface Engine {
   readonly ready?: Promise<void>;
   /** While loading: progress for /health and the log; undefined once ready. */
   loading?(): EngineLoading | undefined;
+  /** Engines with a backend that can go away (an upstream): why it cannot answer now, for /health; undefined when it can. */
+  degraded?(): string | undefined;
   /** Sequences the engine can run at once; the scheduler never exceeds it. May change once the engine is ready. */
   capacity(): number;
   models(): ModelInfo[];

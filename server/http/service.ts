@@ -34,9 +34,11 @@ export function serviceRoutes(ctx: ServerContext): HttpRoute[] {
       handle: (_req, res) => {
         const model = ctx.primaryModel();
         const loading = ctx.engine.loading?.();
-        sendJson(res, ctx.draining() || loading ? 503 : 200, {
-          status: ctx.draining() ? 'draining' : loading ? 'loading' : 'ok',
+        const degraded = ctx.engine.degraded?.();
+        sendJson(res, ctx.draining() || loading || degraded ? 503 : 200, {
+          status: ctx.draining() ? 'draining' : loading ? 'loading' : degraded ? 'degraded' : 'ok',
           ...(loading ? { loading } : {}),
+          ...(degraded ? { reason: degraded } : {}),
           transport: ctx.transportName(),
           engine: ctx.engine.name,
           tts: ctx.voice?.tts.name ?? 'none',

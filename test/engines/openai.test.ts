@@ -7,6 +7,8 @@ import { parseMultipart } from '../../server/http/multipart.js';
 import { OpenAIUpstreamEngine, type OpenAIUpstreamOptions } from '../../server/engines/openai/engine.js';
 import type { Message, TurnEvent, TurnRequest } from '../../server/engines/types.js';
 import { speechFixture } from '../fixtures/speech.js';
+import { TestClient } from '../helpers/native-client.js';
+import { freePort, startTestServer } from '../helpers/server.js';
 
 type Seen = { url: string; headers: IncomingHttpHeaders; body: any };
 type Handler = (res: ServerResponse, n: number, req: IncomingMessage) => void | Promise<void>;
@@ -15,19 +17,19 @@ const fixture = await speechFixture(2);
 const first = fixture.truth[0]!;
 const speech = fixture.samples16k.subarray((first.startMs - 100) * 16, (first.endMs + 100) * 16);
 
-/** A real upstream on a random local port; records every request it receives. */
-async function upstream(t: { teardown(fn: () => unknown): void }, handler: Handler): Promise<{ baseURL: string; seen: Seen[] }> {
+/** A real upstream on a local port (by default a random one); records every request it receives. */
+async function upstream(t: { teardown(fn: () => unknown): void }, handler: Handler, port = 0): Promise<{ baseURL: string; seen: Seen[] }> {
   const seen: Seen[] = [];
   const server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const raw = Buffer.concat(chunks);
     // Chat requests are JSON; transcription uploads are multipart, kept as the parsed form.
-    const body = req.headers['content-type']?.startsWith('multipart/') ? parseMultipart(raw, req.headers['content-type']) : JSON.parse(raw.toString('utf8'));
+    const body = req.headers['content-type']?.startsWith('multipart/') ? parseMultipart(raw, req.headers['content-type']) : raw.length > 0 ? JSON.parse(raw.toString('utf8')) : undefined;
     seen.push({ url: req.url ?? '', headers: req.headers, body });
     await handler(res, seen.length, req);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   t.teardown(() => {
     server.closeAllConnections();
     return new Promise<void>((resolve) => server.close(() => resolve()));
@@ -270,10 +272,7 @@ t.test('a 429 with a short retry-after is retried after it', async (t) => {
 });
 
 t.test('an unreachable upstream fails after the retries with engine_unavailable', async (t) => {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  const port = await freePort();
   const events = await runOne(engine(`http://127.0.0.1:${port}/v1`, { retries: 1 }), turn('t', hello));
   t.match(events, [{ type: 'error', error: { code: 'engine_unavailable', retryable: true, message: /cannot reach upstream .*ECONNREFUSED/ } }]);
 });
@@ -328,4 +327,44 @@ t.test('transcription turns: the upstream transcription endpoint (streamed or wh
   t.equal(chat.url, '/v1/chat/completions', 'without a transcription model the chat model transcribes');
   t.match(chat.body.messages, [{ role: 'user', content: [{ type: 'text', text: /^Transcribe the speech.*language 'en'.*Earshot/ }, { type: 'input_audio' }] }]);
   t.equal(chat.body.messages.length, 1, 'a transcription carries no conversation');
+});
+
+t.test('an upstream that does not answer: a warning at start, /health degraded with the reason, one error per turn, ok once it answers', async (t) => {
+  const port = await freePort();
+  const logged: Array<{ level: number; msg: string; reason?: string }> = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line)) });
+  const server = await startTestServer({ engine: 'openai', upstreamUrl: `http://127.0.0.1:${port}/v1`, upstreamModel: 'gemma-4-e4b', upstreamProbeMs: 50 }, { logger });
+  t.teardown(() => server.close(0));
+  const health = async () => {
+    const res = await fetch(`${server.url}/health`);
+    return { status: res.status, body: (await res.json()) as { status: string; reason?: string } };
+  };
+  const until = async (status: string) => {
+    for (let i = 0; i < 200 && (await health()).body.status !== status; i++) await new Promise((r) => setTimeout(r, 50));
+    return health();
+  };
+  t.match(await until('degraded'), { status: 503, body: { status: 'degraded', reason: /cannot reach upstream "127\.0\.0\.1:\d+" \(ECONNREFUSED\)/ } }, '/health: degraded, naming the reason');
+  const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
+  await client.hello({ codec: 'pcm16', sampleRate: 16000 });
+  client.send({ type: 'text', text: 'anyone there?' });
+  const failed = await client.waitFor((m) => m.type === 'error');
+  t.match(failed, { code: 'engine_unavailable', message: /cannot reach upstream/ }, 'a turn fails with the reason');
+  client.send({ type: 'no-such-message' });
+  await client.waitFor((m) => m.type === 'error' && m.code === 'bad_message');
+  t.equal(client.messages.filter((m) => m.type === 'error' && m.code === 'engine_unavailable').length, 1, 'once');
+  t.equal(logged.filter((l) => l.msg.startsWith('upstream unreachable')).length, 1, 'the start-up check warned once, however often it checked again');
+  t.match(logged.find((l) => l.msg.startsWith('upstream unreachable')), { level: 40, reason: /ECONNREFUSED/ });
+
+  await upstream(t, async (res, _n, req) => {
+    if (req.method === 'GET') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ object: 'list', data: [{ id: 'gemma-4-e4b', object: 'model' }] }));
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.end(delta('here now', 'stop') + 'data: [DONE]\n\n');
+  }, port);
+  t.match(await until('ok'), { status: 200, body: { status: 'ok' } }, '/health recovers once the upstream answers');
+  t.notOk((await health()).body.reason, 'with no reason left');
+  t.ok(logged.some((l) => l.msg === 'upstream reachable again'), 'and the log says so');
+  client.send({ type: 'text', text: 'and now?' });
+  await client.waitFor((m) => m.type === 'done');
+  t.match(client.turns().at(-1), { text: 'here now', finish: 'stop' }, 'turns work again');
+  client.close();
 });

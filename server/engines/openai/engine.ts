@@ -40,6 +40,8 @@ export interface OpenAIUpstreamOptions {
    * second of old audio on every turn). `all`: every clip, for upstreams that handle several.
    */
   historyAudio?: 'newest' | 'all';
+  /** While the upstream does not answer, how often to check it again (0: never check, not even at start). */
+  probeIntervalMs?: number;
   logger: Logger;
 }
 
@@ -98,6 +100,11 @@ export class OpenAIUpstreamEngine implements Engine {
   private readonly formHeaders: Record<string, string>;
   private readonly inFlight = new Set<AbortController>();
   private closed = false;
+  /** Why the upstream cannot be reached, while it cannot; /health reports it. */
+  private unreachable: string | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private readonly modelsUrl: string;
+  private readonly probeHeaders: Record<string, string>;
 
   constructor(options: OpenAIUpstreamOptions) {
     this.options = options;
@@ -109,6 +116,43 @@ export class OpenAIUpstreamEngine implements Engine {
     const auth: Record<string, string> = options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {};
     this.headers = { 'content-type': 'application/json', accept: 'text/event-stream', ...auth };
     this.formHeaders = { accept: 'text/event-stream, application/json', ...auth };
+    this.modelsUrl = `${root}/models`;
+    this.probeHeaders = auth;
+    // Checked at start: a warning now beats a first turn that fails seconds later.
+    if (options.probeIntervalMs) void this.probe();
+  }
+
+  degraded(): string | undefined {
+    return this.unreachable;
+  }
+
+  /** Any HTTP answer from GET /models means the upstream is there (some servers answer it 404). */
+  private async probe(): Promise<void> {
+    this.probeTimer = undefined;
+    if (this.closed) return;
+    try {
+      const response = await fetch(this.modelsUrl, { headers: this.probeHeaders, signal: AbortSignal.timeout(Math.min(this.options.timeoutMs, 5_000)) });
+      await response.body?.cancel();
+      this.reachable();
+    } catch (err) {
+      this.cannotReach(connectionFailure(err, this.upstream, 'connect').message);
+    }
+  }
+
+  private reachable(): void {
+    if (this.unreachable === undefined) return;
+    this.unreachable = undefined;
+    clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+    this.options.logger.info({ upstream: this.upstream }, 'upstream reachable again');
+  }
+
+  /** Warns once per outage, then checks again every probeIntervalMs until the upstream answers. */
+  private cannotReach(reason: string): void {
+    if (this.unreachable === undefined) this.options.logger.warn({ upstream: this.upstream, reason }, 'upstream unreachable: turns will fail until it answers');
+    this.unreachable = reason;
+    if (this.probeTimer || this.closed || !this.options.probeIntervalMs) return;
+    this.probeTimer = setTimeout(() => void this.probe(), this.options.probeIntervalMs).unref();
   }
 
   capacity(): number {
@@ -125,6 +169,7 @@ export class OpenAIUpstreamEngine implements Engine {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.probeTimer);
     for (const controller of this.inFlight) controller.abort();
   }
 
@@ -220,8 +265,11 @@ export class OpenAIUpstreamEngine implements Engine {
       response = await fetch(request.url, { method: 'POST', headers: request.headers, body: request.body, signal });
     } catch (err) {
       if (signal.aborted) throw err;
-      throw connectionFailure(err, this.upstream, 'connect');
+      const failure = connectionFailure(err, this.upstream, 'connect');
+      this.cannotReach(failure.message);
+      throw failure;
     }
+    this.reachable();
     if (!response.ok) throw await httpFailure(response, this.upstream, this.options.model);
     if (!response.body) throw new EarshotError('engine_error', `upstream ${this.upstream} sent no body`);
     onChunk();
