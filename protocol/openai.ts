@@ -5,6 +5,7 @@
  * are validated strictly.
  */
 import { z } from 'zod';
+import type { Usage } from './native.js';
 
 export const AUDIO_FORMATS = ['wav', 'mp3'] as const;
 /** Spoken output formats with an encoder at hand (OpenAI also offers aac and flac). */
@@ -133,3 +134,14 @@ export const SpeechRequest = z.looseObject({
   instructions: z.string().optional(),
 });
 export type SpeechRequest = z.infer<typeof SpeechRequest>;
+
+/** A transcription's token usage in OpenAI's shape (REST transcriptions and Realtime `input_audio_transcription.completed`). */
+export function transcriptionUsage({ promptTokens, completionTokens, audioTokens }: Usage) {
+  return {
+    type: 'tokens' as const,
+    input_tokens: promptTokens,
+    output_tokens: completionTokens,
+    total_tokens: promptTokens + completionTokens,
+    ...(audioTokens !== undefined ? { input_token_details: { audio_tokens: audioTokens, text_tokens: promptTokens - audioTokens } } : {}),
+  };
+}

@@ -34,8 +34,17 @@ export const TurnDetection = z.looseObject({
 });
 export type TurnDetection = z.infer<typeof TurnDetection>;
 
+/** Input transcription: `model` is accepted and the served model transcribes; `null` turns it off. */
+export const InputTranscription = z.looseObject({
+  model: z.string().max(256).optional(),
+  language: z.string().min(2).max(16).optional(),
+  prompt: z.string().max(4096).optional(),
+});
+export type InputTranscription = z.infer<typeof InputTranscription>;
+
 export const SessionConfig = z.looseObject({
-  type: z.literal('realtime').optional(),
+  /** `transcription`: VAD and transcripts, never a response (as `?intent=transcription`). */
+  type: z.enum(['realtime', 'transcription']).optional(),
   model: z.string().max(256).optional(),
   instructions: Text.optional(),
   output_modalities: Modalities.optional(),
@@ -46,6 +55,7 @@ export const SessionConfig = z.looseObject({
         .looseObject({
           format: AudioFormat.optional(),
           turn_detection: TurnDetection.nullable().optional(),
+          transcription: InputTranscription.nullable().optional(),
         })
         .optional(),
       output: z
@@ -58,6 +68,7 @@ export const SessionConfig = z.looseObject({
     })
     .optional(),
   input_audio_format: BetaAudioFormat.optional(),
+  input_audio_transcription: InputTranscription.nullable().optional(),
   output_audio_format: BetaAudioFormat.optional(),
   voice: z.string().max(64).optional(),
   turn_detection: TurnDetection.nullable().optional(),
@@ -168,7 +179,7 @@ export interface ErrorBody {
 
 export type ItemContent =
   | { type: 'input_text'; text: string }
-  | { type: 'input_audio'; transcript: null }
+  | { type: 'input_audio'; transcript: string | null }
   | { type: 'output_text' | 'text'; text: string }
   /** A spoken reply (beta: `audio`): the transcript only, never the audio bytes. */
   | { type: 'output_audio' | 'audio'; transcript: string };
@@ -231,6 +242,15 @@ export type ServerEventBody =
   | { type: 'conversation.item.retrieved'; item: WireItem }
   | { type: 'conversation.item.deleted'; item_id: string }
   | { type: 'conversation.item.truncated'; item_id: string; content_index: number; audio_end_ms: number }
+  | { type: 'conversation.item.input_audio_transcription.delta'; item_id: string; content_index: number; delta: string }
+  | {
+      type: 'conversation.item.input_audio_transcription.completed';
+      item_id: string;
+      content_index: number;
+      transcript: string;
+      usage: { type: 'tokens'; input_tokens: number; output_tokens: number; total_tokens: number; input_token_details?: { audio_tokens: number; text_tokens: number } };
+    }
+  | { type: 'conversation.item.input_audio_transcription.failed'; item_id: string; content_index: number; error: ErrorBody }
   | { type: 'response.created' | 'response.done'; response: WireResponse }
   | { type: 'response.output_item.added' | 'response.output_item.done'; response_id: string; output_index: number; item: WireItem }
   | ({ type: 'response.content_part.added' | 'response.content_part.done'; part: { type: 'text'; text: string } | { type: 'audio'; transcript: string } } & PartRef)

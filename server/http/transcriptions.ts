@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { EarshotError } from '../../protocol/errors.js';
 import type { Usage } from '../../protocol/native.js';
-import { describeIssue, SEGMENTED_FORMATS, TranscriptionRequest } from '../../protocol/openai.js';
+import { describeIssue, SEGMENTED_FORMATS, TranscriptionRequest, transcriptionUsage } from '../../protocol/openai.js';
 import { decodeClip } from '../audio/clip.js';
 import { SAMPLE_RATE, type Pcm16k } from '../audio/format.js';
 import type { ServerContext } from '../context.js';
@@ -52,16 +52,6 @@ function formFields(form: FormPart[]): Record<string, string | string[]> {
   return fields;
 }
 
-function tokenUsage({ promptTokens, completionTokens, audioTokens }: Usage) {
-  return {
-    type: 'tokens',
-    input_tokens: promptTokens,
-    output_tokens: completionTokens,
-    total_tokens: promptTokens + completionTokens,
-    ...(audioTokens !== undefined ? { input_token_details: { audio_tokens: audioTokens, text_tokens: promptTokens - audioTokens } } : {}),
-  };
-}
-
 /** One transcription turn; resolves with its text, rejects with the EarshotError that ended it. */
 function transcribe(job: Job, parts: Part[], turnId: string, onDelta?: (text: string) => void): Promise<Transcribed> {
   const { request, ctx } = job;
@@ -96,7 +86,7 @@ async function whole(job: Job, res: HttpResponse, parts: Part[]): Promise<void> 
   if (job.request.response_format === 'text') {
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
     res.end(text);
-  } else sendJson(res, 200, { text, usage: tokenUsage(usage) });
+  } else sendJson(res, 200, { text, usage: transcriptionUsage(usage) });
 }
 
 /**
@@ -118,7 +108,7 @@ async function streamed(job: Job, res: HttpResponse, parts: Part[]): Promise<voi
     return;
   }
   if (res.aborted) return;
-  sse.send({ type: 'transcript.text.done', text: result.text, usage: tokenUsage(result.usage) });
+  sse.send({ type: 'transcript.text.done', text: result.text, usage: transcriptionUsage(result.usage) });
   sse.end();
 }
 

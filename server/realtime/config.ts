@@ -3,7 +3,7 @@
  * settings, and the session object rendered back in the client's dialect.
  */
 import { EarshotError } from '../../protocol/errors.js';
-import type { SessionConfig, TurnDetection } from '../../protocol/realtime.js';
+import type { InputTranscription, SessionConfig, TurnDetection } from '../../protocol/realtime.js';
 import type { Config } from '../config.js';
 import type { VadJudging } from '../vad/judging.js';
 import type { VoiceStage } from '../voice/stage.js';
@@ -18,6 +18,10 @@ export interface VadConfig {
 }
 
 export interface RealtimeSettings {
+  /** `transcription`: VAD and transcripts only, never a response (`?intent=transcription` or session.type). */
+  kind: 'realtime' | 'transcription';
+  /** Input transcription of each user audio item; null = off. */
+  transcription: InputTranscription | null;
   instructions: string;
   format: InputFormat;
   /** null: manual turns (the client commits and asks for responses). */
@@ -37,8 +41,11 @@ export interface RealtimeSettings {
 const EAGERNESS_SILENCE_MS = { low: 1000, medium: 500, auto: 500, high: 300 } as const;
 
 /** `voice`: the server's voice stage; without one (--tts none) responses are text. */
-export function defaultSettings(config: Config, voice: VoiceStage | undefined): RealtimeSettings {
+export function defaultSettings(config: Config, voice: VoiceStage | undefined, kind: RealtimeSettings['kind'] = 'realtime'): RealtimeSettings {
   return {
+    kind,
+    // A transcription session is there for its transcripts: on from the start.
+    transcription: kind === 'transcription' ? {} : null,
     output: voice ? 'audio' : 'text',
     outputFormat: DEFAULT_FORMAT,
     voice: voice?.defaultVoice ?? 'alloy',
@@ -134,6 +141,9 @@ export function applyUpdate(current: RealtimeSettings, update: SessionConfig, co
     }
   }
   if (update.instructions !== undefined) next.instructions = update.instructions;
+  if (update.type !== undefined) next.kind = update.type;
+  const transcription = update.audio?.input?.transcription !== undefined ? update.audio.input.transcription : update.input_audio_transcription;
+  if (transcription !== undefined) next.transcription = transcription;
   const gaFormatUpdate = update.audio?.input?.format;
   if (gaFormatUpdate) next.format = formatFromGa(gaFormatUpdate);
   else if (update.input_audio_format !== undefined) next.format = formatFromBeta(update.input_audio_format);
@@ -158,7 +168,22 @@ function turnDetection(vad: VadConfig | null): Record<string, unknown> | null {
   };
 }
 
+/** The transcription settings as OpenAI shows them; the served model transcribes, whatever `model` was asked. */
+function renderTranscription(t: InputTranscription | null, model: string): Record<string, unknown> | null {
+  if (!t) return null;
+  return { model, language: t.language ?? null, prompt: t.prompt ?? '' };
+}
+
 export function renderSession(s: RealtimeSettings, ids: { id: string; model: string }, beta: boolean): Record<string, unknown> {
+  const transcription = renderTranscription(s.transcription, ids.model);
+  if (s.kind === 'transcription' && !beta)
+    return {
+      type: 'transcription',
+      id: ids.id,
+      object: 'realtime.transcription_session',
+      audio: { input: { format: gaFormat(s.format), transcription, noise_reduction: null, turn_detection: turnDetection(s.vad) } },
+      include: null,
+    };
   const common = { id: ids.id, object: 'realtime.session', model: ids.model, instructions: s.instructions, temperature: s.temperature, tools: [], tool_choice: 'auto' };
   if (beta)
     return {
@@ -167,7 +192,7 @@ export function renderSession(s: RealtimeSettings, ids: { id: string; model: str
       voice: s.voice,
       input_audio_format: betaFormat(s.format),
       output_audio_format: betaFormat(s.outputFormat),
-      input_audio_transcription: null,
+      input_audio_transcription: transcription,
       turn_detection: turnDetection(s.vad),
       max_response_output_tokens: s.maxOutputTokens,
     };
@@ -176,7 +201,7 @@ export function renderSession(s: RealtimeSettings, ids: { id: string; model: str
     ...common,
     output_modalities: [s.output],
     audio: {
-      input: { format: gaFormat(s.format), transcription: null, noise_reduction: null, turn_detection: turnDetection(s.vad) },
+      input: { format: gaFormat(s.format), transcription, noise_reduction: null, turn_detection: turnDetection(s.vad) },
       output: { format: gaFormat(s.outputFormat), voice: s.voice, speed: 1 },
     },
     max_output_tokens: s.maxOutputTokens,

@@ -47,10 +47,10 @@ class RealtimeConnection implements SocketHandler {
   private spoke = false;
   private closed = false;
 
-  constructor(ctx: ServerContext, connection: Connection, fvad: FvadModule, beta: boolean) {
+  constructor(ctx: ServerContext, connection: Connection, fvad: FvadModule, beta: boolean, kind: RealtimeSettings['kind']) {
     this.ctx = ctx;
     this.wire = new RealtimeWire(connection, beta, ctx);
-    this.settings = defaultSettings(ctx.config, ctx.voice);
+    this.settings = defaultSettings(ctx.config, ctx.voice, kind);
     const defaults = ctx.sessionDefaults();
     const stage = ctx.voice;
     this.session = new Session(
@@ -139,7 +139,10 @@ class RealtimeConnection implements SocketHandler {
     else delete s.system;
     s.params.maxTokens = this.maxTokens(next.maxOutputTokens);
     s.params.temperature = next.temperature;
-    s.bargeIn = next.vad?.interruptResponse ?? false;
+    s.bargeIn = next.kind === 'realtime' && (next.vad?.interruptResponse ?? false);
+    const { language, prompt } = next.transcription ?? {};
+    if (next.transcription) s.transcription = { ...(language ? { language } : {}), ...(prompt ? { prompt } : {}) };
+    else delete s.transcription;
     const vadChanged = JSON.stringify(previous.vad) !== JSON.stringify(next.vad);
     if (initial || vadChanged || !sameFormat(previous.format, next.format)) this.input.rebuild(next);
   }
@@ -152,6 +155,8 @@ class RealtimeConnection implements SocketHandler {
 
   /** A response on the conversation so far; `clientEventId` is unset for the ones turn detection creates. */
   private respond(config: ResponseConfig, clientEventId?: string): void {
+    if (this.settings.kind === 'transcription')
+      throw new RealtimeError('unsupported', 'unsupported', 'a transcription session transcribes input audio and never responds');
     if (this.active)
       throw new RealtimeError('protocol_order', 'conversation_already_has_active_response', `response ${this.active.id} is still in progress`);
     const modalities = config.output_modalities ?? config.modalities;
@@ -205,8 +210,10 @@ class RealtimeConnection implements SocketHandler {
 
   /** An utterance ended (VAD or commit): it becomes the user item speech_started announced. */
   private onUtterance(audio: Pcm16k): void {
-    this.items.addUtterance(this.input.takeItemId(), audio);
-    if (!this.settings.vad?.createResponse) return;
+    const item = this.items.addUtterance(this.input.takeItemId(), audio);
+    // After committed, added and done (transcript null), as OpenAI orders them; its events may interleave with a response's.
+    this.session.transcribe(item);
+    if (this.settings.kind === 'transcription' || !this.settings.vad?.createResponse) return;
     if (this.active) this.responsePending = true;
     else this.respond({});
   }
@@ -234,6 +241,7 @@ class RealtimeConnection implements SocketHandler {
       },
       voiceFailed: (_turnId, error) => this.wire.error(error, undefined),
       turnEnded: (turnId, result) => this.responseEnded(turnId, result),
+      transcript: (itemId, event) => this.items.transcript(itemId, event),
       busy: (error) => this.wire.error(error, undefined),
     };
   }
@@ -255,7 +263,8 @@ export function realtimeRoute(ctx: ServerContext): WebSocketRoute {
         accept: true,
         // Browsers offer `realtime` next to the key protocol and fail the handshake unless one is selected.
         ...(request.protocols.includes('realtime') ? { protocol: 'realtime' } : {}),
-        open: (connection) => new RealtimeConnection(ctx, connection, module, beta),
+        // A transcription session (VAD and transcripts, never a response) asks by URL, as OpenAI's do.
+        open: (connection) => new RealtimeConnection(ctx, connection, module, beta, request.query.get('intent') === 'transcription' ? 'transcription' : 'realtime'),
       };
     },
   };

@@ -3,10 +3,12 @@
  * retrieving and truncating items, user utterances becoming items, and each item's wire shape.
  */
 import { EarshotError } from '../../protocol/errors.js';
+import { transcriptionUsage } from '../../protocol/openai.js';
 import type { ClientEvent, ContentPart, ItemContent, WireItem } from '../../protocol/realtime.js';
 import { SAMPLE_RATE, type Pcm16k } from '../audio/format.js';
 import type { Part } from '../engines/types.js';
 import type { HistoryItem, Session } from '../session/session.js';
+import type { TranscriptEvent } from '../session/transcriber.js';
 import { truncateReply } from '../session/truncate.js';
 import { decodeClip, type InputFormat } from './audio.js';
 import { RealtimeError, type RealtimeWire } from './wire.js';
@@ -44,11 +46,21 @@ export class RealtimeItems {
   }
 
   /** An ended utterance becomes the user item `itemId` (the one speech_started announced, if any). */
-  addUtterance(itemId: string, audio: Pcm16k): void {
+  addUtterance(itemId: string, audio: Pcm16k): HistoryItem {
     const previous = this.lastId();
     const item = this.session.addItem('user', [{ type: 'audio', samples: audio }], itemId);
     this.wire.send({ type: 'input_audio_buffer.committed', item_id: item.id, previous_item_id: previous });
     this.announce(item, previous);
+    return item;
+  }
+
+  /** A user item's input transcription (its audio is content 0): deltas, then completed or failed; the item keeps the text. */
+  transcript(itemId: string, event: TranscriptEvent): void {
+    const ref = { item_id: itemId, content_index: 0 };
+    if (event.type === 'delta') this.wire.send({ type: 'conversation.item.input_audio_transcription.delta', ...ref, delta: event.text });
+    else if (event.type === 'completed')
+      this.wire.send({ type: 'conversation.item.input_audio_transcription.completed', ...ref, transcript: event.text, usage: transcriptionUsage(event.usage) });
+    else this.wire.send({ type: 'conversation.item.input_audio_transcription.failed', ...ref, error: this.wire.errorBody(event.error) });
   }
 
   retrieve(id: string): void {
@@ -100,7 +112,7 @@ export class RealtimeItems {
       status: item.interrupted ? 'incomplete' : 'completed',
       role: item.role,
       content: item.parts.flatMap((part): ItemContent[] => {
-        if (part.type === 'audio') return [{ type: 'input_audio', transcript: null }];
+        if (part.type === 'audio') return [{ type: 'input_audio', transcript: item.transcript ?? null }];
         if (part.type !== 'text') return [];
         if (item.role !== 'assistant') return [{ type: 'input_text', text: part.text }];
         if (item.speech) return [{ type: this.wire.beta ? 'audio' : 'output_audio', transcript: part.text }];

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EarshotError, type ErrorCode, type ErrorOptions } from '../../protocol/errors.js';
-import type { ServerEventBody } from '../../protocol/realtime.js';
+import type { ErrorBody, ServerEventBody } from '../../protocol/realtime.js';
 import { logClientError, type Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Connection } from '../transport/types.js';
@@ -48,19 +48,21 @@ export class RealtimeWire {
 
   /** `clientEventId`: the client event that caused the error, when there is one. */
   error(err: unknown, clientEventId: string | undefined): void {
+    this.send({ type: 'error', error: this.errorBody(err, clientEventId) });
+  }
+
+  /** An error as Realtime shows it (in `error` events and in a failed transcription), counted once. */
+  errorBody(err: unknown, clientEventId?: string): ErrorBody {
     const error = EarshotError.from(err);
     logClientError(this.logger, error, { session: this.sessionId, door: 'realtime' });
     this.metrics.errors.inc({ code: error.code });
-    this.send({
-      type: 'error',
-      error: {
-        type: error.openaiType,
-        code: error instanceof RealtimeError ? error.wireCode : error.code,
-        message: error.message,
-        param: error.param ?? null,
-        event_id: clientEventId ?? null,
-      },
-    });
+    return {
+      type: error.openaiType,
+      code: error instanceof RealtimeError ? error.wireCode : error.code,
+      message: error.message,
+      param: error.param ?? null,
+      event_id: clientEventId ?? null,
+    };
   }
 
   /** The socket is gone: later events (a turn cancelled by the close) go nowhere. */

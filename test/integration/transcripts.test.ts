@@ -5,29 +5,15 @@
  * conversation goes on.
  */
 import t from 'tap';
-import { EarshotError } from '../../protocol/errors.js';
 import type { ServerMessage } from '../../protocol/native.js';
-import type { TurnEvent, TurnRequest } from '../../server/engines/types.js';
 import { speechFixture } from '../fixtures/speech.js';
 import { TestClient } from '../helpers/native-client.js';
 import { startTestServer } from '../helpers/server.js';
 import { NO_BARGE_IN, QUEUED_TURNS } from '../helpers/turn-checks.js';
-import { RecordingEngine } from '../rest/recording-engine.js';
+import { DeafTranscriber, RecordingEngine } from '../rest/recording-engine.js';
 
 type Transcript = Extract<ServerMessage, { type: 'transcript' }>;
 const transcripts = (client: TestClient) => client.messages.filter((m): m is Transcript => m.type === 'transcript');
-
-/** Echo for replies; every transcription fails as an engine error would. */
-class DeafTranscriber extends RecordingEngine {
-  override run(batch: TurnRequest[], emit: (turnId: string, event: TurnEvent) => void): Promise<void> {
-    for (const turn of batch.filter((turn) => turn.kind === 'transcribe'))
-      emit(turn.id, { type: 'error', error: new EarshotError('engine_error', 'the speech model is down') });
-    return super.run(
-      batch.filter((turn) => turn.kind !== 'transcribe'),
-      emit,
-    );
-  }
-}
 
 t.test('each spoken turn gets a transcript of its own clip when hello asks', async (t) => {
   const engine = new RecordingEngine();

@@ -1,4 +1,5 @@
 /** Wraps an engine to record what the scheduler handed it: batches, each turn's events, and aborts. */
+import { EarshotError } from '../../protocol/errors.js';
 import { EchoEngine } from '../../server/engines/echo/engine.js';
 import type { Engine, ModelInfo, TurnEvent, TurnRequest } from '../../server/engines/types.js';
 
@@ -44,5 +45,17 @@ export class RecordingEngine implements Engine {
       if (Date.now() > deadline) throw new Error('condition not reached');
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
+  }
+}
+
+/** Echo for replies; every transcription fails as an engine error would. */
+export class DeafTranscriber extends RecordingEngine {
+  override run(batch: TurnRequest[], emit: (turnId: string, event: TurnEvent) => void): Promise<void> {
+    for (const turn of batch.filter((turn) => turn.kind === 'transcribe'))
+      emit(turn.id, { type: 'error', error: new EarshotError('engine_error', 'the speech model is down') });
+    return super.run(
+      batch.filter((turn) => turn.kind !== 'transcribe'),
+      emit,
+    );
   }
 }
