@@ -24,7 +24,7 @@ function sourceFiles(dir: string): string[] {
 /** The room of a file under server/: its top-level folder, or the file itself at the top. */
 function roomOf(file: string): string {
   const [first, ...rest] = relative(SERVER, file).split('/');
-  return rest.length === 0 ? first!.replace(/\.ts$/, '') : `${first}/`;
+  return rest.length === 0 ? first!.replace(/\.[jt]s$/, '') : `${first}/`;
 }
 
 type Graph = Map<string, Map<string, string>>;
@@ -92,6 +92,7 @@ t.test('server rooms import one way', async (t) => {
   const { graph, outside } = roomGraph();
   const edges = [...graph.values()].reduce((n, targets) => n + targets.size, 0);
   t.ok(graph.size >= 10 && edges >= 20, `the import graph was read (${graph.size} rooms, ${edges} edges)`);
+  t.ok(graph.has('context') && [...graph.values()].some((targets) => targets.has('context')), 'imports of a top-level file (context.js) reach the same room as the file itself');
   const cycle = findCycle(graph);
   t.equal(cycle, undefined, cycle ? describe(cycle, graph) : 'no import loop');
   t.same(outside, [], 'server/ imports only from server/ and protocol/');
