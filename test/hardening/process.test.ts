@@ -47,9 +47,6 @@ t.test('past --drain-timeout-ms running turns are cancelled, every door says why
   await native.hello({ codec: 'pcm16', sampleRate: 16000 });
   const realtime = await RealtimeClient.connect(`${wsUrl}/v1/realtime`);
   await realtime.waitForType('session.created');
-  // Text replies: a server with a voice speaks by default, and this test watches text deltas.
-  realtime.send({ type: 'session.update', session: { type: 'realtime', output_modalities: ['text'] } });
-  await realtime.waitForType('session.updated');
   native.send({ type: 'text', text: 'a very long answer please' });
   realtime.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'and another one' }] } });
   realtime.send({ type: 'response.create' });
