@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/log.js';
 import { startThread } from '../threads.js';
-import { batchBuffers, CHUNK_SAMPLES, type FromSilero, type ToSilero } from './silero-messages.js';
+import { batchBuffers, CHUNK_SAMPLES, MAX_STEPS, type FromSilero, type ToSilero } from './silero-messages.js';
 
 export { CHUNK_SAMPLES } from './silero-messages.js';
 
@@ -179,21 +179,37 @@ export class BatchConfirmer implements Confirmer {
     this.timer = setTimeout(() => this.run(), backlog || this.waiting.length >= this.maxBatch ? 0 : TICK_MS);
   }
 
-  /** One call: the oldest chunk of each waiting stream (a stream's next chunk needs this one's state). */
+  /**
+   * One round trip: up to maxBatch waiting streams, each with up to MAX_STEPS of its chunks in
+   * order; step s is one call over every stream's (s+1)-th chunk (a chunk needs the state the one
+   * before it leaves).
+   */
   private run(): void {
     this.timer = undefined;
     const take = this.waiting.filter((s) => !s.closed && s.count > 0).slice(0, this.maxBatch);
     this.waiting = this.waiting.filter((s) => !take.includes(s) && !s.closed && s.count > 0);
-    for (const [row, stream] of take.entries()) {
+    const rows: Stream[] = [];
+    const steps: number[] = [];
+    for (const stream of take) {
       stream.waiting = false;
       stream.inFlight = true;
-      this.ids[row] = stream.id;
-      this.resets[row] = stream.take(this.input, row);
     }
-    this.batch = take;
-    const message: ToSilero = { count: take.length, closed: this.closedIds };
+    for (let step = 0; step < MAX_STEPS; step++) {
+      const before = rows.length;
+      for (const stream of take) {
+        if (stream.count === 0) continue;
+        const row = rows.length;
+        this.ids[row] = stream.id;
+        this.resets[row] = stream.take(this.input, row);
+        rows.push(stream);
+      }
+      if (rows.length === before) break;
+      steps.push(rows.length - before);
+    }
+    this.batch = rows;
+    const message: ToSilero = { steps, closed: this.closedIds };
     this.closedIds = [];
-    if (take.length === 0) {
+    if (rows.length === 0) {
       if (message.closed.length > 0) this.worker.postMessage(message);
       return;
     }
@@ -207,8 +223,8 @@ export class BatchConfirmer implements Confirmer {
     this.running = false;
     const batch = this.batch;
     this.batch = [];
+    for (const stream of batch) stream.inFlight = false;
     for (const [row, stream] of batch.entries()) {
-      stream.inFlight = false;
       if (stream.closed) continue;
       if (stream.count > 0) this.ready(stream);
       stream.verdict(this.probabilities[row]!);

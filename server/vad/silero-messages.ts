@@ -4,9 +4,14 @@
 export const CHUNK_SAMPLES = 512;
 /** Floats in one stream's h (or c): 2 layers of 64. */
 export const STATE_SIZE = 128;
+/**
+ * A message runs up to this many calls in a row, step s judging each stream's (s+1)-th waiting
+ * chunk, so a stream behind by several chunks (a burst, a slow tick) catches up in one round trip.
+ */
+export const MAX_STEPS = 8;
 
 export interface BatchBuffers {
-  /** [maxBatch, 512] float32 chunks. */
+  /** [maxBatch * MAX_STEPS, 512] float32 chunks, step after step. */
   input: SharedArrayBuffer;
   /** int32 stream id per row. */
   ids: SharedArrayBuffer;
@@ -18,16 +23,16 @@ export interface BatchBuffers {
 
 export function batchBuffers(maxBatch: number): BatchBuffers {
   return {
-    input: new SharedArrayBuffer(maxBatch * CHUNK_SAMPLES * 4),
-    ids: new SharedArrayBuffer(maxBatch * 4),
-    resets: new SharedArrayBuffer(maxBatch),
-    probabilities: new SharedArrayBuffer(maxBatch * 4),
+    input: new SharedArrayBuffer(maxBatch * MAX_STEPS * CHUNK_SAMPLES * 4),
+    ids: new SharedArrayBuffer(maxBatch * MAX_STEPS * 4),
+    resets: new SharedArrayBuffer(maxBatch * MAX_STEPS),
+    probabilities: new SharedArrayBuffer(maxBatch * MAX_STEPS * 4),
   };
 }
 
-/** Confirmer → thread: run the first `count` rows; forget the state of `closed` streams first. */
+/** Confirmer → thread: one call per step over that step's rows (rows laid out step after step); forget the state of `closed` streams first. */
 export interface ToSilero {
-  count: number;
+  steps: number[];
   closed: number[];
 }
 

@@ -23,11 +23,12 @@ function post(message: FromSilero): void {
   parentPort!.postMessage(message);
 }
 
-async function run(session: ort.InferenceSession, count: number): Promise<void> {
+/** One call over rows [first, first + count). */
+async function run(session: ort.InferenceSession, first: number, count: number): Promise<void> {
   const h = new Float32Array(STATE_SIZE * count);
   const c = new Float32Array(STATE_SIZE * count);
   for (let b = 0; b < count; b++) {
-    const state = resets[b] ? undefined : states.get(ids[b]!);
+    const state = resets[first + b] ? undefined : states.get(ids[first + b]!);
     if (!state) continue;
     // [2, B, 64]: layer l of stream b sits at (l * B + b) * 64.
     for (let l = 0; l < 2; l++) {
@@ -36,7 +37,7 @@ async function run(session: ort.InferenceSession, count: number): Promise<void> 
     }
   }
   // A copy: the binding takes ordinary ArrayBuffers, not shared ones.
-  const chunks = input.slice(0, count * CHUNK_SAMPLES);
+  const chunks = input.slice(first * CHUNK_SAMPLES, (first + count) * CHUNK_SAMPLES);
   const out = await session.run({
     input: new ort.Tensor('float32', chunks, [count, CHUNK_SAMPLES]),
     sr,
@@ -47,9 +48,10 @@ async function run(session: ort.InferenceSession, count: number): Promise<void> 
   const hn = out.hn!.data as Float32Array;
   const cn = out.cn!.data as Float32Array;
   for (let b = 0; b < count; b++) {
-    probabilities[b] = p[b]!;
-    let state = states.get(ids[b]!);
-    if (!state) states.set(ids[b]!, (state = new Float32Array(STATE_SIZE * 2)));
+    probabilities[first + b] = p[b]!;
+    const id = ids[first + b]!;
+    let state = states.get(id);
+    if (!state) states.set(id, (state = new Float32Array(STATE_SIZE * 2)));
     for (let l = 0; l < 2; l++) {
       state.set(hn.subarray((l * count + b) * LAYER, (l * count + b + 1) * LAYER), l * LAYER);
       state.set(cn.subarray((l * count + b) * LAYER, (l * count + b + 1) * LAYER), STATE_SIZE + l * LAYER);
@@ -64,7 +66,7 @@ async function load(): Promise<ort.InferenceSession> {
   ids[0] = -1;
   resets[0] = 1;
   input.fill(0, 0, CHUNK_SAMPLES);
-  await run(session, 1);
+  await run(session, 0, 1);
   states.delete(-1);
   return session;
 }
@@ -78,10 +80,18 @@ try {
   process.exit(1);
 }
 
+async function steps(counts: number[]): Promise<void> {
+  let first = 0;
+  for (const count of counts) {
+    await run(session, first, count);
+    first += count;
+  }
+}
+
 parentPort!.on('message', (message: ToSilero) => {
   for (const id of message.closed) states.delete(id);
-  if (message.count === 0) return;
-  run(session, message.count).then(
+  if (message.steps.length === 0) return;
+  steps(message.steps).then(
     () => post({ type: 'done' }),
     (err: unknown) => post({ type: 'failed', message: (err as Error).message }),
   );
