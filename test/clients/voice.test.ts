@@ -1,6 +1,7 @@
 /** Spoken replies on /v1/stream through the Node client: frames per turn, `done` after the last, cancel, truncate, bad voices. */
 import t from 'tap';
 import { EarshotClient, EarshotServerError, type Turn } from '../../clients/node/index.js';
+import { OpusPacketDecoder } from '../../server/audio/opus.js';
 import { unheard } from '../helpers/hear.js';
 import { startTestServer } from '../helpers/server.js';
 
@@ -75,6 +76,29 @@ t.test('cancel stops the audio; truncate keeps what was heard; raw frames', asyn
   const error = new Promise<{ code: string; message: string }>((resolve) => client.once('error', resolve));
   client.truncate(turn.turnId, heardMs + 60_000);
   t.match(await error, { code: 'bad_message', message: /beyond/ });
+});
+
+t.test('Opus: 20 ms packets at 48 kHz that decode to the spoken reply', async (t) => {
+  const server = await startTestServer();
+  t.teardown(() => server.close(0));
+  const client = new EarshotClient({ url: `${server.wsUrl}/v1/stream`, voice: { codec: 'opus', sampleRate: 48000 } });
+  const ready = await client.connect();
+  t.teardown(() => client.close());
+  t.match(ready.voice, { codec: 'opus', sampleRate: 48000, frameMs: 20 });
+  const turns = client.turns();
+  client.text('Please open the window.');
+  const turn = await nextTurn(turns);
+  const packets = await collect(turn.audio());
+  t.equal((await turn.done).finish, 'stop');
+  const decoder = await OpusPacketDecoder.create(48000, 1);
+  t.teardown(() => decoder.close());
+  const decoded = packets.map((p) => decoder.decode(p).slice());
+  t.ok(packets.length > 25, `${packets.length} packets`);
+  t.ok(decoded.every((pcm) => pcm.length === 320), 'each packet is 20 ms (320 samples at 16 kHz)');
+  const samples = new Float32Array(decoded.length * 320);
+  decoded.forEach((pcm, i) => samples.set(pcm, i * 320));
+  const { missing, heard } = await unheard(samples, 16000, ['open', 'window']);
+  t.same(missing, [], `heard: ${heard}`);
 });
 
 t.test('an unknown voice or rate is refused at hello, naming what is available', async (t) => {

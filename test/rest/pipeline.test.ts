@@ -15,7 +15,7 @@ for (const transport of TRANSPORTS) {
   t.test(`REST, native and Realtime turns share one engine batch over ${transport}`, async (t) => {
     const engine = new RecordingEngine();
     // The gather window is what lets turns that arrive together share a batch; 100 ms covers the requests' parsing.
-    const server = await startTestServer({ transport, maxWaitMs: 100, maxBatch: 8 }, { engine });
+    const server = await startTestServer({ transport, maxWaitMs: 100, maxBatch: 8, tts: 'none' }, { engine });
     t.teardown(() => server.close(0));
     const ws = await TestClient.connect(`${server.wsUrl}/v1/stream`);
     t.teardown(() => ws.close());
