@@ -15,6 +15,8 @@ export interface VadConfig {
   silenceMs: number;
   createResponse: boolean;
   interruptResponse: boolean;
+  /** Set for semantic_vad (served by the same VAD, the eagerness choosing the silence), so the session reports what was asked. */
+  eagerness?: 'low' | 'medium' | 'high' | 'auto';
 }
 
 export interface RealtimeSettings {
@@ -99,6 +101,7 @@ function vadFrom(td: TurnDetection, current: VadConfig | null, config: Config): 
     silenceMs: td.silence_duration_ms ?? silence,
     createResponse: td.create_response ?? true,
     interruptResponse: td.interrupt_response ?? current?.interruptResponse ?? config.bargeIn,
+    ...(td.type === 'semantic_vad' ? { eagerness: td.eagerness ?? 'auto' } : {}),
   };
 }
 
@@ -157,6 +160,7 @@ export function applyUpdate(current: RealtimeSettings, update: SessionConfig, co
 
 function turnDetection(vad: VadConfig | null): Record<string, unknown> | null {
   if (!vad) return null;
+  if (vad.eagerness) return { type: 'semantic_vad', eagerness: vad.eagerness, create_response: vad.createResponse, interrupt_response: vad.interruptResponse };
   return {
     type: 'server_vad',
     threshold: vad.threshold,

@@ -127,6 +127,18 @@ t.test("an update without interrupt_response keeps the server's --barge-in false
   t.equal(kept.audio.input.turn_detection.interrupt_response, true, 'a later update without it keeps the value the client chose');
 });
 
+t.test('semantic_vad is accepted and reported as asked, its eagerness choosing the silence', async (t) => {
+  const server = await startTestServer({ tts: 'none' });
+  t.teardown(() => server.close(0));
+  const c = await RealtimeClient.connect(`${server.wsUrl}/v1/realtime`);
+  t.teardown(() => c.close());
+  await c.waitForType('session.created');
+  const semantic = await update(c, { type: 'realtime', audio: { input: { turn_detection: { type: 'semantic_vad', eagerness: 'high' } } } });
+  t.match(semantic.audio.input.turn_detection, { type: 'semantic_vad', eagerness: 'high' }, 'the session says semantic_vad, eagerness high');
+  const plain = await update(c, { type: 'realtime', audio: { input: { turn_detection: { type: 'server_vad' } } } });
+  t.match(plain.audio.input.turn_detection, { type: 'server_vad', silence_duration_ms: 500 }, 'back to server_vad with the server silence');
+});
+
 t.test('beta turn_detection without interrupt_response keeps --barge-in false', async (t) => {
   const server = await startTestServer({ tts: 'none', bargeIn: false });
   t.teardown(() => server.close(0));
