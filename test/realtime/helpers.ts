@@ -2,6 +2,7 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import type { OpenAIRealtimeWS } from 'openai/realtime/ws';
 import WebSocket from 'ws';
 import type { G711Law } from '../../server/audio/g711.js';
 
@@ -132,4 +133,32 @@ export const SOX_ENCODING: Record<G711Law, string> = { ulaw: 'u-law', alaw: 'a-l
 export async function g711Of(wavPath: string, law: G711Law, out: string): Promise<Buffer> {
   await promisify(execFile)('sox', ['-D', wavPath, '-r', '8000', '-c', '1', '-e', SOX_ENCODING[law], '-t', 'raw', out]);
   return readFile(out);
+}
+
+/**
+ * Records every event an official-SDK Realtime client (OpenAIRealtimeWS) receives, and its
+ * errors; `until` resolves with the probe's first truthy value, or rejects after `limitMs` (a
+ * failure guard, not a timing assertion) naming the events seen.
+ */
+export function recordSdkEvents(rt: OpenAIRealtimeWS, limitMs = WAIT_LIMIT_MS) {
+  const events: RealtimeEvent[] = [];
+  const errors: unknown[] = [];
+  let wake = () => {};
+  rt.on('event', (e) => {
+    events.push(e as unknown as RealtimeEvent);
+    wake();
+  });
+  rt.on('error', (err) => errors.push(err));
+  const until = async <T>(probe: () => T | undefined | false, what: string): Promise<T> => {
+    const deadline = Date.now() + limitMs;
+    for (let found = probe(); ; found = probe()) {
+      if (found) return found;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got ${events.map((e) => e.type).join(', ')}`);
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, 200);
+      });
+    }
+  };
+  return { events, errors, until };
 }

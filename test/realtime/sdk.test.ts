@@ -11,7 +11,7 @@ import t from 'tap';
 import { speechFixture } from '../fixtures/speech.js';
 import { startTestServer, TRANSPORTS } from '../helpers/server.js';
 import { selfSignedCert } from '../helpers/tls.js';
-import { pcmChunks, responseShape, type RealtimeEvent } from './helpers.js';
+import { pcmChunks, recordSdkEvents, responseShape, type RealtimeEvent } from './helpers.js';
 
 const TOLERANCE_MS = 200;
 const PREFIX_MS = 300;
@@ -45,24 +45,7 @@ for (const transport of TRANSPORTS) {
     const client = new OpenAI({ apiKey: 'sk-test', baseURL: `${server.url}/v1` });
     const rt = new OpenAIRealtimeWS({ model: 'earshot-echo-test-engine', options: { rejectUnauthorized: false } }, client);
     t.equal(rt.url.protocol, 'wss:', 'the SDK connects over wss');
-    const events: RealtimeEvent[] = [];
-    const errors: unknown[] = [];
-    let wake = () => {};
-    rt.on('event', (e) => {
-      events.push(e as unknown as RealtimeEvent);
-      wake();
-    });
-    rt.on('error', (err) => errors.push(err));
-    const until = async (done: () => boolean, what: string) => {
-      const deadline = Date.now() + WAIT_LIMIT_MS;
-      while (!done()) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got ${events.map((e) => e.type).join(', ')}`);
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          setTimeout(resolve, 200);
-        });
-      }
-    };
+    const { events, errors, until } = recordSdkEvents(rt, WAIT_LIMIT_MS);
     const count = (type: string) => events.filter((e) => e.type === type).length;
     await new Promise<void>((resolve, reject) => {
       rt.socket.once('open', () => resolve());

@@ -11,7 +11,7 @@ import { speechFixture } from '../fixtures/speech.js';
 import { unheard } from '../helpers/hear.js';
 import { startTestServer } from '../helpers/server.js';
 import { selfSignedCert } from '../helpers/tls.js';
-import { pcmChunks, RealtimeClient, responseShape, type RealtimeEvent } from './helpers.js';
+import { pcmChunks, RealtimeClient, recordSdkEvents, responseShape, type RealtimeEvent } from './helpers.js';
 
 const WAIT_LIMIT_MS = 30_000;
 
@@ -40,25 +40,7 @@ t.test('openai SDK, default session: the response is spoken, says its transcript
   t.teardown(() => server.close(0));
   const client = new OpenAI({ apiKey: 'unused', baseURL: `${server.url}/v1` });
   const rt = new OpenAIRealtimeWS({ model: 'earshot-echo-test-engine', options: { rejectUnauthorized: false } }, client);
-  const events: RealtimeEvent[] = [];
-  const errors: unknown[] = [];
-  let wake = () => {};
-  rt.on('event', (e) => {
-    events.push(e as unknown as RealtimeEvent);
-    wake();
-  });
-  rt.on('error', (err) => errors.push(err));
-  const until = async (done: () => RealtimeEvent | undefined, what: string): Promise<RealtimeEvent> => {
-    const deadline = Date.now() + WAIT_LIMIT_MS;
-    for (let found = done(); ; found = done()) {
-      if (found) return found;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got ${events.map((e) => e.type).join(', ')}`);
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        setTimeout(resolve, 200);
-      });
-    }
-  };
+  const { events, errors, until } = recordSdkEvents(rt, WAIT_LIMIT_MS);
   const find = (type: string, from = 0) => () => events.slice(from).find((e) => e.type === type);
   await new Promise<void>((resolve, reject) => {
     rt.socket.once('open', () => resolve());
