@@ -75,7 +75,8 @@ export const Hello = z
   .strict();
 
 export const Audio = z.object({ type: z.literal('audio'), seq: z.number().int().min(0).optional(), data: z.instanceof(Uint8Array) }).strict();
-export const Commit = z.object({ type: z.literal('commit') }).strict();
+/** `ack`: answer with `committed` once every packet sent before the commit has been judged and its utterance, if any, announced (Silero verdicts and audio threads answer later than a websocket ping). */
+export const Commit = z.object({ type: z.literal('commit'), ack: z.boolean().optional() }).strict();
 export const Text = z.object({ type: z.literal('text'), text: z.string().min(1).max(16_384) }).strict();
 export const Cancel = z.object({ type: z.literal('cancel') }).strict();
 export const Bye = z.object({ type: z.literal('bye') }).strict();
@@ -135,6 +136,8 @@ export const ServerMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('done'), turnId: z.string(), usage: Usage, finish: FinishReason }),
   z.object({ type: z.literal('error'), code: z.string(), message: z.string(), fatal: z.boolean(), turnId: z.string().optional(), retryable: z.boolean().optional() }),
   z.object({ type: z.literal('busy'), retryAfterMs: z.number(), turnId: z.string().optional() }),
+  /** A `commit {ack: true}` is complete: what was sent before it has been judged, and its turn, if any, announced. */
+  z.object({ type: z.literal('committed') }),
 ]);
 export type ServerMessage = z.infer<typeof ServerMessage>;
 

@@ -97,6 +97,7 @@ export class EarshotClient {
   private readonly unheard = new Map<string, ReturnType<typeof Turn.create>>();
   private readonly subscribers = new Set<AsyncQueue<Turn>>();
   private readonly pongs: (() => void)[] = [];
+  private readonly commits: (() => void)[] = [];
   /** One buffer for every raw audio frame: ws copies it while masking, before send() returns. */
   private scratch = new Uint8Array(1 + 4096);
   private drained: Promise<boolean> | undefined;
@@ -199,9 +200,13 @@ export class EarshotClient {
     return (this.drained ??= new Promise((resolve) => (this.resolveDrained = resolve)));
   }
 
-  /** Ends the current utterance now (VAD or manual turns). */
-  commit(): void {
-    this.send({ type: 'commit' });
+  /**
+   * Ends the current utterance now (VAD or manual turns). Resolves once the server has judged
+   * everything sent before it and announced the utterance's turn, if any (or the socket closed).
+   */
+  commit(): Promise<void> {
+    this.send({ type: 'commit', ack: true });
+    return new Promise((resolve) => this.commits.push(resolve));
   }
 
   /** A typed user turn. */
@@ -343,6 +348,7 @@ export class EarshotClient {
     this.ws = undefined;
     this.speakingNow = false;
     for (const resolve of this.pongs.splice(0)) resolve();
+    for (const resolve of this.commits.splice(0)) resolve();
     this.onWritten();
     const error = this.lastError ?? new EarshotConnectionError(`connection to ${this.url} lost`, 'closed');
     this.endOpenTurns(this.closing ? 'connection_closed' : 'connection_lost', error.message);
@@ -427,6 +433,7 @@ export class EarshotClient {
       this.open.get(m.turnId)?.audio(m.data);
     },
     truncated: () => {},
+    committed: () => this.commits.shift()?.(),
     transcript: (m) => {
       this.unheard.get(m.turnId)?.heard(m.error ? { text: m.text, error: m.error } : { text: m.text });
       this.unheard.delete(m.turnId);

@@ -29,13 +29,13 @@ export async function streamAudio(client: EarshotClient, source: AudioSource, op
 }
 
 /**
- * Waits until the server has nothing left for us: everything sent has been handled, an
- * utterance still open is committed, and every turn (including ones queued behind others,
- * which start as earlier ones end) has finished and has its transcript, if asked for.
+ * Waits until the server has nothing left for us: everything sent has been judged (a commit
+ * the server acknowledges: with Silero or audio threads the VAD answers after a websocket ping
+ * would), an utterance still open is ended, and every turn (including ones queued behind
+ * others, which start as earlier ones end) has finished and has its transcript, if asked for.
  */
 export async function settle(client: EarshotClient): Promise<void> {
-  await client.sync();
-  if (client.speaking) client.commit();
+  await client.commit();
   for (;;) {
     await client.sync();
     const pending = client.pendingTurns;

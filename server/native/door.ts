@@ -56,7 +56,7 @@ class NativeConnection implements SocketHandler, Expirable {
     this.handlers = {
       hello: (m) => this.hello(m),
       audio: (m) => this.audio(m.data),
-      commit: () => this.requireSession().commit(),
+      commit: (m) => this.requireSession().commit(m.ack ? () => this.send({ type: 'committed' }) : undefined),
       text: (m) => this.requireSession().addText(m.text),
       cancel: () => this.requireSession().cancel(),
       bye: () => this.connection.close(CLOSE_NORMAL, 'bye'),

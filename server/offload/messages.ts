@@ -20,5 +20,6 @@ export interface StreamSpec {
 /** Audio thread → event-loop thread. Rare: one per VAD transition or bad packet, never per frame. */
 export type ThreadEvent =
   | { stream: number; type: 'speech_started'; atMs: number }
+  | { stream: number; type: 'flushed' }
   | { stream: number; type: 'speech_stopped'; atMs: number; startMs: number; endMs: number; reason: 'silence' | 'max_length' | 'commit'; audio: Float32Array }
   | { stream: number; type: 'error'; code: string; message: string };

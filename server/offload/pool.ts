@@ -24,10 +24,15 @@ export interface StreamHandlers {
   error(error: EarshotError): void;
 }
 
+/** A stream's handlers and the callbacks of its flushes the thread has yet to finish, oldest first. */
+interface StreamEntry extends StreamHandlers {
+  flushDone: (() => void)[];
+}
+
 interface Thread {
   worker: Worker;
   writer: RingWriter;
-  streams: Map<number, StreamHandlers>;
+  streams: Map<number, StreamEntry>;
   stopping: boolean;
 }
 
@@ -47,8 +52,12 @@ export class OffloadedAudio {
       throw new EarshotError('busy', 'audio processing is behind; this packet was dropped', { retryAfterMs: 100 });
   }
 
-  flush(): void {
-    if (!this.closed) this.pool.control(this.thread, this.id, RECORD_CONTROL_FLUSH, EMPTY);
+  /** `done` runs once the thread has judged every packet before the flush and delivered its utterance, if any. */
+  flush(done: () => void): void {
+    const entry = this.thread.streams.get(this.id);
+    if (this.closed || !entry) return done();
+    entry.flushDone.push(done);
+    this.pool.control(this.thread, this.id, RECORD_CONTROL_FLUSH, EMPTY);
   }
 
   close(): void {
@@ -86,7 +95,7 @@ export class AudioThreadPool {
   attach(spec: StreamSpec, handlers: StreamHandlers): OffloadedAudio {
     const thread = this.threads.reduce((a, b) => (b.streams.size < a.streams.size ? b : a));
     const id = this.nextStream++ & 0x7fff_ffff;
-    thread.streams.set(id, handlers);
+    thread.streams.set(id, { segment: handlers.segment, error: handlers.error, flushDone: [] });
     this.control(thread, id, RECORD_CONTROL_OPEN, new TextEncoder().encode(JSON.stringify(spec)));
     return new OffloadedAudio(this, thread, id);
   }
@@ -117,6 +126,7 @@ export class AudioThreadPool {
     const handlers = thread.streams.get(event.stream);
     if (!handlers) return;
     if (event.type === 'error') handlers.error(new EarshotError(event.code as EarshotError['code'], event.message));
+    else if (event.type === 'flushed') handlers.flushDone.shift()?.();
     else if (event.type === 'speech_started') handlers.segment({ type: 'speech_started', atMs: event.atMs });
     else handlers.segment({ type: 'speech_stopped', atMs: event.atMs, startMs: event.startMs, endMs: event.endMs, reason: event.reason, audio: event.audio });
   }

@@ -61,7 +61,7 @@ function control(id: number, kind: number, payload: Uint8Array): StreamSpec | un
   const stream = streams.get(id);
   if (kind === RECORD_CONTROL_OPEN) return JSON.parse(text.decode(payload)) as StreamSpec;
   if (!stream) return undefined;
-  if (kind === RECORD_CONTROL_FLUSH) stream.segmenter.flush();
+  if (kind === RECORD_CONTROL_FLUSH) stream.segmenter.flush(() => post({ stream: id, type: 'flushed' }));
   else if (kind === RECORD_CONTROL_CLOSE) {
     stream.decoder.close();
     stream.segmenter.close();

@@ -21,8 +21,12 @@ export interface AudioSink {
 export interface AudioInput {
   /** One packet of the session's codec; throws EarshotError('bad_audio') for bad packets. */
   push(packet: Uint8Array, sink: AudioSink): void;
-  /** Ends the current utterance now: with VAD, what was heard so far; without, the whole buffer. Returns false if there was nothing. */
-  commit(sink: AudioSink): boolean;
+  /**
+   * Ends the current utterance now: with VAD, what was heard so far; without, the whole buffer.
+   * Returns false if there was nothing. `done` runs once everything pushed before the commit has
+   * been judged and the utterance, if any, delivered (later with Silero or an audio thread).
+   */
+  commit(sink: AudioSink, done: () => void): boolean;
   close(): void;
 }
 
@@ -45,8 +49,8 @@ class VadInput implements AudioInput {
     this.segmenter.push(samples);
   }
 
-  commit(): boolean {
-    return this.segmenter.flush();
+  commit(_sink: AudioSink, done: () => void): boolean {
+    return this.segmenter.flush(done);
   }
 
   close(): void {
@@ -77,12 +81,16 @@ class ManualInput implements AudioInput {
     this.chunks.push(samples.slice());
   }
 
-  commit(sink: AudioSink): boolean {
-    if (this.samples === 0) return false;
+  commit(sink: AudioSink, done: () => void): boolean {
+    if (this.samples === 0) {
+      done();
+      return false;
+    }
     const audio = joinClips(this.chunks);
     this.chunks = [];
     this.samples = 0;
     sink.utterance(audio);
+    done();
     return true;
   }
 
@@ -103,9 +111,9 @@ class OffloadedInput implements AudioInput {
     this.stream.push(packet);
   }
 
-  commit(): boolean {
-    // Ordered after the packets already queued; the utterance arrives through handleSegment.
-    this.stream.flush();
+  commit(_sink: AudioSink, done: () => void): boolean {
+    // Ordered after the packets already queued; the utterance arrives through handleSegment, then `done`.
+    this.stream.flush(done);
     return true;
   }
 

@@ -53,6 +53,8 @@ export interface TurnInfo {
 
 export type TurnResult = { type: 'done'; usage: Usage; finish: Exclude<FinishReason, 'error'>; text: string } | { type: 'error'; error: EarshotError; text: string };
 
+const NOTHING = (): void => {};
+
 export interface SessionEvents {
   speechStarted(atMs: number): void;
   speechStopped(atMs: number, startMs: number, endMs: number): void;
@@ -172,9 +174,16 @@ export class Session {
     this.input.push(packet, this.sink);
   }
 
-  /** Ends the current utterance now: with VAD, what was heard so far; without, the whole buffer. Returns false if there was nothing. */
-  commit(): boolean {
-    return this.input?.commit(this.sink) ?? false;
+  /**
+   * Ends the current utterance now: with VAD, what was heard so far; without, the whole buffer.
+   * Returns false if there was nothing. `done` runs once all audio sent before the commit is judged.
+   */
+  commit(done: () => void = NOTHING): boolean {
+    if (!this.input) {
+      done();
+      return false;
+    }
+    return this.input.commit(this.sink, done);
   }
 
   /**

@@ -81,8 +81,10 @@ export interface Segmenter {
    * Ends the current utterance (manual commit, end of stream) at the audio received so far, once
    * Silero's verdicts on it are back (at once without Silero); emits at most one event. Says
    * whether there is an utterance to end (with verdicts outstanding: whether there may be).
+   * `done` runs once the flush is complete and its event, if any, has been emitted: a client can
+   * be told that everything it sent before the commit has been judged.
    */
-  flush(): boolean;
+  flush(done?: () => void): boolean;
   readonly speaking: boolean;
   readonly streamMs: number;
   close(): void;
@@ -144,6 +146,8 @@ export class VadSegmenter implements Segmenter {
   /** A flush asked for while verdicts were out: it ends the utterance at frame `flushAt` once `flushWaits` more verdicts are in. */
   private flushAt = Infinity;
   private flushWaits = 0;
+  /** Callbacks of flushes still waiting for verdicts, run in order once their flush is complete. */
+  private readonly flushDone: (() => void)[] = [];
   private agreed = false;
 
   /** Audio of the utterance in progress, prefix padding included; grown by doubling, reused. */
@@ -211,15 +215,21 @@ export class VadSegmenter implements Segmenter {
     this.deliver();
   }
 
-  flush(): boolean {
+  flush(done?: () => void): boolean {
+    if (done) this.flushDone.push(done);
     if (this.sentCount === 0) {
       const speaking = this.flushNow();
       this.deliver();
+      this.runFlushDone();
       return speaking;
     }
     this.flushAt = this.arrived;
     this.flushWaits = this.sentCount;
     return this.speaking || this.pendingCount > 0;
+  }
+
+  private runFlushDone(): void {
+    for (const done of this.flushDone.splice(0)) done();
   }
 
   /** Judges what is left before the flush point (frames waiting on a chunk no audio will complete) and ends the utterance. */
@@ -366,6 +376,7 @@ export class VadSegmenter implements Segmenter {
     }
     this.drain();
     this.deliver();
+    if (this.flushAt === Infinity && this.flushDone.length > 0) this.runFlushDone();
   }
 
   /** Judges pending frames, oldest first, as far as verdicts have come back. */
