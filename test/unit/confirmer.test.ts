@@ -14,6 +14,7 @@ import { segmenterFor } from '../../server/vad/judging.js';
 import type { SegmentEvent, SegmenterSettings, VadMode, VadSegmenter } from '../../server/vad/segmenter.js';
 import { NOISE_CLIPS, noiseClip } from '../fixtures/noise.js';
 import { speechFixture } from '../fixtures/speech.js';
+import { startTestServer } from '../helpers/server.js';
 import { joinClips } from '../../server/audio/clip.js';
 
 const PER_MS = 16;
@@ -50,6 +51,11 @@ t.test('a missing or corrupt model fails at start, naming the file and --vad web
   const corrupt = join(dir, 'silero_vad.onnx');
   await writeFile(corrupt, 'this is not an ONNX model');
   await t.rejects(BatchConfirmer.start({ modelPath: corrupt, maxBatch: 8 }), { message: new RegExp(`${corrupt} could not be loaded and run: .*--vad webrtc`) });
+  // The server itself: it refuses to start on the bad file, and starts with the flag the message names.
+  await t.rejects(startTestServer({ vadModel: corrupt }), { message: new RegExp(`${corrupt} could not be loaded and run: .*--vad webrtc`) });
+  const server = await startTestServer({ vadModel: corrupt, vad: 'webrtc' });
+  t.equal(server.ctx.confirmer, undefined, '--vad webrtc starts without the model');
+  await server.close(0);
 });
 
 t.test('batched across streams, each stream keeps its own state', async (t) => {
