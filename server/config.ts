@@ -17,6 +17,7 @@ const OPTIONS = {
   host: [z.string().min(1), '127.0.0.1', 'address to listen on'],
   port: [port, 8080, 'port to listen on (0 = any free port)'],
   transport: [z.enum(['uws', 'ws']), 'uws', 'websocket/HTTP transport; uws falls back to ws when no uWebSockets.js build loads'],
+  shards: [z.coerce.number().int().min(1).max(64), 1, 'uws transport: listening threads sharing the port, each owning its sockets; limits, sessions, the scheduler and engine stay on the main thread (1 = one event loop; ws: always 1)'],
   tlsCert: [z.string().optional(), undefined, 'TLS certificate file (PEM); serves https/wss when set with --tls-key'],
   tlsKey: [z.string().optional(), undefined, 'TLS private key file (PEM)'],
   logLevel: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info', 'log level (stderr: JSON lines, human-readable text at a terminal; info = one line per turn and per error)'],

@@ -7,7 +7,19 @@ export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const audioFrames = new FrameCount();
+  const shards = { connections: (): number[] => [] };
   const m = {
+    /** Set by the app once the transport runs: open websockets per listening shard. */
+    shards,
+    shardConnections: new Gauge({
+      name: 'earshot_shard_connections',
+      help: 'open websocket connections by listening shard (--shards)',
+      labelNames: ['shard'] as const,
+      registers: [registry],
+      collect() {
+        shards.connections().forEach((open, shard) => this.set({ shard: String(shard) }, open));
+      },
+    }),
     registry,
     sessions: new Gauge({ name: 'earshot_sessions', help: 'open sessions by front door', labelNames: ['door'] as const, registers: [registry] }),
     connections: new Gauge({ name: 'earshot_connections', help: 'open websocket connections', registers: [registry] }),

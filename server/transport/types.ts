@@ -30,7 +30,13 @@ export interface UpgradeRequest {
 
 export type UpgradeDecision =
   | { accept: false; status: number; body: string; headers?: Record<string, string> }
-  | { accept: true; protocol?: string; open: (connection: Connection) => SocketHandler };
+  | {
+      accept: true;
+      protocol?: string;
+      open: (connection: Connection) => SocketHandler;
+      /** Called instead of `open` when the client left before a late (cross-thread) answer arrived. */
+      abandon?: () => void;
+    };
 
 export interface WebSocketRoute {
   path: string;
@@ -79,6 +85,8 @@ export interface Transport {
   /** Stops accepting; open sockets are left to their owners (graceful drain). */
   stopListening(): void;
   close(): Promise<void>;
+  /** Open websockets per listening shard, when there is more than one. */
+  shardConnections?(): number[];
 }
 
 export const STATUS_TEXT: Record<number, string> = {

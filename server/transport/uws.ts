@@ -8,7 +8,19 @@ import { accessSync, constants } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { CLOSE_GOING_AWAY, EarshotError } from '../../protocol/errors.js';
-import { CLOSE_SLOW_READER, STATUS_TEXT, type Connection, type HttpRequest, type HttpResponse, type SocketHandler, type Transport, type TransportOptions } from './types.js';
+import { CLOSE_SLOW_READER, STATUS_TEXT, type Connection, type HttpRequest, type HttpResponse, type SocketHandler, type Transport, type TransportOptions, type UpgradeDecision, type UpgradeRequest } from './types.js';
+
+/** A listening shard decides upgrades on the main thread, so its routes may answer later. */
+export interface UwsRoute {
+  path: string;
+  upgrade(request: UpgradeRequest): UpgradeDecision | Promise<UpgradeDecision>;
+}
+
+export interface UwsOptions extends Omit<TransportOptions, 'routes'> {
+  routes: UwsRoute[];
+  /** Join a port other shards listen on (SO_REUSEPORT) instead of refusing a port already in use. */
+  sharedPort?: boolean;
+}
 
 /* The subset of the uWebSockets.js API used here, typed locally so every build fits. */
 interface UwsWebSocket {
@@ -117,8 +129,11 @@ export class UwsTransport implements Transport {
   private token: unknown;
   private readonly open = new Set<UwsConnection>();
 
-  constructor(uws: UwsModule, build: string, options: TransportOptions) {
+  private readonly sharedPort: boolean;
+
+  constructor(uws: UwsModule, build: string, options: UwsOptions) {
     this.uws = uws;
+    this.sharedPort = options.sharedPort ?? false;
     this.name = `uws (${build})`;
     this.app = options.tls ? sslApp(uws, options.tls) : uws.App();
     for (const route of options.routes) {
@@ -133,15 +148,25 @@ export class UwsTransport implements Transport {
           req.forEach((key, value) => (headers[key] = value));
           const protocols = (headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter(Boolean);
           const remoteAddress = text(res.getRemoteAddressAsText());
+          const answer = (decision: UpgradeDecision) => {
+            if (!decision.accept) {
+              res.writeStatus(`${decision.status} ${STATUS_TEXT[decision.status] ?? 'Error'}`);
+              for (const [k, v] of Object.entries(decision.headers ?? {})) res.writeHeader(k, v);
+              res.writeHeader('content-type', 'application/json').end(decision.body, true);
+              return;
+            }
+            const userData: UserData = { open: decision.open, remoteAddress };
+            res.upgrade(userData, headers['sec-websocket-key'] ?? '', decision.protocol ?? '', headers['sec-websocket-extensions'] ?? '', context);
+          };
           const decision = route.upgrade({ path: req.getUrl(), query: new URLSearchParams(req.getQuery() ?? ''), headers, protocols, remoteAddress });
-          if (!decision.accept) {
-            res.writeStatus(`${decision.status} ${STATUS_TEXT[decision.status] ?? 'Error'}`);
-            for (const [k, v] of Object.entries(decision.headers ?? {})) res.writeHeader(k, v);
-            res.writeHeader('content-type', 'application/json').end(decision.body, true);
-            return;
-          }
-          const userData: UserData = { open: decision.open, remoteAddress };
-          res.upgrade(userData, headers['sec-websocket-key'] ?? '', decision.protocol ?? '', headers['sec-websocket-extensions'] ?? '', context);
+          if (!(decision instanceof Promise)) return answer(decision);
+          // Answered later: uWS needs an abort handler meanwhile, and the answer corked.
+          let aborted = false;
+          res.onAborted(() => (aborted = true));
+          void decision.then((late) => {
+            if (aborted) return void (late.accept && late.abandon?.());
+            res.cork(() => answer(late));
+          });
         },
         open: (ws: UwsWebSocket) => {
           const data = ws.getUserData();
@@ -168,7 +193,7 @@ export class UwsTransport implements Transport {
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
       // uSockets shares a busy port (SO_REUSEPORT) unless told not to; a second server must be refused, as on ws.
-      this.app.listen(host, port, this.uws.LIBUS_LISTEN_EXCLUSIVE_PORT, (token) => {
+      this.app.listen(host, port, this.sharedPort ? 0 : this.uws.LIBUS_LISTEN_EXCLUSIVE_PORT, (token) => {
         if (!token) return void listenFailure(host, port).then(reject);
         this.token = token;
         resolve(this.uws.us_socket_local_port(token));
@@ -181,9 +206,13 @@ export class UwsTransport implements Transport {
     this.token = undefined;
   }
 
-  async close(): Promise<void> {
+  get connections(): number {
+    return this.open.size;
+  }
+
+  async close(code = CLOSE_GOING_AWAY, reason = 'server closing'): Promise<void> {
     this.stopListening();
-    for (const connection of this.open) connection.close(CLOSE_GOING_AWAY, 'server closing');
+    for (const connection of this.open) connection.close(code, reason);
     this.open.clear();
   }
 }

@@ -1,0 +1,58 @@
+/** --shards 2 on uws: sockets live on two listening threads, limits, batches, metrics and drain stay whole. */
+import t from 'tap';
+import { speechFixture } from '../fixtures/speech.js';
+import { TestClient } from '../helpers/native-client.js';
+import { metricValue, startTestServer } from '../helpers/server.js';
+import { handshake } from '../hardening/upgrade-client.js';
+
+const SHARDS = 2;
+// With SO_REUSEPORT spreading connections at random, 12 all landing on one of 2 shards has odds 1 in 2,048.
+const SESSIONS = 12;
+
+t.test('sessions on different shards share one engine batch, and metrics add up', async (t) => {
+  const server = await startTestServer({ transport: 'uws', shards: SHARDS, coalesce: false, maxBatch: 16, maxWaitMs: 1_500, tts: 'none' });
+  t.teardown(() => server.close(0));
+  t.match(server.transport.name, /2 shards/, 'the sharded transport runs');
+  const fixture = await speechFixture(10, { sentences: 1 });
+  const clients = await Promise.all(Array.from({ length: SESSIONS }, () => TestClient.connect(`${server.wsUrl}/v1/stream`)));
+  await Promise.all(clients.map((c) => c.hello({ codec: 'opus', sampleRate: 16000, vad: { bargeIn: false } })));
+  const perShard = server.transport.shardConnections!();
+  t.equal(perShard.length, SHARDS, 'one count per shard');
+  t.ok(perShard.every((open) => open > 0), `every shard holds sessions (${perShard.join('/')})`);
+  t.equal(await metricValue(server, 'earshot_shard_connections'), SESSIONS, '/metrics: the shards\' connections add up');
+  t.equal(await metricValue(server, 'earshot_connections'), SESSIONS, '/metrics: the global count agrees');
+  await Promise.all(clients.map((c) => c.stream(fixture.opusPackets, 20)));
+  const turns = await Promise.all(clients.map((c) => c.waitForTurnsDone(1, 60_000)));
+  t.ok(turns.every((done) => done.length === 1 && /heard \d+ ms/.test(done[0]!.text)), 'every session got its turn back through its shard');
+  t.equal(await metricValue(server, 'earshot_batch_size_sum'), SESSIONS, 'the engine ran every turn');
+  t.equal(await metricValue(server, 'earshot_batch_size_count'), 1, 'in one batch, spanning both shards');
+  const reply = await fetch(`${server.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: server.ctx.primaryModel().id, messages: [{ role: 'user', content: 'hello' }] }),
+  });
+  t.equal(reply.status, 200, 'REST crosses from a shard to the engine and back');
+  t.match(await reply.json(), { choices: [{ message: { content: String } }] }, 'with an OpenAI-shaped body');
+  for (const c of clients) c.close();
+});
+
+t.test('per-address limits hold across shards', async (t) => {
+  const server = await startTestServer({ transport: 'uws', shards: SHARDS, maxConnectionsPerIp: 4, trustProxy: true, tts: 'none' });
+  t.teardown(() => server.close(0));
+  const tries = await Promise.all(Array.from({ length: 10 }, () => handshake(`${server.wsUrl}/v1/stream`, { 'x-forwarded-for': '10.0.0.9' })));
+  const accepted = tries.filter((h) => h.ok);
+  t.equal(accepted.length, 4, 'four from one address, wherever they landed');
+  t.ok(tries.every((h) => h.ok || h.status === 429), 'the rest are refused with 429');
+  t.equal(server.transport.shardConnections!().reduce((a, b) => a + b, 0), 4, 'the shards hold four between them');
+  for (const h of accepted) if (h.ok) h.socket.close();
+});
+
+t.test('drain closes every shard\'s sessions with 1001 and stops accepting', async (t) => {
+  const server = await startTestServer({ transport: 'uws', shards: SHARDS, tts: 'none' });
+  const clients = await Promise.all(Array.from({ length: 8 }, () => TestClient.connect(`${server.wsUrl}/v1/stream`)));
+  await Promise.all(clients.map((c) => c.hello({ codec: 'pcm16', sampleRate: 16000 })));
+  const codes = Promise.all(clients.map((c) => c.waitForClose()));
+  await server.close(1_000);
+  t.same(await codes, clients.map(() => 1001), 'every session closed with 1001');
+  await t.rejects(fetch(`${server.url}/health`), 'nothing listens on the port afterwards');
+});
