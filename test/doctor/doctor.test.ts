@@ -15,13 +15,20 @@ import { CHECK_NAMES } from '../../doctor/checks.js';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const FIXTURES = join(ROOT, 'test', 'fixtures');
 
+/**
+ * The stand-in prefills in one step by default, so the doctor's cancel 50 ms into a prefill would
+ * land during decode or after the end, by the machine's luck. 40 steps of 5 ms give it a prefill
+ * to land in, as a real model's prefill of two 30 s clips does.
+ */
+const PREFILL_TAKES_TIME = { STANDIN_PREFILL_STEPS: '40', STANDIN_TOKEN_DELAY_MS: '5' };
+
 async function doctor(t: { teardown(fn: () => unknown): void }, pythonPath: string): Promise<{ code: number; report: string; stdout: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'earshot-doctor-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const path = join(dir, 'report.md');
   const args = ['--import', 'tsx', 'doctor/run.ts', '--report', path, '--python', '/usr/bin/python3', '--mlx-model', 'standin/gemma', '--log-level', 'warn'];
   const code = await new Promise<{ code: number; stdout: string }>((resolve) => {
-    execFile(process.execPath, args, { cwd: ROOT, env: { ...process.env, PYTHONPATH: pythonPath } }, (err, stdout) =>
+    execFile(process.execPath, args, { cwd: ROOT, env: { ...process.env, PYTHONPATH: pythonPath, ...PREFILL_TAKES_TIME } }, (err, stdout) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout }),
     );
   });
