@@ -21,6 +21,11 @@ function clip(ms: number): { type: 'input_audio'; input_audio: { data: string; f
 async function upstream(t: { teardown(fn: () => unknown): void }) {
   const bodies: any[] = [];
   const server = createServer(async (req, res) => {
+    // The engine checks the upstream with GET /models at start (and while it is down).
+    if (req.method === 'GET') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify({ object: 'list', data: [{ id: 'upstream-model', object: 'model' }] }));
+    }
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     bodies.push(JSON.parse(Buffer.concat(chunks).toString('utf8')));
