@@ -4,6 +4,9 @@ import type { VadJudging } from '../vad/judging.js';
 import type { SegmenterSettings } from '../vad/segmenter.js';
 import type { RingBuffers } from './ring.js';
 
+/** Event-loop thread → audio thread: close what you hold (Silero's inference thread) and exit. */
+export const STOP_THREAD = 'stop';
+
 /** What an audio thread starts with: its ring, and its own Silero confirmer's options (none with --vad webrtc). */
 export interface ThreadData {
   ring: RingBuffers;

@@ -11,12 +11,14 @@ import type { Logger } from '../observability/log.js';
 import type { SegmentEvent } from '../vad/segmenter.js';
 import { startThread } from '../threads.js';
 import type { BatchConfirmerOptions } from '../vad/confirmer.js';
-import type { StreamSpec, ThreadData, ThreadEvent } from './messages.js';
+import { STOP_THREAD, type StreamSpec, type ThreadData, type ThreadEvent } from './messages.js';
 import { createRing, RECORD_CONTROL_CLOSE, RECORD_CONTROL_FLUSH, RECORD_CONTROL_OPEN, RingWriter } from './ring.js';
 
 /** About 4 s of 20 ms Opus frames for 250 streams: a thread that falls that far behind sheds load. */
 const RING_BYTES = 4 << 20;
 const EMPTY = new Uint8Array(0);
+/** A stopping thread that has not ended by then is terminated. */
+const STOP_GRACE_MS = 3_000;
 
 export interface StreamHandlers {
   segment(event: SegmentEvent): void;
@@ -106,9 +108,18 @@ export class AudioThreadPool {
     setTimeout(() => this.control(thread, id, kind, payload), 5).unref();
   }
 
+  /** Each thread is asked to stop (its Silero thread must release the model first), and terminated if it has not within STOP_GRACE_MS. */
   async close(): Promise<void> {
     this.closing = true;
-    await Promise.all(this.threads.map((t) => ((t.stopping = true), t.worker.terminate())));
+    await Promise.all(
+      this.threads.map((t) => {
+        t.stopping = true;
+        const ended = new Promise<void>((resolve) => t.worker.once('exit', () => resolve()));
+        t.worker.postMessage(STOP_THREAD);
+        const late = setTimeout(() => void t.worker.terminate(), STOP_GRACE_MS);
+        return ended.finally(() => clearTimeout(late));
+      }),
+    );
   }
 
   private spawn(): Thread {

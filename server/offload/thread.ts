@@ -12,7 +12,7 @@ import { BatchConfirmer } from '../vad/confirmer.js';
 import { loadFvad } from '../vad/fvad.js';
 import { segmenterFor } from '../vad/judging.js';
 import type { SegmentEvent, VadSegmenter } from '../vad/segmenter.js';
-import type { StreamSpec, ThreadData, ThreadEvent } from './messages.js';
+import { STOP_THREAD, type StreamSpec, type ThreadData, type ThreadEvent } from './messages.js';
 import { RECORD_CONTROL_CLOSE, RECORD_CONTROL_FLUSH, RECORD_CONTROL_OPEN, RingReader } from './ring.js';
 
 interface Stream {
@@ -72,6 +72,11 @@ function control(id: number, kind: number, payload: Uint8Array): StreamSpec | un
 
 // Atomics.waitAsync holds no handle on the event loop; this timer keeps the thread alive between frames.
 setInterval(() => undefined, 1 << 30);
+
+// The pool's stop: Silero's inference thread must release its model before this thread ends (see BatchConfirmer.close).
+parentPort!.once('message', (message: unknown) => {
+  if (message === STOP_THREAD) void (confirmer?.close() ?? Promise.resolve()).finally(() => process.exit(0));
+});
 
 /** Records handled between turns of this thread's event loop, so Silero's verdicts come in during a burst too. */
 const YIELD_EVERY = 64;

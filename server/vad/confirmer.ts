@@ -33,6 +33,8 @@ export function defaultModelPath(): string {
 
 /** Chunks arriving within this long share a call: about one 20 ms frame from every real-time stream. */
 const TICK_MS = 16;
+/** A stopping inference thread that has not ended by then (a call stuck in the runtime) is terminated. */
+const STOP_GRACE_MS = 2_000;
 
 export interface BatchConfirmerOptions {
   modelPath: string;
@@ -154,10 +156,17 @@ export class BatchConfirmer implements Confirmer {
     return new Stream(this, this.nextId++ & 0x7fff_ffff, verdict);
   }
 
+  /** Lets the inference thread finish its call and release the model, then end: terminating it mid-call aborts the process inside onnxruntime. */
   async close(): Promise<void> {
+    if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
-    await this.worker.terminate();
+    const ended = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    const stop: ToSilero = { steps: [], closed: [], stop: true };
+    this.worker.postMessage(stop);
+    const late = setTimeout(() => void this.worker.terminate(), STOP_GRACE_MS);
+    await ended;
+    clearTimeout(late);
   }
 
   /** @internal A stream has a chunk queued. */

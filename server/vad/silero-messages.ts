@@ -34,6 +34,8 @@ export function batchBuffers(maxBatch: number): BatchBuffers {
 export interface ToSilero {
   steps: number[];
   closed: number[];
+  /** Finish the call in progress, release the model and end the thread (terminating it mid-call aborts the process in onnxruntime). */
+  stop?: true;
 }
 
 export type FromSilero = { type: 'ready' } | { type: 'done' } | { type: 'failed'; message: string };

@@ -88,10 +88,17 @@ async function steps(counts: number[]): Promise<void> {
   }
 }
 
+/** The call in progress, if any: a stop waits for it before the model is released. */
+let working: Promise<void> = Promise.resolve();
+
 parentPort!.on('message', (message: ToSilero) => {
   for (const id of message.closed) states.delete(id);
+  if (message.stop) {
+    void working.then(() => session.release()).finally(() => parentPort!.close());
+    return;
+  }
   if (message.steps.length === 0) return;
-  steps(message.steps).then(
+  working = steps(message.steps).then(
     () => post({ type: 'done' }),
     (err: unknown) => post({ type: 'failed', message: (err as Error).message }),
   );
