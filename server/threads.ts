@@ -14,3 +14,14 @@ export function startThread(callerUrl: string, name: string, options: WorkerOpti
   const boot = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(file.href)}); })`;
   return new Worker(boot, { ...options, eval: true });
 }
+
+/**
+ * Asks a thread to end by posting `message` (it closes what it holds and exits on its own) and
+ * resolves when it has; one that has not ended within `graceMs` is terminated.
+ */
+export function stopThread(worker: Worker, message: unknown, graceMs: number): Promise<void> {
+  const ended = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  worker.postMessage(message);
+  const late = setTimeout(() => void worker.terminate(), graceMs);
+  return ended.finally(() => clearTimeout(late));
+}

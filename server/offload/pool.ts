@@ -9,7 +9,7 @@ import type { Worker } from 'node:worker_threads';
 import { EarshotError } from '../../protocol/errors.js';
 import type { Logger } from '../observability/log.js';
 import type { SegmentEvent } from '../vad/segmenter.js';
-import { startThread } from '../threads.js';
+import { startThread, stopThread } from '../threads.js';
 import type { BatchConfirmerOptions } from '../vad/confirmer.js';
 import { STOP_THREAD, type StreamSpec, type ThreadData, type ThreadEvent } from './messages.js';
 import { createRing, RECORD_CONTROL_CLOSE, RECORD_CONTROL_FLUSH, RECORD_CONTROL_OPEN, RingWriter } from './ring.js';
@@ -114,10 +114,7 @@ export class AudioThreadPool {
     await Promise.all(
       this.threads.map((t) => {
         t.stopping = true;
-        const ended = new Promise<void>((resolve) => t.worker.once('exit', () => resolve()));
-        t.worker.postMessage(STOP_THREAD);
-        const late = setTimeout(() => void t.worker.terminate(), STOP_GRACE_MS);
-        return ended.finally(() => clearTimeout(late));
+        return stopThread(t.worker, STOP_THREAD, STOP_GRACE_MS);
       }),
     );
   }

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/log.js';
-import { startThread } from '../threads.js';
+import { startThread, stopThread } from '../threads.js';
 import { batchBuffers, CHUNK_SAMPLES, MAX_STEPS, type FromSilero, type ToSilero } from './silero-messages.js';
 
 export { CHUNK_SAMPLES } from './silero-messages.js';
@@ -161,12 +161,8 @@ export class BatchConfirmer implements Confirmer {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
-    const ended = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     const stop: ToSilero = { steps: [], closed: [], stop: true };
-    this.worker.postMessage(stop);
-    const late = setTimeout(() => void this.worker.terminate(), STOP_GRACE_MS);
-    await ended;
-    clearTimeout(late);
+    await stopThread(this.worker, stop, STOP_GRACE_MS);
   }
 
   /** @internal A stream has a chunk queued. */
