@@ -17,6 +17,12 @@ import { startTestServer, TRANSPORTS } from '../helpers/server.js';
 const MiB = 1 << 20;
 const DELTA = 'x'.repeat(16 * 1024);
 const FLOOD_BYTES = 64 * MiB;
+/**
+ * Whole-process memory moves by ±15 MiB between collections here (the test's own client shares
+ * the process; CI once saw +16.8 MiB on a correct server), while a server that buffered the flood
+ * would hold all 64 MiB of it. Half the flood separates the two without riding on that noise.
+ */
+const BOUNDED = FLOOD_BYTES / 2;
 
 /** Streams FLOOD_BYTES of deltas as fast as the event loop allows. */
 class FloodEngine extends EchoEngine {
@@ -71,7 +77,7 @@ for (const transport of TRANSPORTS) {
     const code = await closed;
     t.equal(code, 1008, 'closed with 1008 (policy: client is not reading)');
     t.ok(received < 24 * MiB, `the client got ${(received / MiB).toFixed(1)} MiB of ${FLOOD_BYTES / MiB} MiB: the rest was never buffered`);
-    t.ok(growth < 16 * MiB, `the server held ${(growth / MiB).toFixed(1)} MiB more while the client was stalled`);
+    t.ok(growth < BOUNDED, `the server held ${(growth / MiB).toFixed(1)} MiB more while the client was stalled`);
     t.equal((await fetch(`${server.url}/health`)).status, 200, 'server healthy');
   });
 }
@@ -95,7 +101,7 @@ for (const transport of TRANSPORTS) {
     while (!engine.finished) await new Promise((r) => setTimeout(r, 20));
     const growth = retained() - before;
     t.ok(engine.emitted < FLOOD_BYTES, `the engine stopped after ${(engine.emitted / MiB).toFixed(1)} of ${FLOOD_BYTES / MiB} MiB: the turn was cancelled`);
-    t.ok(growth < 16 * MiB, `the server held ${(growth / MiB).toFixed(1)} MiB more while the reader was stalled`);
+    t.ok(growth < BOUNDED, `the server held ${(growth / MiB).toFixed(1)} MiB more while the reader was stalled`);
     socket.resume();
     await ended;
     t.ok(received < 24 * MiB, `the reader got ${(received / MiB).toFixed(1)} MiB before the server dropped it`);
