@@ -1,8 +1,7 @@
 /**
- * Cuts a 16 kHz stream into utterances with a small state machine (QUIET → STARTING →
- * SPEAKING ⇄ STOPPING → QUIET), in the manner of pipecat's VAD analyzer: milliseconds become
- * frame counts once, and only stable transitions are emitted. Timestamps are stream time
- * (samples received), so faster-than-real-time input segments exactly like real-time input.
+ * Cuts a 16 kHz stream into utterances: frames are judged here and handed, in stream order, to
+ * the utterance state machine (utterance.ts). Timestamps are stream time (samples received), so
+ * faster-than-real-time input segments exactly like real-time input.
  *
  * Who judges a frame (--vad):
  * - webrtc: WebRTC VAD alone, every frame, synchronously.
@@ -18,14 +17,12 @@
 import type { Pcm16k } from '../audio/format.js';
 import { CHUNK_SAMPLES, type Confirmer, type ConfirmerStream } from './confirmer.js';
 import { WebRtcVad, type FvadModule } from './fvad.js';
+import { PendingFrames } from './pending.js';
+import { FRAME_MS, FRAME_SAMPLES, Utterance, type SegmentEvent, type SegmenterSettings } from './utterance.js';
 
-export const FRAME_MS = 20;
-const FRAME_SAMPLES = 320;
+export { FRAME_MS, type SegmentEvent, type SegmenterSettings };
+
 const SAMPLES_PER_MS = 16;
-/** Voiced frames in a row that move STOPPING back to SPEAKING; fewer are clicks or noise. */
-const RESUME_FRAMES = 3;
-/** Audio kept after the last voiced frame, so word endings are not clipped. */
-const TAIL_MS = 100;
 
 /** An episode of WebRTC-voiced audio ends after this long unvoiced; the next one starts Silero afresh. */
 const EPISODE_GAP_MS = 300;
@@ -43,8 +40,6 @@ const WARM_UP = -1;
 const IN_WINDOW = -2;
 /** Silero's own hysteresis (its reference iterator): speech ends below threshold - 0.15. */
 const NEGATIVE_MARGIN = 0.15;
-/** A candidate WebRTC calls speech that Silero has not confirmed this long after the minimum is dropped, and the next frame may start afresh. */
-const CONFIRM_WINDOW_MS = 300;
 /**
  * Frames waiting for verdicts: real-time input keeps a handful; input sent faster than real time
  * (a file, a test) may run ahead of Silero by this much (30 s, the default utterance cap; the ring
@@ -55,13 +50,6 @@ const MAX_PENDING_FRAMES = 1500;
 
 export type VadMode = 'webrtc' | 'hybrid' | 'silero';
 
-export interface SegmenterSettings {
-  prefixPaddingMs: number;
-  silenceMs: number;
-  minSpeechMs: number;
-  maxUtteranceMs: number;
-}
-
 /** What judges the frames: WebRTC VAD, a Silero confirmer, or both (hybrid). */
 export interface Judges {
   webrtc: WebRtcVad | undefined;
@@ -69,10 +57,6 @@ export interface Judges {
   /** Silero speech probability that counts as speech. */
   threshold: number;
 }
-
-export type SegmentEvent =
-  | { type: 'speech_started'; atMs: number }
-  | { type: 'speech_stopped'; atMs: number; startMs: number; endMs: number; audio: Pcm16k; reason: 'silence' | 'max_length' | 'commit' };
 
 /** Frames in; events out through the `emit` given at creation, during `push` or later (a verdict came back). */
 export interface Segmenter {
@@ -90,13 +74,6 @@ export interface Segmenter {
   close(): void;
 }
 
-const enum State {
-  Quiet,
-  Starting,
-  Speaking,
-  Stopping,
-}
-
 export class VadSegmenter implements Segmenter {
   private readonly webrtc: WebRtcVad | undefined;
   private readonly silero: ConfirmerStream | undefined;
@@ -104,27 +81,14 @@ export class VadSegmenter implements Segmenter {
   private readonly threshold: number;
   private readonly emit: (event: SegmentEvent) => void;
   private readonly events: SegmentEvent[] = [];
-  private readonly prefixFrames: number;
-  private readonly silenceFrames: number;
-  private readonly minSpeechFrames: number;
-  private readonly maxFrames: number;
-  private readonly tailFrames: number;
-  private readonly confirmFrames: number;
+  private readonly utterance: Utterance;
 
   private readonly frame = new Float32Array(FRAME_SAMPLES);
   private frameFill = 0;
-  /** Frames received; frameIndex counts those the state machine has judged. */
+  /** Frames received (the utterance counts those judged). */
   private arrived = 0;
-  private frameIndex = 0;
-
-  /** Received frames awaiting Silero's verdict (and those behind them): audio, WebRTC's call, the sample whose verdict they need. */
-  private pendingAudio = new Float32Array(0);
-  private pendingVoiced = new Uint8Array(0);
-  private pendingNeed = new Float64Array(0);
-  private pendingHead = 0;
-  private pendingCount = 0;
-  /** The frame being judged: a view into pendingAudio or the arrival frame. */
-  private current: Float32Array = this.frame;
+  /** Received frames awaiting Silero's verdict, and those behind them. */
+  private readonly pending: PendingFrames | undefined;
 
   /** Silero's episode: contiguous chunks from the first voiced frame until EPISODE_GAP_MS unvoiced. */
   private inEpisode = false;
@@ -148,23 +112,6 @@ export class VadSegmenter implements Segmenter {
   private flushWaits = 0;
   /** Callbacks of flushes still waiting for verdicts, run in order once their flush is complete. */
   private readonly flushDone: (() => void)[] = [];
-  private agreed = false;
-
-  /** Audio of the utterance in progress, prefix padding included; grown by doubling, reused. */
-  private audio: Float32Array;
-  /** Ring of the last prefixFrames frames while quiet. */
-  private readonly prefix: Float32Array;
-  private prefixFrameCount = 0;
-  private prefixHead = 0;
-
-  private state = State.Quiet;
-  private startFrame = 0;
-  private audioStartFrame = 0;
-  private audioFrames = 0;
-  private voicedFrames = 0;
-  private unvoicedRun = 0;
-  private voicedRun = 0;
-  private lastVoicedFrame = 0;
 
   constructor(judges: Judges, settings: SegmenterSettings, emit: (event: SegmentEvent) => void) {
     this.webrtc = judges.webrtc;
@@ -173,21 +120,12 @@ export class VadSegmenter implements Segmenter {
     if (!this.webrtc && !this.silero) throw new Error('a segmenter needs WebRTC VAD, a Silero confirmer, or both');
     this.threshold = judges.threshold;
     this.emit = emit;
-    const frames = (ms: number) => Math.max(0, Math.round(ms / FRAME_MS));
-    this.prefixFrames = frames(settings.prefixPaddingMs);
-    this.silenceFrames = Math.max(1, frames(settings.silenceMs));
-    this.minSpeechFrames = Math.max(1, frames(settings.minSpeechMs));
-    // Rounded down: the cap is a promise about what reaches the model, so it may only err short.
-    this.maxFrames = Math.max(1, Math.floor(settings.maxUtteranceMs / FRAME_MS));
-    this.tailFrames = Math.min(frames(TAIL_MS), this.silenceFrames);
-    this.confirmFrames = this.minSpeechFrames + frames(CONFIRM_WINDOW_MS);
-    this.prefix = new Float32Array(Math.max(1, this.prefixFrames) * FRAME_SAMPLES);
-    this.audio = new Float32Array(FRAME_SAMPLES * 64);
-    if (this.silero) this.growPending(16);
+    this.utterance = new Utterance(settings);
+    if (this.silero) this.pending = new PendingFrames(16);
   }
 
   get speaking(): boolean {
-    return this.state === State.Speaking || this.state === State.Stopping;
+    return this.utterance.speaking;
   }
 
   get streamMs(): number {
@@ -225,7 +163,7 @@ export class VadSegmenter implements Segmenter {
     }
     this.flushAt = this.arrived;
     this.flushWaits = this.sentCount;
-    return this.speaking || this.pendingCount > 0;
+    return this.speaking || this.pending!.count > 0;
   }
 
   private runFlushDone(): void {
@@ -234,12 +172,9 @@ export class VadSegmenter implements Segmenter {
 
   /** Judges what is left before the flush point (frames waiting on a chunk no audio will complete) and ends the utterance. */
   private flushNow(): boolean {
-    while (this.pendingCount > 0 && this.frameIndex < this.flushAt) this.judgePending();
+    while (this.pending && this.pending.count > 0 && this.utterance.judged < this.flushAt) this.judgePending();
     this.flushAt = Infinity;
-    const speaking = this.speaking;
-    if (speaking) this.finish(this.events, 'commit', this.frameIndex);
-    else this.reset();
-    return speaking;
+    return this.utterance.commit(this.events);
   }
 
   close(): void {
@@ -251,45 +186,25 @@ export class VadSegmenter implements Segmenter {
   private arrive(): void {
     const webrtcVoiced = this.webrtc ? this.webrtc.isSpeech(this.frame) : true;
     this.arrived++;
-    if (!this.silero) {
-      this.judge(webrtcVoiced, false);
+    const pending = this.pending;
+    if (!pending) {
+      this.judge(this.frame, webrtcVoiced, false);
       return;
     }
     const episodeStart = !this.inEpisode && webrtcVoiced;
     if (episodeStart) this.startEpisode();
     const need = this.inEpisode ? this.listen(webrtcVoiced) : 0;
     this.rememberRecent();
-    if (this.pendingCount === 0 && need === 0 && !episodeStart && this.flushAt === Infinity) {
-      this.judge(webrtcVoiced, this.sileroSpeech);
+    if (pending.count === 0 && need === 0 && !episodeStart && this.flushAt === Infinity) {
+      this.judge(this.frame, webrtcVoiced, this.sileroSpeech);
       return;
     }
-    if (this.pendingCount === this.pendingVoiced.length) {
-      if (this.pendingCount < MAX_PENDING_FRAMES) this.growPending(Math.min(MAX_PENDING_FRAMES, this.pendingCount * 2));
+    if (pending.count === pending.capacity) {
+      if (pending.count < MAX_PENDING_FRAMES) pending.grow(Math.min(MAX_PENDING_FRAMES, pending.count * 2));
       else this.judgePending();
     }
-    const slot = (this.pendingHead + this.pendingCount) % this.pendingVoiced.length;
-    this.pendingAudio.set(this.frame, slot * FRAME_SAMPLES);
-    this.pendingVoiced[slot] = webrtcVoiced ? 1 : 0;
-    this.pendingNeed[slot] = need;
-    this.pendingCount++;
+    pending.push(this.frame, webrtcVoiced, need);
     this.drain();
-  }
-
-  /** The pending ring, grown by doubling: frames keep their order, the head moves to slot 0. */
-  private growPending(capacity: number): void {
-    const audio = new Float32Array(capacity * FRAME_SAMPLES);
-    const voiced = new Uint8Array(capacity);
-    const need = new Float64Array(capacity);
-    for (let i = 0; i < this.pendingCount; i++) {
-      const from = (this.pendingHead + i) % this.pendingVoiced.length;
-      audio.set(this.pendingAudio.subarray(from * FRAME_SAMPLES, (from + 1) * FRAME_SAMPLES), i * FRAME_SAMPLES);
-      voiced[i] = this.pendingVoiced[from]!;
-      need[i] = this.pendingNeed[from]!;
-    }
-    this.pendingAudio = audio;
-    this.pendingVoiced = voiced;
-    this.pendingNeed = need;
-    this.pendingHead = 0;
   }
 
   private startEpisode(): void {
@@ -310,7 +225,8 @@ export class VadSegmenter implements Segmenter {
     let need = 0;
     while (offset < FRAME_SAMPLES) {
       const take = Math.min(CHUNK_SAMPLES - this.chunkFill, FRAME_SAMPLES - offset);
-      this.chunk.set(this.frame.subarray(offset, offset + take), this.chunkFill);
+      // An element loop, not chunk.set(frame.subarray(...)): no view object per frame.
+      for (let i = 0; i < take; i++) this.chunk[this.chunkFill + i] = this.frame[offset + i]!;
       this.chunkFill += take;
       offset += take;
       if (this.chunkFill < CHUNK_SAMPLES) break;
@@ -381,7 +297,8 @@ export class VadSegmenter implements Segmenter {
 
   /** Judges pending frames, oldest first, as far as verdicts have come back. */
   private drain(): void {
-    while (this.pendingCount > 0 && this.frameIndex < this.flushAt && this.pendingNeed[this.pendingHead]! <= this.heardUntil) this.judgePending();
+    const pending = this.pending!;
+    while (pending.count > 0 && this.utterance.judged < this.flushAt && pending.headNeed <= this.heardUntil) this.judgePending();
     if (this.flushAt !== Infinity && this.flushWaits === 0) {
       this.flushNow();
       this.drain();
@@ -389,12 +306,8 @@ export class VadSegmenter implements Segmenter {
   }
 
   private judgePending(): void {
-    const slot = this.pendingHead;
-    this.pendingHead = (slot + 1) % this.pendingVoiced.length;
-    this.pendingCount--;
-    this.current = this.pendingAudio.subarray(slot * FRAME_SAMPLES, (slot + 1) * FRAME_SAMPLES);
-    this.judge(this.pendingVoiced[slot] === 1, this.sileroSpeech);
-    this.current = this.frame;
+    const voiced = this.pending!.headVoiced;
+    this.judge(this.pending!.shift(), voiced, this.sileroSpeech);
   }
 
   private deliver(): void {
@@ -404,153 +317,11 @@ export class VadSegmenter implements Segmenter {
   }
 
   /** One frame, in stream order, with what WebRTC VAD and Silero's latest verdict say of it. */
-  private judge(webrtcVoiced: boolean, sileroSpeech: boolean): void {
+  private judge(samples: Float32Array, webrtcVoiced: boolean, sileroSpeech: boolean): void {
     const voiced = this.mode === 'webrtc' ? webrtcVoiced : this.mode === 'silero' ? sileroSpeech : webrtcVoiced && sileroSpeech;
     // Hybrid starts on WebRTC's call so atMs is its onset; Silero must agree before the start is announced.
     const onset = this.mode === 'hybrid' ? webrtcVoiced : voiced;
-    this.onFrame(onset, voiced, sileroSpeech || this.mode !== 'hybrid', this.events);
-    this.frameIndex++;
-  }
-
-  private onFrame(onset: boolean, voiced: boolean, agrees: boolean, events: SegmentEvent[]): void {
-    const index = this.frameIndex;
-    switch (this.state) {
-      case State.Quiet:
-        if (onset) {
-          this.beginCandidate(index);
-          this.agreed = onset && agrees;
-          this.appendFrame();
-        } else this.rememberPrefix();
-        return;
-      case State.Starting:
-        this.appendFrame();
-        if (onset) {
-          this.agreed ||= agrees;
-          this.voicedFrames++;
-          this.unvoicedRun = 0;
-          this.lastVoicedFrame = index;
-          if (this.voicedFrames >= this.minSpeechFrames && this.agreed) {
-            this.state = State.Speaking;
-            events.push({ type: 'speech_started', atMs: this.startFrame * FRAME_MS });
-          } else if (index - this.startFrame >= this.confirmFrames) {
-            // WebRTC hears speech that Silero does not: drop the candidate; a later frame may start afresh.
-            this.state = State.Quiet;
-            this.rewindToPrefix();
-          }
-        } else if (++this.unvoicedRun >= this.silenceFrames || this.unvoicedRun > this.minSpeechFrames) {
-          // A blip shorter than the minimum speech: drop it, keep its frames as prefix.
-          this.state = State.Quiet;
-          this.rewindToPrefix();
-        }
-        return;
-      case State.Speaking:
-      case State.Stopping:
-        this.appendFrame();
-        if (voiced) {
-          this.voicedRun++;
-          if (this.state === State.Speaking || this.voicedRun >= RESUME_FRAMES) {
-            this.state = State.Speaking;
-            this.lastVoicedFrame = index;
-            this.unvoicedRun = 0;
-          } else this.unvoicedRun++;
-        } else {
-          this.voicedRun = 0;
-          this.unvoicedRun++;
-          this.state = State.Stopping;
-        }
-        if (this.state === State.Stopping && this.unvoicedRun >= this.silenceFrames) this.finish(events, 'silence', index + 1);
-        // The prefix padding counts toward the cap (audioFrames holds it too): the cap bounds the
-        // audio handed to the model, and padding is audio like any other.
-        else if (this.audioFrames >= this.maxFrames) {
-          this.finish(events, 'max_length', index + 1);
-          if (voiced) {
-            // Still talking: the cut continues as a new utterance right away.
-            this.beginCandidate(index + 1);
-            this.voicedFrames = this.minSpeechFrames;
-            this.state = State.Speaking;
-            events.push({ type: 'speech_started', atMs: (index + 1) * FRAME_MS });
-          }
-        }
-        return;
-    }
-  }
-
-  private beginCandidate(index: number): void {
-    this.state = State.Starting;
-    this.startFrame = index;
-    this.lastVoicedFrame = index;
-    this.voicedFrames = 1;
-    this.unvoicedRun = 0;
-    this.voicedRun = 0;
-    // The utterance audio starts with the prefix ring, oldest frame first.
-    this.audioFrames = 0;
-    this.audioStartFrame = index - this.prefixFrameCount;
-    for (let i = 0; i < this.prefixFrameCount; i++) {
-      const slot = (this.prefixHead - this.prefixFrameCount + i + this.prefixFrames) % this.prefixFrames;
-      this.appendSamples(this.prefix.subarray(slot * FRAME_SAMPLES, (slot + 1) * FRAME_SAMPLES));
-    }
-    this.prefixFrameCount = 0;
-  }
-
-  private finish(events: SegmentEvent[], reason: 'silence' | 'max_length' | 'commit', atFrame: number): void {
-    const endFrame = Math.min(this.lastVoicedFrame + 1 + this.tailFrames, this.audioStartFrame + this.audioFrames);
-    // The cap check only runs once speaking, so padding plus a slow STARTING (or a minimum speech
-    // longer than the cap) can already hold more than maxFrames; the oldest audio, padding first, goes.
-    const fromFrame = Math.max(this.audioStartFrame, endFrame - this.maxFrames);
-    const audio = this.audio.slice((fromFrame - this.audioStartFrame) * FRAME_SAMPLES, (endFrame - this.audioStartFrame) * FRAME_SAMPLES);
-    events.push({
-      type: 'speech_stopped',
-      atMs: atFrame * FRAME_MS,
-      startMs: this.startFrame * FRAME_MS,
-      endMs: (this.lastVoicedFrame + 1) * FRAME_MS,
-      audio,
-      reason,
-    });
-    this.reset();
-  }
-
-  private reset(): void {
-    this.state = State.Quiet;
-    this.audioFrames = 0;
-    this.prefixFrameCount = 0;
-    this.voicedFrames = 0;
-    this.unvoicedRun = 0;
-    this.voicedRun = 0;
-  }
-
-  /** A dropped blip: its last frames become the prefix of whatever comes next. */
-  private rewindToPrefix(): void {
-    const keep = Math.min(this.prefixFrames, this.audioFrames);
-    this.prefixFrameCount = 0;
-    this.prefixHead = 0;
-    for (let f = this.audioFrames - keep; f < this.audioFrames; f++) {
-      this.prefix.set(this.audio.subarray(f * FRAME_SAMPLES, (f + 1) * FRAME_SAMPLES), this.prefixHead * FRAME_SAMPLES);
-      this.prefixHead = (this.prefixHead + 1) % Math.max(1, this.prefixFrames);
-      this.prefixFrameCount++;
-    }
-    this.audioFrames = 0;
-  }
-
-  private rememberPrefix(): void {
-    if (this.prefixFrames === 0) return;
-    this.prefix.set(this.current, this.prefixHead * FRAME_SAMPLES);
-    this.prefixHead = (this.prefixHead + 1) % this.prefixFrames;
-    if (this.prefixFrameCount < this.prefixFrames) this.prefixFrameCount++;
-  }
-
-  private appendFrame(): void {
-    this.appendSamples(this.current);
-  }
-
-  private appendSamples(samples: Float32Array): void {
-    const at = this.audioFrames * FRAME_SAMPLES;
-    if (at + FRAME_SAMPLES > this.audio.length) {
-      const grown = new Float32Array(this.audio.length * 2);
-      grown.set(this.audio.subarray(0, at));
-      this.audio = grown;
-    }
-    this.audio.set(samples, at);
-    this.audioFrames++;
+    this.utterance.frame(samples, onset, voiced, sileroSpeech || this.mode !== 'hybrid', this.events);
   }
 }
 
