@@ -22,6 +22,10 @@ export type AudioFormat = z.infer<typeof AudioFormat>;
 
 export const BetaAudioFormat = z.string().max(64);
 
+/** Speaking rate of spoken responses, OpenAI's bounds: 0.25 (slowest) to 1.5, 1 = the voice's own. */
+const Speed = z.number().min(0.25).max(1.5);
+const VoiceName = z.string().max(64);
+
 export const TurnDetection = z.looseObject({
   type: z.enum(['server_vad', 'semantic_vad']),
   threshold: z.number().min(0).max(1).optional(),
@@ -61,8 +65,8 @@ export const SessionConfig = z.looseObject({
       output: z
         .looseObject({
           format: AudioFormat.optional(),
-          voice: z.string().max(64).optional(),
-          speed: z.number().min(0.25).max(1.5).optional(),
+          voice: VoiceName.optional(),
+          speed: Speed.optional(),
         })
         .optional(),
     })
@@ -70,7 +74,8 @@ export const SessionConfig = z.looseObject({
   input_audio_format: BetaAudioFormat.optional(),
   input_audio_transcription: InputTranscription.nullable().optional(),
   output_audio_format: BetaAudioFormat.optional(),
-  voice: z.string().max(64).optional(),
+  voice: VoiceName.optional(),
+  speed: Speed.optional(),
   turn_detection: TurnDetection.nullable().optional(),
   max_output_tokens: MaxTokens.optional(),
   max_response_output_tokens: MaxTokens.optional(),
@@ -101,6 +106,10 @@ export const ResponseConfig = z.looseObject({
   max_output_tokens: MaxTokens.optional(),
   max_response_output_tokens: MaxTokens.optional(),
   temperature: z.number().min(0).max(2).optional(),
+  /** This response's voice and format (GA); the beta names them `voice` and `output_audio_format`. */
+  audio: z.looseObject({ output: z.looseObject({ format: AudioFormat.optional(), voice: VoiceName.optional() }).optional() }).optional(),
+  voice: VoiceName.optional(),
+  output_audio_format: BetaAudioFormat.optional(),
   /** Out-of-band responses (`none`) and custom `input` lists are not supported. */
   conversation: z.literal('auto').optional(),
 });
@@ -217,6 +226,10 @@ export interface WireResponse {
   conversation_id: string;
   output_modalities: ['text'] | ['audio'];
   modalities?: ['text'] | ['text', 'audio'];
+  /** A spoken response's voice and format (GA); the beta names them `voice` and `output_audio_format`. */
+  audio?: { output: { format: { type: string; rate?: number }; voice: string } };
+  voice?: string;
+  output_audio_format?: string;
   max_output_tokens: number | 'inf';
   usage: WireUsage | null;
   metadata: null;

@@ -169,7 +169,7 @@ class NativeConnection implements SocketHandler, Expirable {
     if (voice) this.voice = new NativeVoiceOut(voice, (frame) => this.sendAudio(frame));
     const session = new Session(
       this.sessionId,
-      { scheduler: this.ctx.scheduler, metrics: this.ctx.metrics, logger: this.ctx.logger, door: 'native', speak: stage && ((name, signal) => stage.reply(name, signal)) },
+      { scheduler: this.ctx.scheduler, metrics: this.ctx.metrics, logger: this.ctx.logger, door: 'native', speak: stage && ((name, signal, speed) => stage.reply(name, signal, { speed })) },
       {
         ...defaults,
         voice: voice?.name,

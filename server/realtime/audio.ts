@@ -49,7 +49,7 @@ export function formatFromBeta(format: string, param = 'session.input_audio_form
     case 'g711_alaw':
       return { kind: 'alaw' };
     default:
-      throw unsupported(`${param.slice('session.'.length)} '${format}' is not supported (use pcm16, g711_ulaw or g711_alaw)`, param);
+      throw unsupported(`${param.slice(param.indexOf('.') + 1)} '${format}' is not supported (use pcm16, g711_ulaw or g711_alaw)`, param);
   }
 }
 

@@ -36,6 +36,8 @@ export interface RealtimeSettings {
   outputFormat: InputFormat;
   /** The voice as the client named it (OpenAI names map onto the TTS engine's voices). */
   voice: string;
+  /** Speaking rate of responses (0.25-1.5, 1 = the voice's own), asked of the TTS engine; taken when a response starts. */
+  speed: number;
 }
 
 
@@ -51,6 +53,7 @@ export function defaultSettings(config: Config, voice: VoiceStage | undefined, k
     output: voice ? 'audio' : 'text',
     outputFormat: DEFAULT_FORMAT,
     voice: voice?.defaultVoice ?? 'alloy',
+    speed: 1,
     instructions: '',
     format: DEFAULT_FORMAT,
     vad: {
@@ -125,6 +128,21 @@ export interface VoiceState {
   locked: boolean;
 }
 
+/**
+ * The voice a session.update or response.create asks for, `current` when it names none. An
+ * unknown name throws (listing the voices); a change once the session has spoken is a warning
+ * and `current` stays, as at OpenAI.
+ */
+export function chooseVoice(current: string, requested: string | undefined, param: string, voice: VoiceState, warnings: EarshotError[]): string {
+  if (requested === undefined || requested === current) return current;
+  if (voice.locked) {
+    warnings.push(new EarshotError('bad_message', 'the voice cannot change once the session has spoken', { param }));
+    return current;
+  }
+  voice.stage?.resolveVoice(requested, param);
+  return requested;
+}
+
 /** Applies an update; throws (leaving the settings untouched) when a field cannot be served. */
 export function applyUpdate(current: RealtimeSettings, update: SessionConfig, config: Config, voice: VoiceState): UpdateResult {
   const next: RealtimeSettings = { ...current };
@@ -134,15 +152,10 @@ export function applyUpdate(current: RealtimeSettings, update: SessionConfig, co
   const outputFormat = update.audio?.output?.format;
   if (outputFormat) next.outputFormat = formatFromGa(outputFormat, 'session.audio.output.format');
   else if (update.output_audio_format !== undefined) next.outputFormat = formatFromBeta(update.output_audio_format, 'session.output_audio_format');
-  const voiceName = update.audio?.output?.voice ?? update.voice;
   const voiceParam = update.audio?.output?.voice !== undefined ? 'session.audio.output.voice' : 'session.voice';
-  if (voiceName !== undefined && voiceName !== current.voice) {
-    if (voice.locked) warnings.push(new EarshotError('bad_message', 'the voice cannot change once the session has spoken', { param: voiceParam }));
-    else {
-      voice.stage?.resolveVoice(voiceName, voiceParam);
-      next.voice = voiceName;
-    }
-  }
+  next.voice = chooseVoice(current.voice, update.audio?.output?.voice ?? update.voice, voiceParam, voice, warnings);
+  const speed = update.audio?.output?.speed ?? update.speed;
+  if (speed !== undefined) next.speed = speed;
   if (update.instructions !== undefined) next.instructions = update.instructions;
   if (update.type !== undefined) next.kind = update.type;
   const transcription = update.audio?.input?.transcription !== undefined ? update.audio.input.transcription : update.input_audio_transcription;
@@ -194,6 +207,7 @@ export function renderSession(s: RealtimeSettings, ids: { id: string; model: str
       ...common,
       modalities: s.output === 'audio' ? ['text', 'audio'] : ['text'],
       voice: s.voice,
+      speed: s.speed,
       input_audio_format: betaFormat(s.format),
       output_audio_format: betaFormat(s.outputFormat),
       input_audio_transcription: transcription,
@@ -206,7 +220,7 @@ export function renderSession(s: RealtimeSettings, ids: { id: string; model: str
     output_modalities: [s.output],
     audio: {
       input: { format: gaFormat(s.format), transcription, noise_reduction: null, turn_detection: turnDetection(s.vad) },
-      output: { format: gaFormat(s.outputFormat), voice: s.voice, speed: 1 },
+      output: { format: gaFormat(s.outputFormat), voice: s.voice, speed: s.speed },
     },
     max_output_tokens: s.maxOutputTokens,
     tracing: null,

@@ -21,11 +21,11 @@ import { rejectUpgrade } from '../http/respond.js';
 import { Session, type SessionEvents, type TurnResult } from '../session/session.js';
 import type { Connection, SocketHandler, UpgradeDecision, UpgradeRequest, WebSocketRoute } from '../transport/types.js';
 import { loadFvad, type FvadModule } from '../vad/fvad.js';
-import { sameFormat } from './audio.js';
-import { applyUpdate, defaultSettings, outputOf, renderSession, type RealtimeSettings } from './config.js';
+import { formatFromBeta, formatFromGa, sameFormat } from './audio.js';
+import { applyUpdate, chooseVoice, defaultSettings, outputOf, renderSession, type RealtimeSettings } from './config.js';
 import { RealtimeInput } from './input.js';
 import { RealtimeItems } from './items.js';
-import { RealtimeResponse } from './response.js';
+import { RealtimeResponse, type ResponseAudio } from './response.js';
 import { EventRouter } from './router.js';
 import { RealtimeError, RealtimeWire } from './wire.js';
 
@@ -55,7 +55,7 @@ class RealtimeConnection implements SocketHandler {
     const stage = ctx.voice;
     this.session = new Session(
       this.wire.sessionId,
-      { scheduler: ctx.scheduler, metrics: ctx.metrics, logger: ctx.logger, door: 'realtime', speak: stage && ((voice, signal) => stage.reply(voice, signal)) },
+      { scheduler: ctx.scheduler, metrics: ctx.metrics, logger: ctx.logger, door: 'realtime', speak: stage && ((voice, signal, speed) => stage.reply(voice, signal, { speed })) },
       { ...defaults, params: { ...defaults.params }, autoRespond: false, coalesce: false },
       this.events(),
     );
@@ -163,11 +163,13 @@ class RealtimeConnection implements SocketHandler {
     const warnings: EarshotError[] = [];
     const param = config.output_modalities ? 'response.output_modalities' : 'response.modalities';
     const output = modalities ? outputOf(modalities, this.ctx.voice, param, warnings) : this.settings.output;
+    const audio = output === 'audio' ? this.responseAudio(config, warnings) : undefined;
     for (const warning of warnings) this.wire.error(warning, clientEventId);
     const maxOutputTokens = config.max_output_tokens ?? config.max_response_output_tokens ?? this.settings.maxOutputTokens;
-    const response = new RealtimeResponse(this.wire, this.items.lastId(), maxOutputTokens, output === 'audio' ? this.settings.outputFormat : undefined);
-    // The session speaks this turn in the session's voice, or not at all.
-    this.session.settings.voice = output === 'audio' ? this.ctx.voice?.resolveVoice(this.settings.voice) : undefined;
+    const response = new RealtimeResponse(this.wire, this.items.lastId(), maxOutputTokens, audio);
+    // The session speaks this turn (at the session's speed, fixed for the turn) or not at all.
+    this.session.settings.voice = audio && this.ctx.voice?.resolveVoice(audio.voice);
+    this.session.settings.speed = this.settings.speed;
     this.active = response;
     this.responsePending = false;
     this.ctx.logger.debug({ session: this.wire.sessionId, response: response.id }, 'realtime response');
@@ -182,6 +184,17 @@ class RealtimeConnection implements SocketHandler {
       if (this.active === response) this.active = undefined;
       throw err;
     }
+  }
+
+  /** A spoken response's voice and format: the session's, or the response's own (GA response.audio.output, beta voice / output_audio_format). */
+  private responseAudio(config: ResponseConfig, warnings: EarshotError[]): ResponseAudio {
+    const ga = config.audio?.output;
+    let format = this.settings.outputFormat;
+    if (ga?.format) format = formatFromGa(ga.format, 'response.audio.output.format');
+    else if (config.output_audio_format !== undefined) format = formatFromBeta(config.output_audio_format, 'response.output_audio_format');
+    const param = ga?.voice !== undefined ? 'response.audio.output.voice' : 'response.voice';
+    const voice = chooseVoice(this.settings.voice, ga?.voice ?? config.voice, param, { stage: this.ctx.voice, locked: this.spoke }, warnings);
+    return { format, voice };
   }
 
   private cancel(responseId: string | undefined): void {

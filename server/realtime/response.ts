@@ -10,9 +10,16 @@ import type { ItemContent, PartRef, WireItem, WireResponse, WireUsage } from '..
 import { createOutputEncoder, type OutputEncoder, type OutputFormat } from '../voice/output.js';
 import type { TurnResult } from '../session/session.js';
 import type { Pcm24k } from '../voice/types.js';
+import { betaFormat, gaFormat } from './audio.js';
 import type { RealtimeWire } from './wire.js';
 
 export type CancelReason = 'turn_detected' | 'client_cancelled';
+
+/** How a spoken response sounds: its output format and voice (as the client named it). */
+export interface ResponseAudio {
+  format: OutputFormat;
+  voice: string;
+}
 
 /** One content part of the reply item. */
 export interface OutputPart {
@@ -109,16 +116,18 @@ export class RealtimeResponse {
   cancelReason: CancelReason | undefined;
   private readonly wire: RealtimeWire;
   private readonly parts: OutputPart[];
+  private readonly audioOut: ResponseAudio | undefined;
 
-  /** `audioFormat`: the session's output format, for a spoken response (undefined: text). */
-  constructor(wire: RealtimeWire, previousItemId: string | null, maxOutputTokens: number | 'inf', audioFormat: OutputFormat | undefined) {
+  /** `audio`: how a spoken response sounds (undefined: a text response). */
+  constructor(wire: RealtimeWire, previousItemId: string | null, maxOutputTokens: number | 'inf', audio: ResponseAudio | undefined) {
     this.wire = wire;
     this.id = wire.newId('resp');
     this.itemId = wire.newId('item');
     this.previousItemId = previousItemId;
     this.maxOutputTokens = maxOutputTokens;
-    this.output = audioFormat ? 'audio' : 'text';
-    this.parts = [audioFormat ? new AudioPart(wire, this.partRef(0), audioFormat) : new TextPart(wire, this.partRef(0))];
+    this.output = audio ? 'audio' : 'text';
+    this.audioOut = audio;
+    this.parts = [audio ? new AudioPart(wire, this.partRef(0), audio.format) : new TextPart(wire, this.partRef(0))];
   }
 
   partRef(contentIndex: number): PartRef {
@@ -158,6 +167,8 @@ export class RealtimeResponse {
   }
 
   private render(status: WireResponse['status'], output: WireItem[], details: WireResponse['status_details'], usage: WireUsage | null): WireResponse {
+    const audio = this.audioOut;
+    const sound = !audio ? {} : this.wire.beta ? { voice: audio.voice, output_audio_format: betaFormat(audio.format) } : { audio: { output: { format: gaFormat(audio.format), voice: audio.voice } } };
     return {
       id: this.id,
       object: 'realtime.response',
@@ -167,6 +178,7 @@ export class RealtimeResponse {
       conversation_id: this.wire.conversationId,
       output_modalities: [this.output],
       ...(this.wire.beta ? { modalities: this.output === 'audio' ? (['text', 'audio'] as ['text', 'audio']) : (['text'] as ['text']) } : {}),
+      ...sound,
       max_output_tokens: this.maxOutputTokens,
       usage,
       metadata: null,

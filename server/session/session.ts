@@ -37,8 +37,8 @@ export interface HistoryItem extends Message {
   speech?: { chunks: ReadonlyArray<{ text: string; startSample: number }>; samples: number };
 }
 
-/** Starts speaking one reply; the speech stops when `signal` aborts. */
-export type SpeakReply = (voice: string, signal: AbortSignal) => SpokenReply;
+/** Starts speaking one reply at `speed` (1 = the voice's own rate); the speech stops when `signal` aborts. */
+export type SpeakReply = (voice: string, signal: AbortSignal, speed: number) => SpokenReply;
 
 export interface TurnInfo {
   turnId: string;
@@ -87,6 +87,8 @@ export interface SessionSettings {
   maxHistoryAudioMs: number;
   /** The voice replies are spoken with; undefined = text only. */
   voice?: string | undefined;
+  /** Speaking rate of the voice (1 = its own; Realtime's audio.output.speed). */
+  speed?: number;
   /** Set: every user audio item is also transcribed (a `transcribe` turn beside the reply). */
   transcription?: TranscriptionHints;
 }
@@ -347,7 +349,7 @@ export class Session {
     const voice = this.settings.voice;
     if (voice === undefined || !this.deps.speak || this.running !== running) return;
     const controller = new AbortController();
-    const speech = { reply: this.deps.speak(voice, controller.signal), controller, samples: 0, ended: false };
+    const speech = { reply: this.deps.speak(voice, controller.signal, this.settings.speed ?? 1), controller, samples: 0, ended: false };
     running.speech = speech;
     void this.playSpeech(running, speech);
   }

@@ -37,3 +37,30 @@ export async function unheard(samples: Float32Array | Int16Array, sampleRate: nu
   const words = new Set(heard.split(' '));
   return { missing: keyWords.map((w) => w.toLowerCase()).filter((w) => !words.has(w)), heard };
 }
+
+/**
+ * The median pitch (Hz) of the voiced 40 ms frames of `samples`, by autocorrelation over
+ * 70-400 Hz: tells a low voice from a high one (Flite's awb from slt) without a recogniser.
+ */
+export function medianPitch(samples: Int16Array, sampleRate: number): number {
+  const frame = Math.round(sampleRate * 0.04);
+  const minLag = Math.floor(sampleRate / 400);
+  const maxLag = Math.ceil(sampleRate / 70);
+  const pitches: number[] = [];
+  for (let at = 0; at + frame + maxLag <= samples.length; at += frame) {
+    let energy = 0;
+    for (let i = at; i < at + frame; i++) energy += samples[i]! * samples[i]!;
+    if (energy / frame < 500 * 500) continue;
+    let best = 0;
+    let bestLag = 0;
+    for (let lag = minLag; lag <= maxLag; lag++) {
+      let sum = 0;
+      for (let i = at; i < at + frame; i++) sum += samples[i]! * samples[i + lag]!;
+      if (sum > best) [best, bestLag] = [sum, lag];
+    }
+    // Only clearly periodic frames: correlation at the best lag near the frame's own energy.
+    if (bestLag > 0 && best > 0.5 * energy) pitches.push(sampleRate / bestLag);
+  }
+  pitches.sort((a, b) => a - b);
+  return pitches[Math.floor(pitches.length / 2)] ?? 0;
+}

@@ -8,7 +8,7 @@ import { OpenAIRealtimeWS } from 'openai/realtime/ws';
 import t from 'tap';
 import { ulawToLinear } from '../../server/audio/g711.js';
 import { speechFixture } from '../fixtures/speech.js';
-import { unheard } from '../helpers/hear.js';
+import { medianPitch, unheard } from '../helpers/hear.js';
 import { startTestServer } from '../helpers/server.js';
 import { selfSignedCert } from '../helpers/tls.js';
 import { pcmChunks, RealtimeClient, recordSdkEvents, responseShape, type RealtimeEvent } from './helpers.js';
@@ -107,18 +107,19 @@ t.test('openai SDK, default session: the response is spoken, says its transcript
   t.match(String((errors[0] as Error).message), /beyond/);
 });
 
-t.test('beta client: G.711 μ-law output under the beta names; the voice is fixed once spoken; modalities [text] stays text', async (t) => {
+t.test('beta client: G.711 μ-law output under the beta names, speed; the voice is fixed once spoken; a response in its own format; modalities [text] stays text', async (t) => {
   const server = await startTestServer();
   t.teardown(() => server.close(0));
   const c = await RealtimeClient.connect(`${server.wsUrl}/v1/realtime?model=x`, { headers: { 'OpenAI-Beta': 'realtime=v1' } });
   t.teardown(() => c.close());
   c.send({ type: 'session.update', session: { modalities: ['text', 'audio'], output_audio_format: 'g711_ulaw', voice: 'alloy', turn_detection: null } });
   const updated = await c.waitForType('session.updated');
-  t.match(updated.session, { modalities: ['text', 'audio'], output_audio_format: 'g711_ulaw', voice: 'alloy' });
+  t.match(updated.session, { modalities: ['text', 'audio'], output_audio_format: 'g711_ulaw', voice: 'alloy', speed: 1 });
   c.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Good morning. Please open the window.' }] } });
   c.send({ type: 'response.create' });
   const done = await c.waitForType('response.done');
   t.same(done.response.modalities, ['text', 'audio']);
+  t.match(done.response, { voice: 'alloy', output_audio_format: 'g711_ulaw' });
   t.match(done.response.output[0].content[0], { type: 'audio', transcript: /open the window/ });
   t.ok(c.ofType('response.audio_transcript.delta').length > 0, 'beta transcript deltas');
   t.equal(c.ofType('response.output_audio.delta').length, 0, 'no GA names for a beta client');
@@ -129,9 +130,20 @@ t.test('beta client: G.711 μ-law output under the beta names; the voice is fixe
   t.same(missing, [], `G.711 at 8 kHz says the transcript (heard: ${heard})`);
 
   let from = c.events.length;
-  c.send({ type: 'session.update', event_id: 'v', session: { voice: 'ash' } });
+  c.send({ type: 'session.update', event_id: 'v', session: { voice: 'ash', speed: 1.25 } });
   const refused = await c.waitForType('error', from);
   t.match(refused.error, { param: 'session.voice', message: /cannot change/, event_id: 'v' });
+  const faster = await c.waitForType('session.updated', from);
+  t.match(faster.session, { voice: 'alloy', speed: 1.25 }, 'the rest of the update applies');
+
+  from = c.events.length;
+  c.send({ type: 'response.create', event_id: 'f', response: { output_audio_format: 'mp3' } });
+  const format = await c.waitForType('error', from);
+  t.match(format.error, { param: 'response.output_audio_format', message: /output_audio_format 'mp3'.*g711_ulaw/, event_id: 'f' });
+  c.send({ type: 'response.create', response: { output_audio_format: 'pcm16' } });
+  const pcm = await c.waitForType('response.done', from);
+  t.match(pcm.response, { voice: 'alloy', output_audio_format: 'pcm16' });
+  t.ok(pcmOf(c.events, 'response.audio.delta', pcm.response.id).length > 24_000, 'this response in pcm16 at 24 kHz');
 
   from = c.events.length;
   c.send({ type: 'response.create', response: { modalities: ['text'] } });
@@ -140,4 +152,67 @@ t.test('beta client: G.711 μ-law output under the beta names; the voice is fixe
   t.equal(text.response.output[0].content[0].type, 'text');
   t.ok(c.events.slice(from).some((e) => e.type === 'response.text.delta'), 'text deltas');
   t.notOk(c.events.slice(from).some((e) => e.type === 'response.audio.delta'), 'no audio');
+});
+
+t.test('openai SDK: a response may pick its own voice and format; the session speed is asked of the TTS engine; bad values are errors', async (t) => {
+  const server = await startTestServer({ tlsCert: tls.cert, tlsKey: tls.key });
+  t.teardown(() => server.close(0));
+  const client = new OpenAI({ apiKey: 'unused', baseURL: `${server.url}/v1` });
+  const rt = new OpenAIRealtimeWS({ model: 'earshot-echo-test-engine', options: { rejectUnauthorized: false } }, client);
+  const { events, until } = recordSdkEvents(rt, WAIT_LIMIT_MS);
+  const next = (type: string, from: number) => until(() => events.slice(from).find((e) => e.type === type), type);
+  await new Promise<void>((resolve, reject) => {
+    rt.socket.once('open', () => resolve());
+    rt.socket.once('error', reject);
+  });
+  t.teardown(() => rt.close());
+  await next('session.created', 0);
+  const say = 'Good morning. Please open the window.';
+  const ask = (response?: Record<string, unknown>) => {
+    const from = events.length;
+    rt.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: say }] } });
+    rt.send({ type: 'response.create', ...(response ? { response } : {}) } as never);
+    return from;
+  };
+
+  let from = events.length;
+  rt.send({ type: 'session.update', event_id: 'fast', session: { type: 'realtime', audio: { output: { speed: 2 } } } });
+  const tooFast = await next('error', from);
+  t.match(tooFast.error, { event_id: 'fast', param: 'session.audio.output.speed', message: /1\.5/ }, 'speed past OpenAI\'s 1.5 is refused');
+
+  from = ask({ audio: { output: { voice: 'nobody' } } });
+  const unknown = await next('error', from);
+  t.match(unknown.error, { param: 'response.audio.output.voice', message: /nobody.*slt/s }, 'an unknown voice names the voices');
+  t.notOk(events.slice(from).some((e) => e.type === 'response.created'), 'and no response starts');
+
+  // This response in another voice and in μ-law; the session keeps its own.
+  from = ask({ audio: { output: { voice: 'slt', format: { type: 'audio/pcmu' } } } });
+  const own = await next('response.done', from);
+  t.match(own.response, { status: 'completed', audio: { output: { voice: 'slt', format: { type: 'audio/pcmu' } } } });
+  const slt = Int16Array.from(pcmOf(events, 'response.output_audio.delta', own.response.id), (b) => ulawToLinear(b));
+
+  from = ask();
+  const plain = await next('response.done', from);
+  t.match(plain.response, { status: 'completed', audio: { output: { voice: 'awb', format: { type: 'audio/pcm', rate: 24000 } } } }, 'the next response is back in the session voice and format');
+  const awbBytes = pcmOf(events, 'response.output_audio.delta', plain.response.id);
+  const awb = new Int16Array(awbBytes.buffer, awbBytes.byteOffset, awbBytes.length / 2);
+  const normal = awb.length;
+  const [high, low] = [medianPitch(slt, 8000), medianPitch(awb, 24000)];
+  t.ok(high > low * 1.15, `the response's own voice (slt, ${high.toFixed(0)} Hz) is higher than the session's (awb, ${low.toFixed(0)} Hz)`);
+
+  from = events.length;
+  rt.send({ type: 'session.update', session: { type: 'realtime', audio: { output: { speed: 1.5 } } } });
+  const updated = await next('session.updated', from);
+  t.equal(updated.session.audio.output.speed, 1.5);
+  from = ask();
+  const fast = await next('response.done', from);
+  const quick = pcmOf(events, 'response.output_audio.delta', fast.response.id).length / 2;
+  t.ok(quick < normal * 0.8 && quick > normal * 0.5, `at speed 1.5 the reply takes ${quick} samples, at 1 ${normal}`);
+
+  // Once spoken, a response cannot change the voice: an error, and it speaks in the session's.
+  from = ask({ audio: { output: { voice: 'ash' } } });
+  const locked = await next('error', from);
+  t.match(locked.error, { param: 'response.audio.output.voice', message: /cannot change/ });
+  const still = await next('response.done', from);
+  t.match(still.response, { status: 'completed', audio: { output: { voice: 'awb' } } });
 });
