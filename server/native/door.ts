@@ -237,6 +237,7 @@ class NativeConnection implements SocketHandler, Expirable {
       },
       // Not tied to the turn: the turn goes on, with its text and without the rest of its voice.
       voiceFailed: (_turnId, error) => this.fail(error),
+      inputFailed: (error) => this.fail(error),
       turnEnded: (turnId, result) => {
         // The last frame goes before `done`; a reply cut off sends nothing more.
         if (result.type === 'done' && result.finish !== 'cancelled') this.voice?.flush();

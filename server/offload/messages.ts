@@ -25,4 +25,6 @@ export type ThreadEvent =
   | { stream: number; type: 'speech_started'; atMs: number }
   | { stream: number; type: 'flushed' }
   | { stream: number; type: 'speech_stopped'; atMs: number; startMs: number; endMs: number; reason: 'silence' | 'max_length' | 'commit'; audio: Float32Array }
-  | { stream: number; type: 'error'; code: string; message: string };
+  | { stream: number; type: 'error'; code: string; message: string }
+  /** Its Silero confirmer failed: the stream's turn detection has stopped. */
+  | { stream: number; type: 'failed'; message: string };

@@ -136,6 +136,7 @@ export class AudioThreadPool {
     if (event.type === 'error') handlers.error(new EarshotError(event.code as EarshotError['code'], event.message));
     else if (event.type === 'flushed') handlers.flushDone.shift()?.();
     else if (event.type === 'speech_started') handlers.segment({ type: 'speech_started', atMs: event.atMs });
+    else if (event.type === 'failed') handlers.segment(event);
     else handlers.segment({ type: 'speech_stopped', atMs: event.atMs, startMs: event.startMs, endMs: event.endMs, reason: event.reason, audio: event.audio });
   }
 

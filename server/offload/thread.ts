@@ -33,6 +33,7 @@ function post(event: ThreadEvent): void {
 
 function emit(stream: number, event: SegmentEvent): void {
   if (event.type === 'speech_started') post({ stream, type: 'speech_started', atMs: event.atMs });
+  else if (event.type === 'failed') post({ stream, type: 'failed', message: event.message });
   else post({ stream, type: 'speech_stopped', atMs: event.atMs, startMs: event.startMs, endMs: event.endMs, reason: event.reason, audio: event.audio });
 }
 

@@ -33,6 +33,7 @@ const BETA_PROTOCOL = 'openai-beta.realtime-v1';
 
 class RealtimeConnection implements SocketHandler {
   private readonly ctx: ServerContext;
+  private readonly connection: Connection;
   private readonly wire: RealtimeWire;
   private readonly session: Session;
   private settings: RealtimeSettings;
@@ -49,6 +50,7 @@ class RealtimeConnection implements SocketHandler {
 
   constructor(ctx: ServerContext, connection: Connection, fvad: FvadModule, beta: boolean, kind: RealtimeSettings['kind']) {
     this.ctx = ctx;
+    this.connection = connection;
     this.wire = new RealtimeWire(connection, beta, ctx);
     this.settings = defaultSettings(ctx.config, ctx.voice, kind);
     const defaults = ctx.sessionDefaults();
@@ -253,6 +255,11 @@ class RealtimeConnection implements SocketHandler {
         this.active.audio(pcm);
       },
       voiceFailed: (_turnId, error) => this.wire.error(error, undefined),
+      // Unlike bad input, this ends the connection: without turn detection the session cannot go on as configured.
+      inputFailed: (error) => {
+        this.wire.error(error, undefined);
+        this.connection.close(error.closeCode, error.message.slice(0, 120));
+      },
       turnEnded: (turnId, result) => this.responseEnded(turnId, result),
       transcript: (itemId, event) => this.items.transcript(itemId, event),
       busy: (error) => this.wire.error(error, undefined),

@@ -74,6 +74,8 @@ export interface SessionEvents {
   utterance?(audio: Pcm16k): void;
   /** Transcription of a user item's audio (settings.transcription on): deltas, then completed or failed. */
   transcript?(itemId: string, event: TranscriptEvent): void;
+  /** Turn detection stopped for good (Silero inference failed): the door says so in its shape and closes the session. */
+  inputFailed(error: EarshotError): void;
 }
 
 export interface SessionSettings {
@@ -252,6 +254,10 @@ export class Session {
 
   handleSegment(event: SegmentEvent): void {
     if (this.closed) return;
+    if (event.type === 'failed') {
+      this.events.inputFailed(new EarshotError('engine_unavailable', `turn detection stopped: ${event.message}; reconnect`, { fatal: true }));
+      return;
+    }
     if (event.type === 'speech_started') {
       this.events.speechStarted(event.atMs);
       if (this.settings.bargeIn && this.running) {

@@ -10,13 +10,17 @@ import { createRequire } from 'node:module';
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/log.js';
 import { startThread, stopThread } from '../threads.js';
-import { batchBuffers, CHUNK_SAMPLES, MAX_STEPS, type FromSilero, type ToSilero } from './silero-messages.js';
+import { batchBuffers, CHUNK_SAMPLES, MAX_STEPS, type BatchBuffers, type FromSilero, type ToSilero } from './silero-messages.js';
 
 export { CHUNK_SAMPLES } from './silero-messages.js';
 
-/** Judges chunks of many streams; verdicts come back per stream, in the order pushed. */
+/**
+ * Judges chunks of many streams; verdicts come back per stream, in the order pushed. `failed`
+ * says, once, that the stream's verdicts will never come (inference failed after start): the
+ * stream is closed, and its session must end.
+ */
 export interface Confirmer {
-  open(verdict: (probability: number) => void): ConfirmerStream;
+  open(verdict: (probability: number) => void, failed: (message: string) => void): ConfirmerStream;
   close(): Promise<void>;
 }
 
@@ -57,6 +61,7 @@ class Stream implements ConfirmerStream {
     private readonly owner: BatchConfirmer,
     readonly id: number,
     readonly verdict: (probability: number) => void,
+    readonly failed: (message: string) => void,
   ) {}
 
   push(chunk: Float32Array, reset: boolean): void {
@@ -96,15 +101,57 @@ class Stream implements ConfirmerStream {
     this.count = 0;
     this.owner.forget(this);
   }
+
+  /** @internal Its verdicts will never come: closed, and told why. */
+  fail(message: string): void {
+    if (this.closed) return;
+    this.close();
+    this.failed(message);
+  }
 }
 
+const STOP: ToSilero = { steps: [], closed: [], stop: true };
+
+/**
+ * Loads the model on a new inference thread and proves it runs one chunk. A missing or corrupt
+ * file or a runtime that cannot run it is an error here, never a silent fall-back.
+ */
+async function loadThread(options: BatchConfirmerOptions, buffers: BatchBuffers): Promise<Worker> {
+  const avoid = 'start with --vad webrtc to run without Silero, or point --vad-model at a Silero VAD v4 .onnx file';
+  if (!existsSync(options.modelPath)) throw new Error(`Silero VAD model not found: ${options.modelPath} (${avoid})`);
+  const worker = startThread(import.meta.url, 'silero-thread', { workerData: { modelPath: options.modelPath, buffers } });
+  let settle: (message: FromSilero) => void = () => undefined;
+  const first = new Promise<FromSilero>((resolve) => (settle = resolve));
+  const onError = (err: Error) => settle({ type: 'failed', message: err.message });
+  const onExit = (code: number) => settle({ type: 'failed', message: `inference thread exited (${code})` });
+  worker.once('message', settle).once('error', onError).once('exit', onExit);
+  const answer = await first;
+  // Only these three: removeAllListeners would also drop the Worker's own hooks that start its message port.
+  worker.off('message', settle).off('error', onError).off('exit', onExit);
+  if (answer.type !== 'ready') {
+    await worker.terminate();
+    throw new Error(`Silero VAD model ${options.modelPath} could not be loaded and run: ${answer.type === 'failed' ? answer.message : answer.type} (${avoid})`);
+  }
+  return worker;
+}
+
+/**
+ * Inference that fails after start (the runtime throws, the thread dies) ends every stream of
+ * this confirmer: their recurrent state was on that thread. Each stream's `failed` runs (its
+ * session closes with an error), and a fresh inference thread loads the model for new streams;
+ * streams opened meanwhile wait for it. If that load fails too, the confirmer is broken: new
+ * streams fail at once with the reason, and the server stays up for everything else.
+ */
 export class BatchConfirmer implements Confirmer {
-  private readonly worker: Worker;
+  /** Undefined while a fresh thread loads after a failure (or for good, when that failed). */
+  private worker: Worker | undefined;
   private readonly maxBatch: number;
   private readonly input: Float32Array;
   private readonly ids: Int32Array;
   private readonly resets: Uint8Array;
   private readonly probabilities: Float32Array;
+  /** Open streams: the ones a failure ends. */
+  private readonly streams = new Set<Stream>();
   /** Streams with a chunk queued and none in the running call, oldest first. */
   private waiting: Stream[] = [];
   private batch: Stream[] = [];
@@ -113,47 +160,37 @@ export class BatchConfirmer implements Confirmer {
   private timer: NodeJS.Timeout | undefined;
   private nextId = 1;
   private stopped = false;
+  private restarting: Promise<void> | undefined;
+  /** Why no inference thread could be restarted: new streams fail with it. */
+  private broken: string | undefined;
 
-  private constructor(worker: Worker, maxBatch: number, buffers: ReturnType<typeof batchBuffers>, private readonly logger: Logger | undefined) {
-    this.worker = worker;
-    this.maxBatch = maxBatch;
+  private constructor(
+    private readonly options: BatchConfirmerOptions,
+    private readonly buffers: BatchBuffers,
+    private readonly logger: Logger | undefined,
+  ) {
+    this.maxBatch = options.maxBatch;
     this.input = new Float32Array(buffers.input);
     this.ids = new Int32Array(buffers.ids);
     this.resets = new Uint8Array(buffers.resets);
     this.probabilities = new Float32Array(buffers.probabilities);
-    worker.on('message', (message: FromSilero) => this.onMessage(message));
-    worker.unref();
   }
 
-  /**
-   * Loads the model on a new inference thread and proves it runs one chunk. A missing or corrupt
-   * file or a runtime that cannot run it is an error here, at start, never a silent fall-back.
-   */
+  /** A confirmer whose inference thread has loaded the model and run it once (see loadThread). */
   static async start(options: BatchConfirmerOptions, logger?: Logger): Promise<BatchConfirmer> {
-    const avoid = 'start with --vad webrtc to run without Silero, or point --vad-model at a Silero VAD v4 .onnx file';
-    if (!existsSync(options.modelPath)) throw new Error(`Silero VAD model not found: ${options.modelPath} (${avoid})`);
     const buffers = batchBuffers(options.maxBatch);
-    const worker = startThread(import.meta.url, 'silero-thread', { workerData: { modelPath: options.modelPath, buffers } });
-    let settle: (message: FromSilero) => void = () => undefined;
-    const first = new Promise<FromSilero>((resolve) => (settle = resolve));
-    const onError = (err: Error) => settle({ type: 'failed', message: err.message });
-    const onExit = (code: number) => settle({ type: 'failed', message: `inference thread exited (${code})` });
-    worker.once('message', settle).once('error', onError).once('exit', onExit);
-    const answer = await first;
-    // Only these three: removeAllListeners would also drop the Worker's own hooks that start its message port.
-    worker.off('message', settle).off('error', onError).off('exit', onExit);
-    if (answer.type !== 'ready') {
-      await worker.terminate();
-      throw new Error(`Silero VAD model ${options.modelPath} could not be loaded and run: ${answer.type === 'failed' ? answer.message : answer.type} (${avoid})`);
-    }
-    const confirmer = new BatchConfirmer(worker, options.maxBatch, buffers, logger);
-    worker.on('error', (err) => confirmer.fail(err.message));
-    worker.on('exit', (code) => confirmer.fail(`inference thread exited (${code})`));
+    const confirmer = new BatchConfirmer(options, buffers, logger);
+    confirmer.attach(await loadThread(options, buffers));
     return confirmer;
   }
 
-  open(verdict: (probability: number) => void): ConfirmerStream {
-    return new Stream(this, this.nextId++ & 0x7fff_ffff, verdict);
+  open(verdict: (probability: number) => void, failed: (message: string) => void): ConfirmerStream {
+    const stream = new Stream(this, this.nextId++ & 0x7fff_ffff, verdict, failed);
+    this.streams.add(stream);
+    const broken = this.broken;
+    // After the caller has its stream: a failure reported from inside open() would reach a half-built session.
+    if (broken !== undefined) queueMicrotask(() => stream.fail(broken));
+    return stream;
   }
 
   /** Lets the inference thread finish its call and release the model, then end: terminating it mid-call aborts the process inside onnxruntime. */
@@ -161,8 +198,17 @@ export class BatchConfirmer implements Confirmer {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
-    const stop: ToSilero = { steps: [], closed: [], stop: true };
-    await stopThread(this.worker, stop, STOP_GRACE_MS);
+    await this.restarting;
+    if (this.worker) await stopThread(this.worker, STOP, STOP_GRACE_MS);
+  }
+
+  /**
+   * @internal Tests only (not reachable from the network): the inference thread's next call
+   * fails with `message`, as a runtime failing after start would.
+   */
+  failNextCall(message: string): void {
+    const fault: ToSilero = { steps: [], closed: [], fault: message };
+    this.worker?.postMessage(fault);
   }
 
   /** @internal A stream has a chunk queued. */
@@ -175,12 +221,22 @@ export class BatchConfirmer implements Confirmer {
 
   /** @internal */
   forget(stream: Stream): void {
+    this.streams.delete(stream);
     this.closedIds.push(stream.id);
+  }
+
+  private attach(worker: Worker): void {
+    this.worker = worker;
+    // A replaced thread's late events (its exit after a stop) are not this thread's failures.
+    worker.on('message', (message: FromSilero) => this.worker === worker && this.onMessage(message));
+    worker.on('error', (err) => this.worker === worker && this.fail(err.message, false));
+    worker.on('exit', (code) => this.worker === worker && this.fail(`inference thread exited (${code})`, false));
+    worker.unref();
   }
 
   /** After an idle spell the first chunk waits a tick for others to join it; a backlog runs at once. */
   private schedule(backlog = false): void {
-    if (this.running || this.timer || this.stopped) return;
+    if (this.running || this.timer || this.stopped || !this.worker) return;
     this.timer = setTimeout(() => this.run(), backlog || this.waiting.length >= this.maxBatch ? 0 : TICK_MS);
   }
 
@@ -191,6 +247,8 @@ export class BatchConfirmer implements Confirmer {
    */
   private run(): void {
     this.timer = undefined;
+    const worker = this.worker;
+    if (!worker) return;
     const take = this.waiting.filter((s) => !s.closed && s.count > 0).slice(0, this.maxBatch);
     this.waiting = this.waiting.filter((s) => !take.includes(s) && !s.closed && s.count > 0);
     const rows: Stream[] = [];
@@ -215,15 +273,15 @@ export class BatchConfirmer implements Confirmer {
     const message: ToSilero = { steps, closed: this.closedIds };
     this.closedIds = [];
     if (rows.length === 0) {
-      if (message.closed.length > 0) this.worker.postMessage(message);
+      if (message.closed.length > 0) worker.postMessage(message);
       return;
     }
     this.running = true;
-    this.worker.postMessage(message);
+    worker.postMessage(message);
   }
 
   private onMessage(message: FromSilero): void {
-    if (message.type === 'failed') return this.fail(message.message);
+    if (message.type === 'failed') return this.fail(message.message, true);
     if (message.type !== 'done') return;
     this.running = false;
     const batch = this.batch;
@@ -237,11 +295,35 @@ export class BatchConfirmer implements Confirmer {
     if (this.waiting.length > 0) this.schedule(true);
   }
 
-  /** Inference that fails after start is a fault of the process, not of a session: say so loudly and stop. */
-  private fail(message: string): void {
-    if (this.stopped) return;
-    this.logger?.fatal({ message }, 'Silero VAD inference failed; segmentation cannot go on (start with --vad webrtc to run without it)');
-    this.stopped = true;
-    throw new Error(`Silero VAD inference failed: ${message}`);
+  /** `alive`: the thread reported the failure and is idle, so it can release its model and end. */
+  private fail(message: string, alive: boolean): void {
+    const worker = this.worker;
+    if (this.stopped || !worker) return;
+    this.worker = undefined;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.running = false;
+    this.batch = [];
+    this.waiting = [];
+    this.closedIds = [];
+    const lost = [...this.streams];
+    this.logger?.error({ message, streams: lost.length }, 'Silero VAD inference failed: its streams end, and a fresh inference thread loads the model');
+    if (alive) void stopThread(worker, STOP, STOP_GRACE_MS);
+    for (const stream of lost) stream.fail(`Silero VAD inference failed: ${message}`);
+    this.restarting = loadThread(this.options, this.buffers).then(
+      (next) => {
+        this.restarting = undefined;
+        if (this.stopped) return stopThread(next, STOP, STOP_GRACE_MS);
+        this.attach(next);
+        this.logger?.info('Silero VAD inference thread restarted');
+        this.schedule(true);
+      },
+      (err: unknown) => {
+        this.restarting = undefined;
+        this.broken = `Silero VAD inference failed and its thread could not be restarted: ${(err as Error).message}`;
+        this.logger?.error({ err }, 'Silero VAD inference thread could not be restarted: new sessions with --vad hybrid or silero fail until the server restarts');
+        for (const stream of [...this.streams]) stream.fail(this.broken);
+      },
+    );
   }
 }

@@ -112,10 +112,15 @@ export class VadSegmenter implements Segmenter {
   private flushWaits = 0;
   /** Callbacks of flushes still waiting for verdicts, run in order once their flush is complete. */
   private readonly flushDone: (() => void)[] = [];
+  /** Silero failed: nothing more is judged. */
+  private failed = false;
 
   constructor(judges: Judges, settings: SegmenterSettings, emit: (event: SegmentEvent) => void) {
     this.webrtc = judges.webrtc;
-    this.silero = judges.confirmer?.open((p) => this.onVerdict(p));
+    this.silero = judges.confirmer?.open(
+      (p) => this.onVerdict(p),
+      (message) => this.onFailed(message),
+    );
     this.mode = !this.silero ? 'webrtc' : this.webrtc ? 'hybrid' : 'silero';
     if (!this.webrtc && !this.silero) throw new Error('a segmenter needs WebRTC VAD, a Silero confirmer, or both');
     this.threshold = judges.threshold;
@@ -138,6 +143,7 @@ export class VadSegmenter implements Segmenter {
   }
 
   push(samples: Pcm16k): void {
+    if (this.failed) return;
     let offset = 0;
     while (offset < samples.length) {
       const take = Math.min(FRAME_SAMPLES - this.frameFill, samples.length - offset);
@@ -154,6 +160,10 @@ export class VadSegmenter implements Segmenter {
   }
 
   flush(done?: () => void): boolean {
+    if (this.failed) {
+      done?.();
+      return false;
+    }
     if (done) this.flushDone.push(done);
     if (this.sentCount === 0) {
       const speaking = this.flushNow();
@@ -293,6 +303,12 @@ export class VadSegmenter implements Segmenter {
     this.drain();
     this.deliver();
     if (this.flushAt === Infinity && this.flushDone.length > 0) this.runFlushDone();
+  }
+
+  private onFailed(message: string): void {
+    this.failed = true;
+    this.flushDone.length = 0;
+    this.emit({ type: 'failed', message });
   }
 
   /** Judges pending frames, oldest first, as far as verdicts have come back. */

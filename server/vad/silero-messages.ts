@@ -36,6 +36,8 @@ export interface ToSilero {
   closed: number[];
   /** Finish the call in progress, release the model and end the thread (terminating it mid-call aborts the process in onnxruntime). */
   stop?: true;
+  /** Tests only: the next call fails with this message (BatchConfirmer.failNextCall). */
+  fault?: string;
 }
 
 export type FromSilero = { type: 'ready' } | { type: 'done' } | { type: 'failed'; message: string };

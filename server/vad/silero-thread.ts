@@ -23,8 +23,16 @@ function post(message: FromSilero): void {
   parentPort!.postMessage(message);
 }
 
+/** A failure the next call reports (BatchConfirmer.failNextCall, for tests). */
+let fault: string | undefined;
+
 /** One call over rows [first, first + count). */
 async function run(session: ort.InferenceSession, first: number, count: number): Promise<void> {
+  if (fault !== undefined) {
+    const message = fault;
+    fault = undefined;
+    throw new Error(message);
+  }
   const h = new Float32Array(STATE_SIZE * count);
   const c = new Float32Array(STATE_SIZE * count);
   for (let b = 0; b < count; b++) {
@@ -93,6 +101,7 @@ let working: Promise<void> = Promise.resolve();
 
 parentPort!.on('message', (message: ToSilero) => {
   for (const id of message.closed) states.delete(id);
+  if (message.fault !== undefined) fault = message.fault;
   if (message.stop) {
     void working.then(() => session.release()).finally(() => parentPort!.close());
     return;

@@ -25,7 +25,9 @@ export interface SegmenterSettings {
 
 export type SegmentEvent =
   | { type: 'speech_started'; atMs: number }
-  | { type: 'speech_stopped'; atMs: number; startMs: number; endMs: number; audio: Pcm16k; reason: 'silence' | 'max_length' | 'commit' };
+  | { type: 'speech_stopped'; atMs: number; startMs: number; endMs: number; audio: Pcm16k; reason: 'silence' | 'max_length' | 'commit' }
+  /** Silero's verdicts will never come (inference failed after start): the segmenter stops, and its session must end. */
+  | { type: 'failed'; message: string };
 
 const enum State {
   Quiet,

@@ -89,6 +89,22 @@ export class RealtimeClient {
     return this.ofType(type);
   }
 
+  /** The close code, once the server has closed the socket (rejects after the same generous limit). */
+  async waitForClose(): Promise<number> {
+    const deadline = Date.now() + WAIT_LIMIT_MS;
+    while (this.closeCode === undefined) {
+      if (Date.now() > deadline) throw new Error('timed out waiting for the socket to close');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 250);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return this.closeCode;
+  }
+
   close(): void {
     this.socket.close();
   }

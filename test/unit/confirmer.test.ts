@@ -5,7 +5,7 @@
  * tremolo chord that WebRTC VAD calls speech make no utterance.
  */
 import t from 'tap';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BatchConfirmer, CHUNK_SAMPLES, defaultModelPath, type Confirmer } from '../../server/vad/confirmer.js';
@@ -63,7 +63,7 @@ t.test('batched across streams, each stream keeps its own state', async (t) => {
   const chunks = 120;
   const judge = async (confirmer: Confirmer, streams: Float32Array[]): Promise<number[][]> => {
     const heard = streams.map(() => [] as number[]);
-    const opened = streams.map((_, i) => confirmer.open((p) => heard[i]!.push(p)));
+    const opened = streams.map((_, i) => confirmer.open((p) => heard[i]!.push(p), (message) => t.fail(message)));
     for (let c = 0; c < chunks; c++) opened.forEach((s, i) => s.push(streams[i]!.subarray(c * CHUNK_SAMPLES, (c + 1) * CHUNK_SAMPLES), c === 0));
     while (heard.some((h) => h.length < chunks)) await tick();
     for (const s of opened) s.close();
@@ -134,4 +134,35 @@ t.test('hybrid and silero', async (t) => {
       t.ok(Math.abs(pieces[0]!.endMs - speechEndMs) <= TRUTH_TOLERANCE_MS + 256, `${mode}: it ends with the speech (${pieces[0]!.endMs} vs ${speechEndMs})`);
     }
   });
+});
+
+t.test('an inference failure after start fails every open stream; a fresh thread serves new ones, or they fail at once if it cannot load', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'earshot-vad-'));
+  const model = join(dir, 'silero_vad.onnx');
+  await copyFile(defaultModelPath(), model);
+  const confirmer = await BatchConfirmer.start({ modelPath: model, maxBatch: 8 });
+  // The inference thread is unref'd (it never holds a server open): this keeps the test's process up while it waits.
+  const alive = setInterval(() => undefined, 1000);
+  t.teardown(() => {
+    clearInterval(alive);
+    return confirmer.close();
+  });
+  const outcome = (): Promise<string> =>
+    new Promise((resolve) => {
+      const stream = confirmer.open(
+        () => resolve('verdict'),
+        (message) => resolve(message),
+      );
+      stream.push(new Float32Array(CHUNK_SAMPLES), true);
+    });
+  const failing = new Promise<string>((resolve) => confirmer.open(() => resolve('verdict'), resolve));
+  confirmer.failNextCall('injected fault');
+  t.match(await outcome(), /Silero VAD inference failed: injected fault/, 'the stream in the failed call is told why');
+  t.match(await failing, /Silero VAD inference failed: injected fault/, 'so is an open stream that had nothing in it');
+  t.equal(await outcome(), 'verdict', 'a new stream gets verdicts from the restarted thread');
+  // The model file goes away: the next restart cannot load it.
+  await unlink(model);
+  confirmer.failNextCall('injected fault again');
+  t.match(await outcome(), /injected fault again/);
+  t.match(await outcome(), new RegExp(`could not be restarted: Silero VAD model not found: ${model}`), 'with no thread to restart, new streams fail at once, naming why');
 });
