@@ -4,6 +4,7 @@
  * measuring window per step, stopping at the first step that misses the bar.
  */
 import { cpus } from 'node:os';
+import type { Config } from '../server/config.js';
 import { ServerChild } from './child.js';
 import { Fleet, type Voice } from './load.js';
 import type { PipelineStats } from './server-process.js';
@@ -24,7 +25,11 @@ export interface StepResult {
   /** Frames the server handled per second of its own CPU. */
   framesPerServerCoreS: number;
   serverUsPerFrame: number;
-  lagMs: Percentiles;
+  /** Main-thread GC pauses as a share of the server's CPU time over the window, and the full mark-compacts among them. */
+  gc: { share: number; ms: number; major: number };
+  /** Every PROBE_EVERY-th frame sent → its ping answered (dense); deciding frame sent → `vad silence` received (sparse). See load.ts. */
+  frameLagMs: Percentiles;
+  decisionLagMs: Percentiles;
   endToEndMs: Percentiles;
   turnStartMs: Percentiles;
   deliveryMs: Percentiles;
@@ -40,7 +45,9 @@ export interface RampOptions {
   windowMs: number;
   /** Profiles the server during each step's measuring window (the figures then include the profiler's cost). */
   profileDir?: string;
-  config?: Record<string, unknown>;
+  config?: Partial<Config>;
+  /** Runs the server of another checkout (bench/frame-cost.ts: before and after). */
+  root?: string;
   log: (line: string) => void;
 }
 
@@ -68,7 +75,7 @@ export const pipelineConfig = (transport: 'uws' | 'ws') => ({
 });
 
 export async function runRamp(voices: Voice[], options: RampOptions): Promise<RampResult> {
-  const server = await ServerChild.start({ mode: 'pipeline', config: { ...pipelineConfig(options.transport), ...options.config } });
+  const server = await ServerChild.start({ mode: 'pipeline', config: { ...pipelineConfig(options.transport), ...options.config } }, options.root ? { root: options.root } : {});
   const fleet = new Fleet();
   const steps: StepResult[] = [];
   const threads = 1 + Number(options.config?.audioThreads ?? 0);
@@ -79,11 +86,13 @@ export async function runRamp(voices: Voice[], options: RampOptions): Promise<Ra
       await fleet.add(server.url, target - fleet.size, voices);
       await sleep(options.warmupMs);
       await server.stats();
+      await server.gc();
       fleet.resetWindow();
       if (options.profileDir) await server.profileStart();
       cpu.restart();
       await sleep(options.windowMs);
       const used = cpu.read();
+      const gc = await server.gc();
       if (options.profileDir) await server.profileStop(`${options.profileDir}${options.transport}-${target}.cpuprofile`);
       const framesPerS = fleet.framesSent / used.seconds;
       const serverStats = await server.stats<PipelineStats>();
@@ -92,7 +101,8 @@ export async function runRamp(voices: Voice[], options: RampOptions): Promise<Ra
         const receivedAt = fleet.firstDeltaAt.get(turnId);
         if (receivedAt !== undefined) delivery.push(receivedAt - emittedAt);
       }
-      const lagMs = fleet.lag.summary();
+      const frameLagMs = fleet.frameLag.summary();
+      const decisionLagMs = fleet.decisionLag.summary();
       const step: StepResult = {
         sessions: target,
         held: true,
@@ -101,7 +111,9 @@ export async function runRamp(voices: Voice[], options: RampOptions): Promise<Ra
         framesPerS: Math.round(framesPerS),
         framesPerServerCoreS: Math.round(framesPerS / used.server),
         serverUsPerFrame: round((used.server * 1e6) / framesPerS, 1),
-        lagMs,
+        gc: { share: round(gc.ms / (used.server * used.seconds * 1000), 4), ms: round(gc.ms, 1), major: gc.major },
+        frameLagMs,
+        decisionLagMs,
         endToEndMs: fleet.endToEnd.summary(),
         turnStartMs: percentiles(serverStats.turnStartMs),
         deliveryMs: percentiles(delivery),
@@ -110,8 +122,10 @@ export async function runRamp(voices: Voice[], options: RampOptions): Promise<Ra
         dropped: fleet.dropped,
       };
       const problems = [
-        lagMs.n === 0 ? 'no VAD decisions seen' : '',
-        lagMs.p99 > LAG_P99_LIMIT_MS ? `p99 lag ${round(lagMs.p99, 1)} ms > ${LAG_P99_LIMIT_MS}` : '',
+        frameLagMs.n === 0 ? 'no pings answered' : '',
+        decisionLagMs.n === 0 ? 'no VAD decisions seen' : '',
+        frameLagMs.p99 > LAG_P99_LIMIT_MS ? `p99 frame lag ${round(frameLagMs.p99, 1)} ms > ${LAG_P99_LIMIT_MS}` : '',
+        decisionLagMs.p99 > LAG_P99_LIMIT_MS ? `p99 decision lag ${round(decisionLagMs.p99, 1)} ms > ${LAG_P99_LIMIT_MS}` : '',
         used.server > cpuLimit ? `server CPU ${round(used.server)} cores` : '',
         fleet.dropped > 0 ? `${fleet.dropped} sessions dropped` : '',
         fleet.errors > 0 ? `${fleet.errors} errors` : '',
@@ -122,8 +136,9 @@ export async function runRamp(voices: Voice[], options: RampOptions): Promise<Ra
       }
       steps.push(step);
       options.log(
-        `  ${options.transport} ${String(target).padStart(5)} sessions: lag p50/p99 ${round(lagMs.p50, 1)}/${round(lagMs.p99, 1)} ms (n=${lagMs.n}), ` +
-          `server ${step.cpu.server} cores (${step.serverUsPerFrame} µs/frame), generator ${step.cpu.generator}, machine ${step.cpu.machine}/2` +
+        `  ${options.transport} ${String(target).padStart(5)} sessions: frame lag p50/p99 ${round(frameLagMs.p50, 1)}/${round(frameLagMs.p99, 1)} ms (n=${frameLagMs.n}), ` +
+          `decision lag ${round(decisionLagMs.p50, 1)}/${round(decisionLagMs.p99, 1)} ms (n=${decisionLagMs.n}), ` +
+          `server ${step.cpu.server} cores (${step.serverUsPerFrame} µs/frame, GC ${round(step.gc.share * 100, 1)}%), generator ${step.cpu.generator}, machine ${step.cpu.machine}/2` +
           (step.held ? '' : `  ✗ ${step.why}`),
       );
       if (!step.held) break;

@@ -1,10 +1,18 @@
 /** Starts bench/server-process.ts as a child process and talks to it over IPC. */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { GcTotals } from './gc-probe.js';
 import type { ChildReply, PipelineStats, ServerSpec, TransportStats } from './server-process.js';
 
-const SCRIPT = fileURLToPath(new URL('./server-process.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const GC_PROBE = new URL('./gc-probe.ts', import.meta.url).href;
+
+export interface ChildOptions {
+  /** A checkout of another commit whose bench/server-process.ts (and so server) to run; this one by default. */
+  root?: string;
+}
 
 export class ServerChild {
   readonly pid: number;
@@ -19,8 +27,9 @@ export class ServerChild {
     this.transport = transport;
   }
 
-  static async start(spec: ServerSpec): Promise<ServerChild> {
-    const child = fork(SCRIPT, [JSON.stringify(spec)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  static async start(spec: ServerSpec, options: ChildOptions = {}): Promise<ServerChild> {
+    const script = join(options.root ?? ROOT, 'bench/server-process.ts');
+    const child = fork(script, [JSON.stringify(spec)], { execArgv: ['--import', 'tsx', '--import', GC_PROBE], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const timer = setTimeout(() => child.kill(), 30_000);
     try {
       const [message] = (await Promise.race([once(child, 'message'), once(child, 'exit').then(() => [undefined])])) as [ChildReply | undefined];
@@ -40,10 +49,15 @@ export class ServerChild {
     await this.request({ cmd: 'profile-stop', file });
   }
 
-  private async request(message: object): Promise<ChildReply> {
+  private async request<T = ChildReply>(message: object): Promise<T> {
     const reply = once(this.child, 'message');
     this.child.send(message);
-    return ((await reply) as [ChildReply])[0];
+    return ((await reply) as [T])[0];
+  }
+
+  /** Main-thread GC pauses since the last call (bench/gc-probe.ts). */
+  async gc(): Promise<GcTotals> {
+    return this.request<GcTotals>({ cmd: 'gc' });
   }
 
   async stats<T extends PipelineStats | TransportStats>(): Promise<T> {

@@ -6,11 +6,17 @@
  * hello (ws's sender would build a header and a writev per frame); one timer drives every
  * session, and send times go into a preallocated ring.
  *
- * Frame-to-VAD lag: the server's `vad {state: 'silence', atMs}` is decided by the frame that
- * ends at stream time atMs (the segmenter's silenceMs-th unvoiced frame, or the frame that
- * reaches maxUtteranceMs), i.e. packet number atMs / 20 - 1. The lag is the time the message
- * is received minus the time that packet was sent: network both ways, queueing behind other
- * sessions' frames, decode, VAD and the reply, as the client sees it.
+ * Two lags, both from the time taken just BEFORE the frame's write:
+ * - Frame lag, dense: every PROBE_EVERY-th frame goes out with a WebSocket ping in the same TCP
+ *   write, and the server's transport answers the ping once it has handled the frame before it
+ *   (uWS and ws both process a read in order and pong without JS). On the event loop, with
+ *   --vad webrtc, handling a frame is decode + VAD, so the lag is frame-to-VAD; with audio
+ *   threads, shards or Silero it ends where the frame is handed on, and the decision lag below
+ *   covers the rest. Ten samples per session per second cost the generator one pong event each.
+ * - Decision lag, sparse (~0.3 per session per second): the server's `vad {state: 'silence',
+ *   atMs}` is decided by the frame that ends at stream time atMs (the segmenter's silenceMs-th
+ *   unvoiced frame, or the frame that reaches maxUtteranceMs), i.e. packet number atMs / 20 - 1;
+ *   lag = message received - that packet sent, in every mode.
  */
 import type { Socket } from 'node:net';
 import WebSocket from 'ws';
@@ -23,10 +29,18 @@ export const FRAME_MS = 20;
 const RING = 512;
 const RING_MASK = RING - 1;
 const TICK_MS = 2;
+/** One frame in this many carries a ping: 10 frame-lag samples per session per second. */
+const PROBE_EVERY = 5;
+/** A masked (zero key) WebSocket ping without payload. */
+const PING = Uint8Array.of(0x89, 0x80, 0, 0, 0, 0);
 
 export interface Voice {
+  /** The sample rate hello declares (the packets' encoder rate). */
+  sampleRate: number;
   /** Client WebSocket frames carrying raw audio messages, one per 20 ms Opus packet. */
   frames: Uint8Array[];
+  /** The same frames, each followed by a ping in the same buffer (one write). */
+  probes: Uint8Array[];
 }
 
 /** A masked binary WebSocket frame whose mask key is zero, so the payload goes as it is. */
@@ -45,8 +59,15 @@ export function tcpOf(socket: WebSocket): Socket {
   return (socket as unknown as { _socket: Socket })._socket;
 }
 
-export function voiceOf(opusPackets: Uint8Array[]): Voice {
-  return { frames: opusPackets.map((p) => wsFrame(encodeRawAudio(p))) };
+export function voiceOf(opusPackets: Uint8Array[], sampleRate = 16_000): Voice {
+  const frames = opusPackets.map((p) => wsFrame(encodeRawAudio(p)));
+  const probes = frames.map((f) => {
+    const probe = new Uint8Array(f.length + PING.length);
+    probe.set(f);
+    probe.set(PING, f.length);
+    return probe;
+  });
+  return { sampleRate, frames, probes };
 }
 
 const epochNow = () => performance.timeOrigin + performance.now();
@@ -65,8 +86,9 @@ export class PacedPackets {
   sendDue(now: number, send: (index: number) => void): number {
     const before = this.sent;
     while (this.startAt + this.sent * FRAME_MS <= now) {
-      send(this.sent);
+      // Taken before the write: the write itself is part of what the lag measures.
       this.sentAt[this.sent & RING_MASK] = performance.now();
+      send(this.sent);
       this.sent++;
     }
     return this.sent - before;
@@ -74,9 +96,13 @@ export class PacedPackets {
 
   /** When the packet that decided a VAD event at stream time `atMs` was sent: the one ending there (NaN if not recent). */
   decidingPacketSentAt(atMs: number): number {
-    const packet = atMs / FRAME_MS - 1;
-    if (packet >= this.sent || this.sent - packet > RING) return NaN;
-    return this.sentAt[packet & RING_MASK]!;
+    return this.sentAtOf(atMs / FRAME_MS - 1);
+  }
+
+  /** When packet `index` was sent (NaN if not sent or not recent). */
+  sentAtOf(index: number): number {
+    if (index < 0 || index >= this.sent || this.sent - index > RING) return NaN;
+    return this.sentAt[index & RING_MASK]!;
   }
 }
 
@@ -89,8 +115,14 @@ class LoadSession {
   private readonly tcp: Socket;
   private readonly fleet: Fleet;
   private readonly frames: Uint8Array[];
+  private readonly probes: Uint8Array[];
   private readonly offset: number;
   private pace = new PacedPackets(Infinity);
+  /** Packets whose ping is unanswered, oldest first: pongs come back in order. */
+  private readonly probed = new Float64Array(RING / PROBE_EVERY);
+  private probeHead = 0;
+  private probeCount = 0;
+  private readonly phase = Math.floor(Math.random() * PROBE_EVERY);
   private decisionSentAt = NaN;
   private turnDecisionSentAt = NaN;
   private turnId = '';
@@ -103,8 +135,10 @@ class LoadSession {
     this.tcp = tcpOf(socket);
     this.fleet = fleet;
     this.frames = voice.frames;
+    this.probes = voice.probes;
     this.offset = offset;
     socket.on('message', (data: Buffer) => this.onMessage(data));
+    socket.on('pong', () => this.onPong());
     socket.on('close', () => {
       this.open = false;
       if (fleet.running) fleet.dropped++;
@@ -123,8 +157,23 @@ class LoadSession {
 
   /** Bound once: a tick allocates nothing. */
   private readonly sendFrame = (index: number): void => {
-    this.tcp.write(this.frames[(this.offset + index) % this.frames.length]!);
+    const i = (this.offset + index) % this.frames.length;
+    if (index % PROBE_EVERY !== this.phase || this.probeCount === this.probed.length) {
+      this.tcp.write(this.frames[i]!);
+      return;
+    }
+    this.probed[(this.probeHead + this.probeCount++) % this.probed.length] = index;
+    this.tcp.write(this.probes[i]!);
   };
+
+  private onPong(): void {
+    if (this.probeCount === 0) return;
+    const index = this.probed[this.probeHead]!;
+    this.probeHead = (this.probeHead + 1) % this.probed.length;
+    this.probeCount--;
+    const sentAt = this.pace.sentAtOf(index);
+    if (!Number.isNaN(sentAt)) this.fleet.frameLag.add(performance.now() - sentAt);
+  }
 
   private onMessage(data: Buffer): void {
     const now = performance.now();
@@ -135,7 +184,7 @@ class LoadSession {
         const sentAt = this.pace.decidingPacketSentAt(m.atMs);
         if (Number.isNaN(sentAt)) return;
         this.decisionSentAt = sentAt;
-        this.fleet.lag.add(now - sentAt);
+        this.fleet.decisionLag.add(now - sentAt);
         return;
       }
       case 'turn':
@@ -162,7 +211,9 @@ class LoadSession {
 
 /** A set of real-time sessions driven by one timer. */
 export class Fleet {
-  readonly lag = new Samples();
+  /** Frame sent → its ping answered (dense), and deciding frame sent → `vad silence` received (sparse). */
+  readonly frameLag = new Samples();
+  readonly decisionLag = new Samples();
   /** Deciding frame sent → first delta of that turn received. */
   readonly endToEnd = new Samples();
   readonly firstDeltaAt = new Map<string, number>();
@@ -187,14 +238,15 @@ export class Fleet {
 
   /** Opens `count` sessions (at most `parallel` handshakes at once); each starts at a random point of its voice and a random phase. */
   async add(url: string, count: number, voices: Voice[], vad: HelloVad = {}, parallel = 50): Promise<void> {
-    const hello = encodeClientMessage({ type: 'hello', version: 1, codec: 'opus', sampleRate: 16000, ...(vad.silenceMs ? { vad: { silenceMs: vad.silenceMs } } : {}) } as never);
+    const hello = (sampleRate: number) =>
+      encodeClientMessage({ type: 'hello', version: 1, codec: 'opus', sampleRate, ...(vad.silenceMs ? { vad: { silenceMs: vad.silenceMs } } : {}) } as never);
     let next = 0;
     const opened: LoadSession[] = [];
     const worker = async () => {
       while (next < count) {
         const i = next++;
         const voice = voices[(this.sessions.length + i) % voices.length]!;
-        opened.push(await this.connect(url, hello, voice, Math.floor(Math.random() * voice.frames.length)));
+        opened.push(await this.connect(url, hello(voice.sampleRate), voice, Math.floor(Math.random() * voice.frames.length)));
       }
     };
     await Promise.all(Array.from({ length: Math.min(parallel, count) }, worker));
@@ -229,7 +281,8 @@ export class Fleet {
 
   /** Lag, end-to-end and counters start afresh (a new measuring window). */
   resetWindow(): void {
-    this.lag.reset();
+    this.frameLag.reset();
+    this.decisionLag.reset();
     this.endToEnd.reset();
     this.firstDeltaAt.clear();
     this.framesSent = 0;
