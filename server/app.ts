@@ -100,7 +100,7 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
         ...(config.tlsCert && config.tlsKey ? { tls: { certFile: config.tlsCert, keyFile: config.tlsKey } } : {}),
       },
       logger,
-      { count: config.shards, maxBodyBytes: config.maxBodyBytes },
+      { count: config.shards, maxBodyBytes: config.maxBodyBytes, maxMessageBytes: config.maxMessageBytes, silero },
     );
     port = await transport.listen(config.host, config.port);
     const sharded = transport;

@@ -73,6 +73,10 @@ export function createGuard(ctx: ServerContext): Guard {
         tracked.active = true;
         handler.message(data, isBinary);
       },
+      heard(frames) {
+        tracked.active = true;
+        handler.heard?.(frames);
+      },
       close(code, reason) {
         if (!released) {
           released = true;

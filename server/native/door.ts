@@ -82,6 +82,11 @@ class NativeConnection implements SocketHandler, Expirable {
     }
   }
 
+  /** Frames its listening shard decoded without them crossing to this thread (they count as the session's). */
+  heard(frames: number): void {
+    this.ctx.metrics.frames.add(frames);
+  }
+
   /** A limit (idle, duration, shutdown) ended the session: say so in the protocol before the socket closes. */
   expire(error: EarshotError): void {
     this.fail(error);
@@ -159,8 +164,9 @@ class NativeConnection implements SocketHandler, Expirable {
     const judging = { mode: config.vad, aggressiveness: vad.aggressiveness ?? config.vadAggressiveness, threshold: config.vadThreshold };
     const stage = this.ctx.voice;
     const voice = hello.voice && stage ? settleVoice(hello.voice, stage.resolveVoice(hello.voice.name, 'voice.name')) : undefined;
-    // Manual-turn sessions buffer in the Session itself, so only VAD sessions go to audio threads.
-    const threads = vad.enabled === false ? undefined : this.ctx.audioThreads;
+    // Manual-turn sessions buffer in the Session itself, so only VAD sessions decode elsewhere: on the
+    // listening shard that owns the socket, else on an audio thread.
+    const threads = vad.enabled === false ? undefined : (this.connection.audio ?? this.ctx.audioThreads);
     // The decoder is built here even for audio threads: building it is what validates the codec and rate.
     const decoder = await createDecoder(audio);
     const fvad = await loadFvad();

@@ -70,6 +70,11 @@ class FrameCount {
     this.total++;
   }
 
+  /** Frames a listening shard decoded itself, reported in bulk. */
+  add(frames: number): void {
+    this.total += frames;
+  }
+
   takeNew(): number {
     const fresh = this.total - this.reported;
     this.reported = this.total;

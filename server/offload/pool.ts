@@ -8,9 +8,9 @@
 import type { Worker } from 'node:worker_threads';
 import { EarshotError } from '../../protocol/errors.js';
 import type { Logger } from '../observability/log.js';
-import type { SegmentEvent } from '../vad/segmenter.js';
 import { startThread, stopThread } from '../threads.js';
 import type { BatchConfirmerOptions } from '../vad/confirmer.js';
+import { deliverEvent, type AudioHost, type AudioStream, type StreamEntry, type StreamHandlers } from './host.js';
 import { STOP_THREAD, type StreamSpec, type ThreadData, type ThreadEvent } from './messages.js';
 import { createRing, RECORD_CONTROL_CLOSE, RECORD_CONTROL_FLUSH, RECORD_CONTROL_OPEN, RingWriter } from './ring.js';
 
@@ -20,17 +20,6 @@ const EMPTY = new Uint8Array(0);
 /** A stopping thread that has not ended by then is terminated. */
 const STOP_GRACE_MS = 3_000;
 
-export interface StreamHandlers {
-  segment(event: SegmentEvent): void;
-  /** Bad packets (non-fatal) and a failed thread (fatal). */
-  error(error: EarshotError): void;
-}
-
-/** A stream's handlers and the callbacks of its flushes the thread has yet to finish, oldest first. */
-interface StreamEntry extends StreamHandlers {
-  flushDone: (() => void)[];
-}
-
 interface Thread {
   worker: Worker;
   writer: RingWriter;
@@ -39,7 +28,7 @@ interface Thread {
 }
 
 /** A stream's handle in the event-loop thread; its methods only queue bytes. */
-export class OffloadedAudio {
+class OffloadedAudio implements AudioStream {
   private closed = false;
 
   constructor(
@@ -54,7 +43,6 @@ export class OffloadedAudio {
       throw new EarshotError('busy', 'audio processing is behind; this packet was dropped', { retryAfterMs: 100 });
   }
 
-  /** `done` runs once the thread has judged every packet before the flush and delivered its utterance, if any. */
   flush(done: () => void): void {
     const entry = this.thread.streams.get(this.id);
     if (this.closed || !entry) return done();
@@ -70,7 +58,7 @@ export class OffloadedAudio {
   }
 }
 
-export class AudioThreadPool {
+export class AudioThreadPool implements AudioHost {
   private readonly threads: Thread[] = [];
   private readonly logger: Logger;
   private nextStream = 1;
@@ -94,7 +82,7 @@ export class AudioThreadPool {
     return this.threads.length;
   }
 
-  attach(spec: StreamSpec, handlers: StreamHandlers): OffloadedAudio {
+  attach(spec: StreamSpec, handlers: StreamHandlers): AudioStream {
     const thread = this.threads.reduce((a, b) => (b.streams.size < a.streams.size ? b : a));
     const id = this.nextStream++ & 0x7fff_ffff;
     thread.streams.set(id, { segment: handlers.segment, error: handlers.error, flushDone: [] });
@@ -131,13 +119,8 @@ export class AudioThreadPool {
   }
 
   private deliver(thread: Thread, event: ThreadEvent): void {
-    const handlers = thread.streams.get(event.stream);
-    if (!handlers) return;
-    if (event.type === 'error') handlers.error(new EarshotError(event.code as EarshotError['code'], event.message));
-    else if (event.type === 'flushed') handlers.flushDone.shift()?.();
-    else if (event.type === 'speech_started') handlers.segment({ type: 'speech_started', atMs: event.atMs });
-    else if (event.type === 'failed') handlers.segment(event);
-    else handlers.segment({ type: 'speech_stopped', atMs: event.atMs, startMs: event.startMs, endMs: event.endMs, reason: event.reason, audio: event.audio });
+    const entry = thread.streams.get(event.stream);
+    if (entry) deliverEvent(entry, event);
   }
 
   /** A dead thread's streams end (their state is gone); a fresh thread takes its place. */

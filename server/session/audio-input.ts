@@ -1,13 +1,13 @@
 /**
  * A session's audio input, in one shape with three kinds: server VAD on this thread, server VAD
- * on an audio thread (offloaded), and manual turns (buffered until the client commits). The
+ * on another thread (offloaded: an audio thread, or the listening shard that owns the socket), and manual turns (buffered until the client commits). The
  * door picks the kind; the session only pushes, commits and closes.
  */
 import { EarshotError } from '../../protocol/errors.js';
 import { joinClips } from '../audio/clip.js';
 import type { Decoder } from '../audio/decoder.js';
 import { SAMPLE_RATE, type Pcm16k } from '../audio/format.js';
-import type { OffloadedAudio } from '../offload/pool.js';
+import type { AudioStream } from '../offload/host.js';
 import type { Segmenter } from '../vad/segmenter.js';
 
 /** Where an input delivers what it hears: the session (VAD transitions go to Session.handleSegment, from the segmenter or the audio thread). */
@@ -99,11 +99,11 @@ class ManualInput implements AudioInput {
   }
 }
 
-/** Decoding and VAD on an audio thread: its events reach the session through Session.handleSegment. */
+/** Decoding and VAD on another thread: its events reach the session through Session.handleSegment. */
 class OffloadedInput implements AudioInput {
-  private readonly stream: OffloadedAudio;
+  private readonly stream: AudioStream;
 
-  constructor(stream: OffloadedAudio) {
+  constructor(stream: AudioStream) {
     this.stream = stream;
   }
 
@@ -127,6 +127,6 @@ export function localInput(decoder: Decoder, segmenter: Segmenter | undefined, m
   return segmenter ? new VadInput(decoder, segmenter) : new ManualInput(decoder, maxUtteranceMs);
 }
 
-export function offloadedInput(stream: OffloadedAudio): AudioInput {
+export function offloadedInput(stream: AudioStream): AudioInput {
   return new OffloadedInput(stream);
 }

@@ -3,6 +3,8 @@
  * port) and the main thread, which owns limits, sessions, the scheduler and the engine. Ids are
  * per shard: a websocket or HTTP request is named by (shard, id).
  */
+import type { StreamSpec, ThreadEvent } from '../offload/messages.js';
+import type { BatchConfirmerOptions } from '../vad/confirmer.js';
 import type { TransportOptions, UpgradeRequest } from './types.js';
 
 /** Sockets of a shard that failed close with this (internal error), then the client may reconnect. */
@@ -19,6 +21,10 @@ export interface ShardData {
   maxBufferedBytes: number;
   closeGraceMs: number;
   tls: TransportOptions['tls'];
+  /** The native door's message limit: larger frames cross, and the door refuses them. */
+  maxMessageBytes: number;
+  /** Each shard's own Silero confirmer for the streams it decodes (none with --vad webrtc). */
+  silero: BatchConfirmerOptions | undefined;
 }
 
 export type ShardToMain =
@@ -30,7 +36,14 @@ export type ShardToMain =
   | { t: 'upgrade'; id: number; route: number; request: Omit<UpgradeRequest, 'query'> & { query: string } }
   /** The client went away between an accepted upgrade and its open. */
   | { t: 'abandon'; id: number }
-  | { t: 'message'; id: number; data: Uint8Array; isBinary: boolean }
+  /** `hold`: the socket's audio waits in the shard until the main thread answers `resume` (see shard-audio.ts). */
+  | { t: 'message'; id: number; data: Uint8Array; isBinary: boolean; hold: boolean }
+  /** An attached stream's audio waits until the main thread answers `resume`. */
+  | { t: 'hold'; id: number }
+  /** What a stream decoded in the shard heard (event.stream is the socket's id). */
+  | { t: 'stream'; event: ThreadEvent }
+  /** Sockets whose audio the shard decoded since the last report, and how many frames each. */
+  | { t: 'heard'; ids: number[]; frames: number[] }
   | { t: 'closed'; id: number; code: number; reason: string }
   | { t: 'http'; id: number; method: string; path: string; query: string; headers: Record<string, string>; remoteAddress: string }
   | { t: 'body'; id: number; data?: Uint8Array; error?: { message: string; tooLarge: boolean } }
@@ -43,6 +56,15 @@ export type MainToShard =
   | { t: 'upgrade'; id: number; accept: true; protocol?: string }
   | { t: 'send'; id: number; data: Uint8Array | string }
   | { t: 'close'; id: number; code: number; reason: string }
+  /** Decode and segment this socket's audio in the shard from now on. */
+  | { t: 'attach'; id: number; spec: StreamSpec }
+  | { t: 'resume'; id: number }
+  /** Audio the main thread got before the attach, sent back in order. */
+  | { t: 'audio'; id: number; data: Uint8Array }
+  | { t: 'flush'; id: number }
+  | { t: 'detach'; id: number }
+  /** Tests only (ShardedTransport.failShard): the shard throws, as a bug in it would. */
+  | { t: 'fault' }
   | { t: 'read-body'; id: number; limit: number }
   | { t: 'head'; id: number; status: number; headers: Record<string, string> }
   | { t: 'write'; id: number; chunk: Uint8Array | string }

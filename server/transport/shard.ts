@@ -1,11 +1,15 @@
 /**
  * One listening shard (a worker thread): its own uWS app on the shared port, owning its
- * sockets. Upgrade decisions, messages and HTTP requests cross to the main thread, which keeps
- * every limit, session and the one scheduler; what the main thread sends back goes out here.
+ * sockets. Once a native session's stream is attached, its audio is decoded and segmented here
+ * (ShardAudio) and only segment events cross; upgrade decisions, other messages and HTTP
+ * requests cross to the main thread, which keeps every limit, session and the one scheduler;
+ * what the main thread sends back goes out here.
  * The listen socket must be closed before this thread ends, or uWS aborts the whole process.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { EarshotError } from '../../protocol/errors.js';
+import type { ThreadEvent } from '../offload/messages.js';
+import { ShardAudio } from './shard-audio.js';
 import { CLOSE_SHARD_FAILED, type MainToShard, type ShardData, type ShardToMain } from './shard-messages.js';
 import type { Connection, HttpResponse, UpgradeDecision } from './types.js';
 import { loadUws, UwsTransport } from './uws.js';
@@ -13,6 +17,9 @@ import { loadUws, UwsTransport } from './uws.js';
 const data = workerData as ShardData;
 const port = parentPort!;
 const post = (message: ShardToMain) => port.postMessage(message);
+const postEvent = (event: ThreadEvent) =>
+  event.type === 'speech_stopped' ? port.postMessage({ t: 'stream', event } satisfies ShardToMain, [event.audio.buffer as ArrayBuffer]) : post({ t: 'stream', event });
+const audio = new ShardAudio(data.silero, data.maxMessageBytes, postEvent, ({ ids, frames }) => post({ t: 'heard', ids, frames }));
 
 const loaded = loadUws();
 if (!loaded.module || !loaded.build) throw new Error('no uWebSockets.js build loads in this shard');
@@ -67,10 +74,14 @@ function accepted(id: number, protocol: string | undefined): UpgradeDecision {
       for (const queued of early.get(id) ?? []) deliver(connection, queued);
       early.delete(id);
       return {
-        // The view is only valid during the call; postMessage copies it.
-        message: (bytes, isBinary) => post({ t: 'message', id, data: bytes, isBinary }),
+        message: (bytes, isBinary) => {
+          if (audio.message(id, bytes, isBinary)) return;
+          // The view is only valid during the call; postMessage copies it.
+          post({ t: 'message', id, data: bytes, isBinary, hold: audio.held(id) });
+        },
         close: (code, reason) => {
           sockets.delete(id);
+          audio.detach(id);
           post({ t: 'closed', id, code, reason });
         },
       };
@@ -120,6 +131,7 @@ async function stop(code: number, reason: string): Promise<void> {
   await transport.close(code, reason);
   for (const { response } of requests.values()) response.close();
   requests.clear();
+  await audio.close();
   post({ t: 'stopped' });
   port.close();
 }
@@ -140,6 +152,27 @@ port.on('message', (message: MainToShard) => {
       else early.get(message.id)?.push(message);
       return;
     }
+    case 'attach':
+      audio.attach(message.id, message.spec);
+      post({ t: 'hold', id: message.id });
+      return;
+    case 'resume':
+      audio.resume(message.id);
+      return;
+    case 'audio':
+      audio.push(message.id, message.data);
+      return;
+    case 'flush':
+      audio.flush(message.id);
+      return;
+    case 'detach':
+      audio.detach(message.id);
+      return;
+    case 'fault':
+      setImmediate(() => {
+        throw new Error('fault injected by a test (ShardedTransport.failShard)');
+      });
+      return;
     case 'read-body':
       void readBody(message.id, message.limit);
       return;

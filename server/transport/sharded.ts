@@ -1,6 +1,7 @@
 /**
  * `--shards N` on uWS: N worker threads, each with its own uWS app on the same port (SO_REUSEPORT),
- * each owning its sockets. Everything behind the Transport interface (limits, sessions, decoding,
+ * each owning its sockets and decoding and segmenting their audio (a connection's `audio` host:
+ * only segment events cross). Everything else behind the Transport interface (limits, sessions,
  * the scheduler and engine) stays on this thread, so limits, /metrics, /health and drain are
  * global and batches span every shard. A shard that fails is logged, its sockets closed with
  * 1011, and a new shard takes its place on the port.
@@ -9,17 +10,49 @@ import { createServer } from 'node:net';
 import type { Worker } from 'node:worker_threads';
 import { EarshotError } from '../../protocol/errors.js';
 import type { Logger } from '../observability/log.js';
+import { deliverEvent, type AudioHost, type AudioStream, type StreamEntry, type StreamHandlers } from '../offload/host.js';
+import type { StreamSpec } from '../offload/messages.js';
 import { startThread } from '../threads.js';
 import { CLOSE_SHARD_FAILED, type MainToShard, type ShardData, type ShardToMain } from './shard-messages.js';
 import type { Connection, HttpRequest, HttpResponse, SocketHandler, Transport, TransportOptions } from './types.js';
 
-class ShardConnection implements Connection {
+class ShardConnection implements Connection, AudioHost {
   closed = false;
   constructor(
     private readonly shard: Shard,
     private readonly id: number,
     readonly remoteAddress: string,
   ) {}
+
+  /** The socket's audio is decoded and segmented on its shard. */
+  get audio(): AudioHost {
+    return this;
+  }
+
+  attach(spec: StreamSpec, handlers: StreamHandlers): AudioStream {
+    const { shard, id } = this;
+    const entry: StreamEntry = { ...handlers, flushDone: [] };
+    shard.streams.set(id, entry);
+    shard.post({ t: 'attach', id, spec });
+    let closed = false;
+    return {
+      // Only frames that reached this thread before the attach come here: they go back in order.
+      push: (packet) => {
+        if (!closed) shard.post({ t: 'audio', id, data: packet.slice() });
+      },
+      flush: (done) => {
+        if (closed || shard.streams.get(id) !== entry) return done();
+        entry.flushDone.push(done);
+        shard.post({ t: 'flush', id });
+      },
+      close: () => {
+        if (closed) return;
+        closed = true;
+        if (shard.streams.get(id) === entry) shard.streams.delete(id);
+        shard.post({ t: 'detach', id });
+      },
+    };
+  }
 
   send(data: Uint8Array | string): boolean {
     if (this.closed) return false;
@@ -44,6 +77,8 @@ interface ProxiedRequest {
 /** The main thread's side of one shard thread. */
 class Shard {
   readonly sockets = new Map<number, { connection: ShardConnection; handler: SocketHandler }>();
+  /** Streams the shard decodes, by socket id. */
+  readonly streams = new Map<number, StreamEntry>();
   private readonly requests = new Map<number, ProxiedRequest>();
   private readonly worker: Worker;
   private stopping = false;
@@ -94,6 +129,7 @@ class Shard {
       connection.closed = true;
       handler.close(CLOSE_SHARD_FAILED, 'server shard failed');
     }
+    this.streams.clear();
     for (const request of this.requests.values()) this.abort(request);
     this.requests.clear();
     this.onFailure(this, reason);
@@ -127,6 +163,19 @@ class Shard {
         return;
       case 'message':
         this.sockets.get(message.id)?.handler.message(message.data, message.isBinary);
+        // Whatever handling it sent the shard (a commit's flush) is ahead of this: the held audio may follow.
+        if (message.hold) this.post({ t: 'resume', id: message.id });
+        return;
+      case 'hold':
+        this.post({ t: 'resume', id: message.id });
+        return;
+      case 'stream': {
+        const entry = this.streams.get(message.event.stream);
+        if (entry) deliverEvent(entry, message.event);
+        return;
+      }
+      case 'heard':
+        message.ids.forEach((id, i) => this.sockets.get(id)?.handler.heard?.(message.frames[i]!));
         return;
       case 'closed':
         this.closed(message.id, message.code, message.reason);
@@ -210,6 +259,9 @@ class Shard {
   }
 }
 
+/** What the shards need beyond the transport options. */
+export type ShardOptions = Pick<ShardData, 'maxBodyBytes' | 'maxMessageBytes' | 'silero'>;
+
 export class ShardedTransport implements Transport {
   readonly name: string;
   private readonly shards: Shard[] = [];
@@ -218,7 +270,7 @@ export class ShardedTransport implements Transport {
 
   constructor(
     private readonly count: number,
-    private readonly maxBodyBytes: number,
+    private readonly sharding: ShardOptions,
     build: string,
     private readonly options: TransportOptions,
     private readonly logger: Logger,
@@ -231,7 +283,8 @@ export class ShardedTransport implements Transport {
     // it first (and picks the port when asked for any).
     const chosen = await probe(host, port);
     const { routes, maxPayloadBytes, maxBufferedBytes, closeGraceMs, tls } = this.options;
-    this.data = { host, port: chosen, paths: routes.map((r) => r.path), maxPayloadBytes, maxBodyBytes: this.maxBodyBytes, maxBufferedBytes, closeGraceMs, tls };
+    const { maxBodyBytes, maxMessageBytes, silero } = this.sharding;
+    this.data = { host, port: chosen, paths: routes.map((r) => r.path), maxPayloadBytes, maxBodyBytes, maxBufferedBytes, closeGraceMs, tls, maxMessageBytes, silero };
     for (let index = 0; index < this.count; index++) this.shards.push(this.start(index));
     const started = await Promise.allSettled(this.shards.map((s) => s.listening));
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
@@ -257,6 +310,15 @@ export class ShardedTransport implements Transport {
         fresh.listening.catch((err: unknown) => this.logger.error({ shard: index, err }, 'a replacement shard could not listen'));
       });
     });
+  }
+
+  /** Tests only: makes shard `index` throw, as a bug in it would (no client can reach this); resolves once its replacement listens. */
+  async failShard(index: number): Promise<void> {
+    const failing = this.shards[index]!;
+    failing.post({ t: 'fault' });
+    await failing.exited;
+    while (this.shards[index] === failing) await new Promise((resolve) => setImmediate(resolve));
+    await this.shards[index]!.listening;
   }
 
   stopListening(): void {

@@ -1,7 +1,10 @@
 /**
- * What a front door needs from the network, and nothing about audio: websocket routes with
- * an upgrade decision, and plain HTTP. uWebSockets.js and the `ws` package both implement it.
+ * What a front door needs from the network: websocket routes with an upgrade decision, and plain
+ * HTTP. uWebSockets.js and the `ws` package both implement it; a listening shard also offers to
+ * decode a connection's audio where its socket lives (Connection.audio).
  */
+import type { AudioHost } from '../offload/host.js';
+
 /** Both transports close a client that stops reading past maxBufferedBytes with this code (policy violation). */
 export const CLOSE_SLOW_READER = 1008;
 
@@ -11,12 +14,16 @@ export interface Connection {
   send(data: Uint8Array | string): boolean;
   close(code: number, reason: string): void;
   readonly closed: boolean;
+  /** Set on a listening shard's connections: the socket's audio can be decoded and segmented on its shard. */
+  readonly audio?: AudioHost;
 }
 
 export interface SocketHandler {
   /** `data` is only valid during the call: copy what outlives it. */
   message(data: Uint8Array, isBinary: boolean): void;
   close(code: number, reason: string): void;
+  /** The socket's shard decoded `frames` audio frames of it itself (Connection.audio): activity, and frames to count. */
+  heard?(frames: number): void;
 }
 
 export interface UpgradeRequest {
