@@ -10,6 +10,8 @@ export type Part =
 export interface Message {
   role: 'system' | 'user' | 'assistant';
   parts: Part[];
+  /** What was said in this message's audio, once transcribed: later turns' history carries it instead of a note. */
+  transcript?: string;
 }
 
 export interface TurnParams {

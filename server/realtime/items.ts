@@ -43,6 +43,8 @@ export class RealtimeItems {
     const parts = item.content.map((c) => toPart(c, format));
     const added = this.session.addItem(item.role, parts, item.id ?? this.wire.newId('item'));
     this.announce(added, previous);
+    // A user's audio item is heard like a committed utterance: with transcription on, its words follow (.delta/.completed/.failed).
+    if (added.role === 'user') this.session.transcribe(added);
   }
 
   /** An ended utterance becomes the user item `itemId` (the one speech_started announced, if any). */

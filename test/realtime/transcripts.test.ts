@@ -86,6 +86,25 @@ t.test('SDK realtime session: audio.input.transcription turns the transcription 
   rt.close();
 });
 
+t.test('SDK: a user audio item made by conversation.item.create is transcribed too', async (t) => {
+  const { rt, events, errors, until, count } = await connect({ model: 'earshot-echo-test-engine' });
+  rt.send({ type: 'session.update', session: { type: 'realtime', output_modalities: ['text'], audio: { input: { transcription: { model: 'whisper-1' }, turn_detection: null } } } });
+  await until(() => count('session.updated') === 1, 'session.updated');
+  rt.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'typed, not spoken' }] } });
+  rt.send({ type: 'conversation.item.create', item: { id: 'item_spoken', type: 'message', role: 'user', content: [{ type: 'input_audio', audio: Buffer.from(fixture.pcm24k.buffer, fixture.pcm24k.byteOffset, fixture.pcm24k.byteLength).toString('base64') }] } });
+  await until(() => count('conversation.item.input_audio_transcription.completed') === 1, 'the transcript');
+  const done = events.findIndex((e) => e.type === 'conversation.item.done' && e.item.id === 'item_spoken');
+  const completed = events.findIndex((e) => e.type === 'conversation.item.input_audio_transcription.completed');
+  t.ok(done >= 0 && done < completed, 'item.done, then its transcript');
+  t.match(events[completed], { item_id: 'item_spoken', content_index: 0, transcript: TEST_TRANSCRIPT });
+  t.notOk(events.some((e) => e.type.startsWith('conversation.item.input_audio_transcription') && e.item_id !== 'item_spoken'), 'the text item has no transcription');
+  rt.send({ type: 'conversation.item.retrieve', item_id: 'item_spoken' });
+  await until(() => count('conversation.item.retrieved') === 1, 'retrieved');
+  t.match(events.find((e) => e.type === 'conversation.item.retrieved')!.item.content, [{ type: 'input_audio', transcript: TEST_TRANSCRIPT }], 'the item keeps its transcript');
+  t.same(errors, []);
+  rt.close();
+});
+
 t.test('SDK transcription session (intent=transcription): VAD and transcripts, never a response', async (t) => {
   const { rt, events, errors, until, count, speak } = await connect({ intent: 'transcription' });
   await until(() => count('session.created') === 1, 'session.created');
@@ -122,6 +141,9 @@ t.test('beta input_audio_transcription; a failed transcription is .failed and th
   const failed = await rt.waitForCount('conversation.item.input_audio_transcription.failed', fixture.truth.length);
   t.match(failed[0], { content_index: 0, item_id: rt.ofType('conversation.item.created')[0]!.item.id, error: { code: 'engine_error', message: 'the speech model is down' } });
   const done = await rt.waitForCount('response.done', fixture.truth.length);
+  rt.send({ type: 'conversation.item.create', item: { id: 'item_made', type: 'message', role: 'user', content: [{ type: 'input_audio', audio: Buffer.from(fixture.pcm24k.buffer, fixture.pcm24k.byteOffset, fixture.pcm24k.byteLength).toString('base64') }] } });
+  const made = await rt.waitFor((e) => e.type === 'conversation.item.input_audio_transcription.failed' && e.item_id === 'item_made');
+  t.match(made, { error: { code: 'engine_error' } }, 'an item made by conversation.item.create fails the same way');
   t.ok(done.every((d) => d.response.status === 'completed'), 'every response still completed');
   t.equal(rt.ofType('error').length, 0, 'no error events: only the transcriptions failed');
   rt.close();
