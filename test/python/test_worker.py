@@ -146,7 +146,7 @@ class PromptTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        from worker import Model
+        from model import Model
 
         cls.model = Model("standin/gemma")
 
