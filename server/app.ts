@@ -23,10 +23,13 @@ import type { Transport, WebSocketRoute } from './transport/types.js';
 import { BatchConfirmer, defaultModelPath } from './vad/confirmer.js';
 import { loadFvad } from './vad/fvad.js';
 import { createVoiceStage } from './voice/stage.js';
+import type { Tts } from './voice/types.js';
 
 export interface StartOptions {
   /** An engine instance instead of the configured one (tests wrap engines to observe them). */
   engine?: Engine;
+  /** A TTS engine instance instead of the configured one (tests wrap it to count what it speaks). */
+  tts?: Tts;
   logger?: Logger;
 }
 
@@ -50,7 +53,7 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
   const silero = config.vad === 'webrtc' ? undefined : { modelPath: config.vadModel ?? defaultModelPath(), maxBatch: config.vadMaxBatch };
   const confirmer = silero && (await BatchConfirmer.start(silero, logger));
   const engine = options.engine ?? (await createEngine(config, logger));
-  const voice = await createVoiceStage(config, logger);
+  const voice = await createVoiceStage(config, logger, options.tts);
   const metrics = createMetrics();
   const scheduler = new Scheduler(
     engine,

@@ -5,7 +5,7 @@ import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { EarshotError } from '../../protocol/errors.js';
-import { CLOSE_SLOW_READER, STATUS_TEXT, type Connection, type HttpRequest, type HttpResponse, type Transport, type TransportOptions } from './types.js';
+import { CLOSE_SLOW_READER, STATUS_TEXT, type Connection, type HttpRequest, type HttpResponse, type SocketHandler, type Transport, type TransportOptions } from './types.js';
 
 
 class WsConnection implements Connection {
@@ -13,12 +13,15 @@ class WsConnection implements Connection {
   private readonly socket: WebSocket;
   private readonly maxBuffered: number;
   private readonly closeGraceMs: number;
+  /** Tells the connection's handler, once, that the connection is over. */
+  private readonly ended: (code: number, reason: string) => void;
 
-  constructor(socket: WebSocket, remoteAddress: string, maxBuffered: number, closeGraceMs: number) {
+  constructor(socket: WebSocket, remoteAddress: string, maxBuffered: number, closeGraceMs: number, ended: (code: number, reason: string) => void) {
     this.socket = socket;
     this.remoteAddress = remoteAddress;
     this.maxBuffered = maxBuffered;
     this.closeGraceMs = closeGraceMs;
+    this.ended = ended;
   }
 
   get closed(): boolean {
@@ -40,6 +43,9 @@ class WsConnection implements Connection {
     this.socket.close(code, reason);
     // ws waits up to 30 s for the peer's close frame; a peer that stopped reading never sends it.
     setTimeout(() => this.socket.terminate(), this.closeGraceMs).unref();
+    // The server ended it: the session stops now (as uWS's end() does), not when the peer answers,
+    // or a slow reader's reply would go on being made and dropped for the whole grace.
+    this.ended(code, reason);
   }
 }
 
@@ -155,10 +161,22 @@ export class WsTransport implements Transport {
     if (!decision.accept) return reject(decision.status, decision.body, decision.headers);
     if (decision.protocol) req.earshotProtocol = decision.protocol;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const connection = new WsConnection(ws, remoteAddress, this.options.maxBufferedBytes, this.options.closeGraceMs);
-      const handler = decision.open(connection);
-      ws.on('message', (data: Buffer, isBinary: boolean) => handler.message(data, isBinary));
-      ws.on('close', (code: number, reason: Buffer) => handler.close(code, reason.toString()));
+      // The handler hears of the end once: when the server closes the connection or when the socket closes.
+      let handler: SocketHandler | undefined;
+      let ended: [code: number, reason: string] | undefined;
+      const end = (code: number, reason: string) => {
+        if (ended) return;
+        ended = [code, reason];
+        handler?.close(code, reason);
+      };
+      const connection = new WsConnection(ws, remoteAddress, this.options.maxBufferedBytes, this.options.closeGraceMs, end);
+      const opened = decision.open(connection);
+      handler = opened;
+      if (ended) opened.close(...ended);
+      ws.on('message', (data: Buffer, isBinary: boolean) => {
+        if (!ended) opened.message(data, isBinary);
+      });
+      ws.on('close', (code: number, reason: Buffer) => end(code, reason.toString()));
       ws.on('error', () => ws.terminate());
     });
   }

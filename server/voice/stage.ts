@@ -87,9 +87,9 @@ async function createTts(config: Config, logger: Logger): Promise<Tts | undefine
   }
 }
 
-/** The configured voice stage, or undefined for `--tts none`. */
-export async function createVoiceStage(config: Config, logger: Logger = createLogger('silent')): Promise<VoiceStage | undefined> {
-  const tts = await createTts(config, logger);
+/** The configured voice stage, or undefined for `--tts none`; `given` replaces the configured engine. */
+export async function createVoiceStage(config: Config, logger: Logger = createLogger('silent'), given?: Tts): Promise<VoiceStage | undefined> {
+  const tts = given ?? (await createTts(config, logger));
   if (!tts) return undefined;
   try {
     return new Stage(tts, config.ttsVoice);
