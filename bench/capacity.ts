@@ -72,13 +72,19 @@ export const pipelineConfig = (transport: 'uws' | 'ws') => ({
   // Every load session comes from 127.0.0.1.
   maxConnections: 4096,
   maxConnectionsPerIp: 4096,
+  // One listening thread unless a sweep asks for shards (the default is one per core).
+  shards: 1,
 });
 
 export async function runRamp(voices: Voice[], options: RampOptions): Promise<RampResult> {
-  const server = await ServerChild.start({ mode: 'pipeline', config: { ...pipelineConfig(options.transport), ...options.config } }, options.root ? { root: options.root } : {});
+  // Another checkout may predate --shards (its config is strict): it runs one loop anyway.
+  const { shards: _one, ...older } = pipelineConfig(options.transport);
+  const base = options.root ? older : pipelineConfig(options.transport);
+  const server = await ServerChild.start({ mode: 'pipeline', config: { ...base, ...options.config } }, options.root ? { root: options.root } : {});
   const fleet = new Fleet();
   const steps: StepResult[] = [];
-  const threads = 1 + Number(options.config?.audioThreads ?? 0);
+  const shards = Number(options.config?.shards ?? 1);
+  const threads = 1 + Number(options.config?.audioThreads ?? 0) + (shards > 1 ? shards : 0);
   const cpuLimit = SERVER_CPU_LIMIT * Math.min(cpus().length, threads);
   try {
     const cpu = new CpuWindow(server.pid);

@@ -73,6 +73,7 @@ interface Sweep {
 const SWEEPS: Sweep[] = [
   { name: 'uws', config: {} },
   { name: `uws --audio-threads ${AUDIO_THREADS}`, config: { audioThreads: AUDIO_THREADS }, steps: MODE.threadSteps },
+  { name: 'uws --shards 2', config: { shards: 2 }, steps: MODE.threadSteps },
 ];
 const sweepArg = args.indexOf('--sweep');
 const sweeps = sweepArg >= 0 ? SWEEPS.filter((s) => args[sweepArg + 1]!.split(',').includes(s.name)) : SWEEPS;

@@ -122,7 +122,7 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
   const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `${scheme}://${hostForUrl}:${port}`;
   const model = engine.models()[0]!;
-  logger.info({ url, transport: transport.name, engine: engine.name, tts: voice?.tts.name ?? 'none', model: model.id, testEngine: model.testEngine, audioThreads: config.audioThreads, shards: config.shards, vad: config.vad }, `earshot listening on ${url}`);
+  logger.info({ url, transport: transport.name, engine: engine.name, tts: voice?.tts.name ?? 'none', model: model.id, testEngine: model.testEngine, audioThreads: config.audioThreads, vad: config.vad }, `earshot listening on ${url}`);
   const running = transport;
   const engineReady = engine.ready ?? Promise.resolve();
   engineReady.then(

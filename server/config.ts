@@ -4,6 +4,7 @@
  * Every limit lives here with its default and a one-line doc (`--help` prints them).
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
 const port = z.coerce.number().int().min(0).max(65_535);
@@ -12,12 +13,20 @@ const positiveInt = z.coerce.number().int().min(1);
 const bool = z.preprocess((v) => (typeof v === 'string' ? !['0', 'false', 'no', 'off', ''].includes(v.toLowerCase()) : v), z.boolean());
 const list = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string()));
 
+/** Past this, more shards by default would mostly add threads waiting on the one main thread (bench/RESULTS.md: scaling estimate). */
+const MAX_DEFAULT_SHARDS = 8;
+const DEFAULT_SHARDS = Math.min(MAX_DEFAULT_SHARDS, availableParallelism());
+
 /** name → [schema, default, help]; flags are the kebab-case of the dotted name without the group. */
 const OPTIONS = {
   host: [z.string().min(1), '127.0.0.1', 'address to listen on'],
   port: [port, 8080, 'port to listen on (0 = any free port)'],
   transport: [z.enum(['uws', 'ws']), 'uws', 'websocket/HTTP transport; uws falls back to ws when no uWebSockets.js build loads'],
-  shards: [z.coerce.number().int().min(1).max(64), 1, 'uws transport: listening threads sharing the port, each owning its sockets; limits, sessions, the scheduler and engine stay on the main thread (1 = one event loop; ws: always 1)'],
+  shards: [
+    z.coerce.number().int().min(1).max(64),
+    DEFAULT_SHARDS,
+    `uws transport: listening threads sharing the port, each owning its sockets and decoding and segmenting their native sessions' audio; limits, sessions, the scheduler and engine stay on the main thread (1 = one event loop; default: one per core, at most ${MAX_DEFAULT_SHARDS}; ws: always 1)`,
+  ],
   tlsCert: [z.string().optional(), undefined, 'TLS certificate file (PEM); serves https/wss when set with --tls-key'],
   tlsKey: [z.string().optional(), undefined, 'TLS private key file (PEM)'],
   logLevel: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info', 'log level (stderr: JSON lines, human-readable text at a terminal; info = one line per turn and per error)'],

@@ -4,13 +4,12 @@ import { ShardedTransport, type ShardOptions } from './sharded.js';
 import { loadUws, UwsTransport } from './uws.js';
 import { WsTransport } from './ws.js';
 
-/** uws when asked and a build loads (on `shards` threads when more than one); otherwise ws, saying why. */
+/** uws when asked and a build loads (on `shards` threads when more than one); otherwise ws (one thread, whatever `shards` says), saying why. */
 export function createTransport(kind: 'uws' | 'ws', options: TransportOptions, logger: Logger, shards: ShardOptions & { count: number } = { count: 1, maxBodyBytes: 0, maxMessageBytes: 0, silero: undefined }): Transport {
   if (kind === 'uws') {
     const loaded = loadUws();
     if (loaded.module && loaded.build) return shards.count > 1 ? new ShardedTransport(shards.count, shards, loaded.build, options, logger) : new UwsTransport(loaded.module, loaded.build, options);
     logger.warn({ failures: loaded.failures }, 'no uWebSockets.js build loads on this platform; falling back to the ws transport');
   }
-  if (shards.count > 1) logger.warn({ shards: shards.count }, 'the ws transport listens on one thread; --shards applies to uws only');
   return new WsTransport(options);
 }

@@ -43,6 +43,8 @@ const transport = new UwsTransport(loaded.module, loaded.build, {
       new Promise<UpgradeDecision>((resolve) => {
         const id = nextId++;
         upgrades.set(id, resolve);
+        // The main thread opens an accepted socket before it answers, and what it sends on open comes first.
+        early.set(id, []);
         post({ t: 'upgrade', id, route, request: { ...request, query: request.query.toString() } });
       }),
   })),
@@ -141,7 +143,7 @@ port.on('message', (message: MainToShard) => {
     case 'upgrade': {
       const resolve = upgrades.get(message.id);
       upgrades.delete(message.id);
-      if (message.accept) early.set(message.id, []);
+      if (!message.accept) early.delete(message.id);
       resolve?.(message.accept ? accepted(message.id, message.protocol) : message);
       return;
     }

@@ -8,10 +8,12 @@ export const TRANSPORTS = ['uws', 'ws'] as const;
 /**
  * A real server on a free loopback port; quiet logs unless EARSHOT_TEST_LOG is set. A test that
  * asks for uws fails if no uWebSockets.js build loaded, rather than quietly running on the ws fallback.
+ * One listening thread unless the test asks for shards: tests observe the one event loop (its
+ * audio path, its metrics), and a thread per core per server would slow the suite.
  */
 export async function startTestServer(config: Partial<Config> = {}, options: StartOptions = {}): Promise<RunningServer> {
   const server = await startServer(
-    { host: '127.0.0.1', port: 0, engine: 'echo', echoTokenDelayMs: 2, ...config },
+    { host: '127.0.0.1', port: 0, engine: 'echo', echoTokenDelayMs: 2, shards: 1, ...config },
     { logger: createLogger(process.env.EARSHOT_TEST_LOG ?? 'silent'), ...options },
   );
   if (config.transport === 'uws' && !server.transport.name.startsWith('uws')) {

@@ -4,6 +4,7 @@ import { speechFixture } from '../fixtures/speech.js';
 import { TestClient } from '../helpers/native-client.js';
 import { metricValue, startTestServer } from '../helpers/server.js';
 import { handshake } from '../hardening/upgrade-client.js';
+import { RealtimeClient } from '../realtime/helpers.js';
 
 const SHARDS = 2;
 // With SO_REUSEPORT spreading connections at random, 12 all landing on one of 2 shards has odds 1 in 2,048.
@@ -60,6 +61,21 @@ t.test('limits hold across shards: per address, in total, per key', async (t) =>
   const rest = await fetch(`${metered.url}/v1/models`, { headers: { authorization: 'Bearer k1' } });
   t.equal(rest.status, 429, 'and REST through any shard shares the same budget');
   for (const h of keyed) if (h.ok) h.socket.close();
+});
+
+t.test('Realtime sessions work through shards: what the door sends on open arrives first', async (t) => {
+  const server = await startTestServer({ transport: 'uws', shards: SHARDS, tts: 'none' });
+  t.teardown(() => server.close(0));
+  const clients = await Promise.all(Array.from({ length: 4 }, () => RealtimeClient.connect(`${server.wsUrl}/v1/realtime`)));
+  await Promise.all(clients.map((c) => c.waitForType('session.created')));
+  t.ok(clients.every((c) => c.events[0]?.type === 'session.created'), 'session.created comes first on every session');
+  for (const c of clients) {
+    c.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hello' }] } });
+    c.send({ type: 'response.create' });
+  }
+  const done = await Promise.all(clients.map((c) => c.waitForType('response.done')));
+  t.match(done, clients.map(() => ({ response: { status: 'completed' } })), 'every session gets its response');
+  for (const c of clients) c.close();
 });
 
 t.test('the ws transport takes --shards as one listening thread, and works', async (t) => {
