@@ -16,7 +16,7 @@ import type { ModelInfo, Part, TurnRequest } from '../engines/types.js';
 import type { HttpRequest, HttpResponse } from '../transport/types.js';
 import { segmentFile } from '../vad/file.js';
 import { loadFvad } from '../vad/fvad.js';
-import { createSegmenter } from '../vad/segmenter.js';
+import { segmenterFor } from '../vad/judging.js';
 import { srt, vtt, type TimedText } from './captions.js';
 import { clipParts, withParam } from './chat-input.js';
 import { parseMultipart, type FormPart } from './multipart.js';
@@ -122,7 +122,8 @@ async function segmented(job: Job, res: HttpResponse, samples: Pcm16k, model: Mo
     minSpeechMs: config.vadMinSpeechMs,
     maxUtteranceMs: Math.min(config.maxUtteranceMs, model.maxAudioMs),
   };
-  const speech = segmentFile((emit) => createSegmenter(fvad, config.vadAggressiveness, settings, emit), samples);
+  const judging = { mode: config.vad, aggressiveness: config.vadAggressiveness, threshold: config.vadThreshold };
+  const speech = await segmentFile((emit) => segmenterFor(fvad, judging, settings, ctx.confirmer, emit), samples);
   const texts = await Promise.all(speech.map((s, i) => transcribe(job, [{ type: 'audio', samples: s.audio }], `${job.id}-${i}`)));
   if (res.aborted) return;
   const segments: TimedText[] = speech.map((s, i) => ({ startMs: s.startMs, endMs: s.endMs, text: texts[i]!.text }));

@@ -16,7 +16,7 @@
  */
 import type { Pcm16k } from '../audio/format.js';
 import { CHUNK_SAMPLES, type Confirmer, type ConfirmerStream } from './confirmer.js';
-import { WebRtcVad, type FvadModule } from './fvad.js';
+import type { WebRtcVad } from './fvad.js';
 import { PendingFrames } from './pending.js';
 import { FRAME_MS, FRAME_SAMPLES, Utterance, type SegmentEvent, type SegmenterSettings } from './utterance.js';
 
@@ -112,6 +112,8 @@ export class VadSegmenter implements Segmenter {
   private flushWaits = 0;
   /** Callbacks of flushes still waiting for verdicts, run in order once their flush is complete. */
   private readonly flushDone: (() => void)[] = [];
+  /** Callbacks waiting until no verdict is out (settle). */
+  private readonly settleDone: (() => void)[] = [];
   /** Silero failed: nothing more is judged. */
   private failed = false;
 
@@ -140,6 +142,12 @@ export class VadSegmenter implements Segmenter {
   /** No verdict is on its way: every frame received is judged, but those waiting for a chunk more audio will complete. */
   get settled(): boolean {
     return this.sentCount === 0;
+  }
+
+  /** Runs `done` once every verdict asked for so far is back (at once if none is out, or Silero failed): a file is fed a block at a time. */
+  settle(done: () => void): void {
+    if (this.sentCount === 0 || this.failed) done();
+    else this.settleDone.push(done);
   }
 
   push(samples: Pcm16k): void {
@@ -303,12 +311,14 @@ export class VadSegmenter implements Segmenter {
     this.drain();
     this.deliver();
     if (this.flushAt === Infinity && this.flushDone.length > 0) this.runFlushDone();
+    if (this.sentCount === 0) for (const done of this.settleDone.splice(0)) done();
   }
 
   private onFailed(message: string): void {
     this.failed = true;
     this.flushDone.length = 0;
     this.emit({ type: 'failed', message });
+    for (const done of this.settleDone.splice(0)) done();
   }
 
   /** Judges pending frames, oldest first, as far as verdicts have come back. */
@@ -339,9 +349,4 @@ export class VadSegmenter implements Segmenter {
     const onset = this.mode === 'hybrid' ? webrtcVoiced : voiced;
     this.utterance.frame(samples, onset, voiced, sileroSpeech || this.mode !== 'hybrid', this.events);
   }
-}
-
-/** WebRTC VAD alone, judging synchronously: a whole file at once (REST transcriptions); `module` from loadFvad. */
-export function createSegmenter(module: FvadModule, aggressiveness: number, settings: SegmenterSettings, emit: (event: SegmentEvent) => void): VadSegmenter {
-  return new VadSegmenter({ webrtc: new WebRtcVad(module, aggressiveness), confirmer: undefined, threshold: 0 }, settings, emit);
 }

@@ -4,6 +4,9 @@ import { readFile } from 'node:fs/promises';
 import t from 'tap';
 import { parseMultipart } from '../../server/http/multipart.js';
 import { ECHO_MODEL_ID } from '../../server/engines/echo/engine.js';
+import { joinClips } from '../../server/audio/clip.js';
+import { encodeWav16 } from '../../server/audio/wav.js';
+import { NOISE_CLIPS, noiseClip } from '../fixtures/noise.js';
 import { mp3Of, speechFixture, wavVariant } from '../fixtures/speech.js';
 import { startTestServer, TRANSPORTS } from '../helpers/server.js';
 import { RecordingEngine } from './recording-engine.js';
@@ -123,6 +126,26 @@ t.test('verbose_json, srt and vtt: segments from the VAD over the file, each tra
 
   const words = await failure(client.audio.transcriptions.create({ file: await upload(), model: ECHO_MODEL_ID, response_format: 'verbose_json', timestamp_granularities: ['word'] }));
   t.match({ status: words.status, param: words.param, message: words.message }, { status: 400, param: 'timestamp_granularities', message: /word timestamps/ });
+});
+
+t.test('verbose_json segments follow --vad: music, clicks and a chord make none with hybrid (the default), and do with webrtc', async (t) => {
+  const sentence = await speechFixture(0, { sentences: 1 });
+  const gap = new Float32Array(16_000);
+  const noise = await Promise.all(NOISE_CLIPS.map((name) => noiseClip(name)));
+  const audio = joinClips([...noise.flatMap((clip) => [clip.samples16k, gap]), sentence.samples16k]);
+  const offsetMs = (audio.length - sentence.samples16k.length) / 16;
+  const file = Buffer.from(encodeWav16(audio, 16_000));
+  const speechAt = (s: { start: number }) => Math.abs(s.start * 1000 - (offsetMs + sentence.truth[0]!.startMs)) <= TOLERANCE_MS;
+  for (const vad of ['hybrid', 'webrtc'] as const) {
+    const server = await startTestServer({ vad });
+    const client = new OpenAI({ apiKey: 'x', baseURL: `${server.url}/v1`, maxRetries: 0 });
+    const verbose = await client.audio.transcriptions.create({ file: await toFile(file, 'noise-then-speech.wav'), model: ECHO_MODEL_ID, response_format: 'verbose_json' });
+    const segments = verbose.segments ?? [];
+    t.ok(segments.length > 0 && speechAt(segments.at(-1)!), `${vad}: the sentence is a segment (${segments.map((s) => `${s.start}-${s.end}`).join(', ')})`);
+    if (vad === 'hybrid') t.equal(segments.length, 1, 'hybrid: it is the only one');
+    else t.ok(segments.length > 1, 'webrtc: the noise makes segments too');
+    await server.close(0);
+  }
 });
 
 async function formOf(path: string, fields: Record<string, string>): Promise<FormData> {

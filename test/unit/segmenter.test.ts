@@ -7,7 +7,8 @@
 import t from 'tap';
 import { speechFixture } from '../fixtures/speech.js';
 import { loadFvad, WebRtcVad } from '../../server/vad/fvad.js';
-import { createSegmenter, type Segmenter, type SegmentEvent, type SegmenterSettings } from '../../server/vad/segmenter.js';
+import { segmenterFor } from '../../server/vad/judging.js';
+import type { Segmenter, SegmentEvent, SegmenterSettings } from '../../server/vad/segmenter.js';
 
 const PER_MS = 16;
 const FRAME_MS = 20;
@@ -30,7 +31,7 @@ interface Heard {
 /** A WebRTC-only segmenter whose events land in `heard` with the stream time they were emitted at. */
 async function webrtcSegmenter(settings: SegmenterSettings, mode = MODE): Promise<{ segmenter: Segmenter; heard: Heard[] }> {
   const heard: Heard[] = [];
-  const segmenter: Segmenter = createSegmenter(await loadFvad(), mode, settings, (event) => heard.push({ event, streamMs: segmenter.streamMs }));
+  const segmenter: Segmenter = segmenterFor(await loadFvad(), { mode: 'webrtc', aggressiveness: mode, threshold: 0 }, settings, undefined, (event) => heard.push({ event, streamMs: segmenter.streamMs }));
   return { segmenter, heard };
 }
 
