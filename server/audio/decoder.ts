@@ -3,10 +3,12 @@ import type { Pcm16k } from './format.js';
 /**
  * Turns one packet of a client's codec into 16 kHz mono samples.
  * The returned view is only valid until the next `decode` call: decoders reuse one scratch
- * buffer per stream so the per-frame path allocates nothing.
+ * buffer per stream so the per-frame path allocates nothing. The packet is `bytes[start, end)`,
+ * so a caller holding it inside a larger message (the native door's tag byte, an audio
+ * thread's ring) makes no view per packet.
  */
 export interface Decoder {
-  decode(packet: Uint8Array): Pcm16k;
+  decode(bytes: Uint8Array, start?: number, end?: number): Pcm16k;
   close(): void;
 }
 

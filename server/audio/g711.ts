@@ -66,12 +66,13 @@ class G711Expander {
     this.table = TABLES[law];
   }
 
-  expand(packet: Uint8Array): Float32Array {
-    if (this.scratch.length < packet.length) this.scratch = new Float32Array(Math.max(packet.length, 2 * this.scratch.length));
+  expand(bytes: Uint8Array, start = 0, end = bytes.length): Float32Array {
+    const length = end - start;
+    if (this.scratch.length < length) this.scratch = new Float32Array(Math.max(length, 2 * this.scratch.length));
     const out = this.scratch;
     const lookup = this.table;
-    for (let i = 0; i < packet.length; i++) out[i] = lookup[packet[i]!]!;
-    return out.subarray(0, packet.length);
+    for (let i = 0; i < length; i++) out[i] = lookup[bytes[start + i]!]!;
+    return out.subarray(0, length);
   }
 }
 
@@ -83,8 +84,8 @@ export class G711Decoder implements Decoder {
     this.expander = new G711Expander(law);
   }
 
-  decode(packet: Uint8Array): Pcm16k {
-    return this.resampler.process(this.expander.expand(packet));
+  decode(bytes: Uint8Array, start = 0, end = bytes.length): Pcm16k {
+    return this.resampler.process(this.expander.expand(bytes, start, end));
   }
 
   close(): void {}

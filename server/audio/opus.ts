@@ -137,12 +137,15 @@ export class OpusPacketDecoder implements Decoder {
     return new OpusPacketDecoder(host, state, channels);
   }
 
-  decode(packet: Uint8Array): Pcm16k {
-    if (packet.length === 0 || packet.length > MAX_PACKET_BYTES) throw new EarshotError('bad_audio', `opus packet of ${packet.length} bytes is not valid`);
+  decode(bytes: Uint8Array, start = 0, end = bytes.length): Pcm16k {
+    const length = end - start;
+    if (length <= 0 || length > MAX_PACKET_BYTES) throw new EarshotError('bad_audio', `opus packet of ${Math.max(0, length)} bytes is not valid`);
     if (this.closed) throw new EarshotError('internal', 'opus decoder used after close');
     const { input, output, wasm } = this.host;
-    input.buf.set(packet);
-    const count = wasm.opus_frame_decode_float_deinterleaved(this.state, input.ptr, packet.length, output.ptr);
+    // An element loop, not buf.set(bytes.subarray(...)): no view per packet (a packet is tens of bytes).
+    const buf = input.buf;
+    for (let i = 0; i < length; i++) buf[i] = bytes[start + i]!;
+    const count = wasm.opus_frame_decode_float_deinterleaved(this.state, input.ptr, length, output.ptr);
     if (count <= 0) throw new EarshotError('bad_audio', `corrupt opus packet: ${count < 0 ? `libopus error ${count}` : 'no samples decoded'}`);
     const samples = Math.min(count, MAX_PACKET_SAMPLES);
     const decoded = output.buf;

@@ -12,6 +12,8 @@ export class Pcm16Decoder implements Decoder {
   private readonly resampler: Resampler | undefined;
   private readonly channels: number;
   private scratch = new Float32Array(0);
+  /** The view for the last sample count seen (a stream's packets usually hold the same), so a packet makes no view. */
+  private view = this.scratch;
   private carry = -1;
 
   constructor(sampleRate: number, channels: 1 | 2 = 1) {
@@ -21,9 +23,9 @@ export class Pcm16Decoder implements Decoder {
     this.resampler = sampleRate === SAMPLE_RATE ? undefined : new Resampler(sampleRate, SAMPLE_RATE);
   }
 
-  decode(packet: Uint8Array): Pcm16k {
+  decode(packet: Uint8Array, start = 0, end = packet.length): Pcm16k {
     const carried = this.carry >= 0 ? 1 : 0;
-    const bytes = packet.length + carried;
+    const bytes = end - start + carried;
     const frameBytes = 2 * this.channels;
     const usable = bytes - (bytes % frameBytes);
     const count = usable / 2;
@@ -32,18 +34,19 @@ export class Pcm16Decoder implements Decoder {
     let i = 0;
     // A byte carried from the last packet is the low half of the first sample.
     if (carried && count > 0) {
-      const value = this.carry | (packet[0]! << 8);
+      const value = this.carry | (packet[start]! << 8);
       out[i++] = (value >= 0x8000 ? value - 0x10000 : value) / 32768;
     }
-    for (let byteIndex = 2 * i - carried; i < count; i++, byteIndex += 2) {
+    for (let byteIndex = start + 2 * i - carried; i < count; i++, byteIndex += 2) {
       const value = packet[byteIndex]! | (packet[byteIndex + 1]! << 8);
       out[i] = (value >= 0x8000 ? value - 0x10000 : value) / 32768;
     }
     // A trailing partial sample frame (odd byte or half a stereo frame) waits for the next packet.
     const leftover = bytes - usable;
     if (leftover > 1) throw new EarshotError('bad_audio', 'stereo pcm16 packets must contain whole sample frames');
-    this.carry = leftover === 1 ? packet[packet.length - 1]! : -1;
-    const mono = downmixInterleaved(out.subarray(0, count), this.channels);
+    this.carry = leftover === 1 ? packet[end - 1]! : -1;
+    if (this.view.buffer !== out.buffer || this.view.length !== count) this.view = out.subarray(0, count);
+    const mono = downmixInterleaved(this.view, this.channels);
     return this.resampler ? this.resampler.process(mono) : mono;
   }
 

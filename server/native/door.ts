@@ -55,7 +55,7 @@ class NativeConnection implements SocketHandler, Expirable {
       this.helloTimer = setTimeout(() => this.fail(new EarshotError('protocol_order', `no hello within ${helloTimeoutMs} ms`, { fatal: true })), helloTimeoutMs).unref();
     this.handlers = {
       hello: (m) => this.hello(m),
-      audio: (m) => this.audio(m.data),
+      audio: (m) => this.audio(m.data, 0),
       commit: (m) => this.requireSession().commit(m.ack ? () => this.send({ type: 'committed' }) : undefined),
       text: (m) => this.requireSession().addText(m.text),
       cancel: () => this.requireSession().cancel(),
@@ -74,7 +74,8 @@ class NativeConnection implements SocketHandler, Expirable {
       if (data.length > this.ctx.config.maxMessageBytes)
         throw new EarshotError('too_large', `message of ${data.length} bytes exceeds the ${this.ctx.config.maxMessageBytes} byte limit`, { fatal: true });
       if (!isBinary) throw new EarshotError('bad_message', 'the native protocol uses binary msgpack frames, not text');
-      if (isRawAudio(data)) return this.audio(data.subarray(1));
+      // The packet is read past the tag byte where it lies: no view per frame.
+      if (isRawAudio(data)) return this.audio(data, 1);
       const message = decodeClientMessage(data);
       (this.handlers[message.type] as (m: ClientMessage) => void)(message);
     } catch (err) {
@@ -126,14 +127,15 @@ class NativeConnection implements SocketHandler, Expirable {
     return this.session;
   }
 
-  private audio(data: Uint8Array): void {
+  /** The packet is `data` from `start` on. */
+  private audio(data: Uint8Array, start: number): void {
     if (this.session) {
-      this.session.pushAudio(data);
+      this.session.pushAudio(data, start);
       return;
     }
     if (!this.starting) throw new EarshotError('protocol_order', 'audio before hello: send hello first');
     if (this.early.length >= MAX_EARLY_FRAMES) throw new EarshotError('limit_exceeded', 'too much audio before ready');
-    this.early.push(data.slice());
+    this.early.push(data.slice(start));
   }
 
   private hello(hello: HelloMessage): void {

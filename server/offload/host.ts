@@ -15,8 +15,8 @@ export interface StreamHandlers {
 
 /** A stream's handle on the event-loop thread. */
 export interface AudioStream {
-  /** Queues one packet for the stream's thread; throws EarshotError('busy') when that thread is too far behind. */
-  push(packet: Uint8Array): void;
+  /** Queues one packet (`bytes` from `start` on) for the stream's thread; throws EarshotError('busy') when that thread is too far behind. */
+  push(bytes: Uint8Array, start: number): void;
   /** `done` runs once the thread has judged every packet before the flush and delivered its utterance, if any. */
   flush(done: () => void): void;
   close(): void;

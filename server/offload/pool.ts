@@ -37,9 +37,9 @@ class OffloadedAudio implements AudioStream {
     readonly id: number,
   ) {}
 
-  push(packet: Uint8Array): void {
+  push(bytes: Uint8Array, start: number): void {
     if (this.closed) return;
-    if (!this.thread.writer.write(this.id, packet.length, packet))
+    if (!this.thread.writer.write(this.id, bytes.length - start, bytes, start))
       throw new EarshotError('busy', 'audio processing is behind; this packet was dropped', { retryAfterMs: 100 });
   }
 

@@ -47,10 +47,11 @@ export class RingWriter {
     this.size = ring.data.byteLength;
   }
 
-  /** Appends a record; false when the reader is too far behind (the ring is full). */
-  write(stream: number, kind: number, payload: Uint8Array): boolean {
+  /** Appends a record whose payload is `payload` from `start` on; false when the reader is too far behind (the ring is full). */
+  write(stream: number, kind: number, payload: Uint8Array, start = 0): boolean {
     const control = kind < 0;
-    const need = 8 + (control ? 4 : 0) + align(payload.length);
+    const length = payload.length - start;
+    const need = 8 + (control ? 4 : 0) + align(length);
     const read = Atomics.load(this.header, READ);
     let write = this.header[WRITE]!;
     // write === read means empty, so the writer never lands exactly on the reader.
@@ -67,20 +68,25 @@ export class RingWriter {
     this.view.setInt32(write + 4, kind, true);
     let at = write + 8;
     if (control) {
-      this.view.setInt32(at, payload.length, true);
+      this.view.setInt32(at, length, true);
       at += 4;
     }
-    this.bytes.set(payload, at);
+    // An element loop past a tag byte, not set(payload.subarray(...)): no view per frame.
+    if (start === 0) this.bytes.set(payload, at);
+    else for (let i = 0; i < length; i++) this.bytes[at + i] = payload[start + i]!;
     Atomics.store(this.header, WRITE, (write + need) % this.size);
     if (Atomics.load(this.header, SLEEPING) === 1) Atomics.notify(this.header, WRITE);
     return true;
   }
 }
 
+/** A record's payload is `bytes[start, end)`: the ring itself, so reading a frame makes no view. */
 export interface RingRecord {
   stream: number;
   kind: number;
-  payload: Uint8Array;
+  bytes: Uint8Array;
+  start: number;
+  end: number;
 }
 
 export class RingReader {
@@ -88,7 +94,7 @@ export class RingReader {
   private readonly bytes: Uint8Array;
   private readonly view: DataView;
   private readonly size: number;
-  private readonly record: RingRecord = { stream: 0, kind: 0, payload: new Uint8Array(0) };
+  private readonly record: RingRecord;
   private pending = 0;
 
   constructor(ring: RingBuffers) {
@@ -96,9 +102,10 @@ export class RingReader {
     this.bytes = new Uint8Array(ring.data);
     this.view = new DataView(ring.data);
     this.size = ring.data.byteLength;
+    this.record = { stream: 0, kind: 0, bytes: this.bytes, start: 0, end: 0 };
   }
 
-  /** The next record (a reused object; its payload is a view valid until `release`), or undefined. */
+  /** The next record (a reused object; its payload is valid until `release`), or undefined. */
   next(): RingRecord | undefined {
     let read = this.header[READ]!;
     const write = Atomics.load(this.header, WRITE);
@@ -118,7 +125,8 @@ export class RingReader {
       length = this.view.getInt32(at, true);
       at += 4;
     }
-    r.payload = this.bytes.subarray(at, at + length);
+    r.start = at;
+    r.end = at + length;
     this.pending = at - read + align(length);
     return r;
   }

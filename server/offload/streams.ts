@@ -61,17 +61,17 @@ export class AudioStreams {
     for (const run of waiting) run();
   }
 
-  /** `packet` is only read during the call. */
-  push(id: number, packet: Uint8Array): void {
+  /** The packet is `bytes[start, end)`, only read during the call. */
+  push(id: number, bytes: Uint8Array, start = 0, end = bytes.length): void {
     const stream = this.streams.get(id);
     if (!stream) return;
     if (stream.waiting) {
-      const copy = packet.slice();
+      const copy = bytes.slice(start, end);
       stream.waiting.push(() => this.push(id, copy));
       return;
     }
     try {
-      stream.segmenter!.push(stream.decoder!.decode(packet));
+      stream.segmenter!.push(stream.decoder!.decode(bytes, start, end));
     } catch (err) {
       this.error(id, err);
     }

@@ -44,13 +44,13 @@ for (;;) {
     sinceYield = 0;
     await new Promise((resolve) => setImmediate(resolve));
   }
-  const { stream, kind, payload } = record;
+  const { stream, kind, bytes, start, end } = record;
   if (kind >= 0) {
-    streams.push(stream, payload);
+    streams.push(stream, bytes, start, end);
     reader.release();
     continue;
   }
-  const spec = kind === RECORD_CONTROL_OPEN ? (JSON.parse(text.decode(payload)) as StreamSpec) : undefined;
+  const spec = kind === RECORD_CONTROL_OPEN ? (JSON.parse(text.decode(bytes.subarray(start, end))) as StreamSpec) : undefined;
   if (kind === RECORD_CONTROL_FLUSH) streams.flush(stream);
   else if (kind === RECORD_CONTROL_CLOSE) streams.close(stream);
   reader.release();

@@ -19,8 +19,8 @@ export interface AudioSink {
 }
 
 export interface AudioInput {
-  /** One packet of the session's codec; throws EarshotError('bad_audio') for bad packets. */
-  push(packet: Uint8Array, sink: AudioSink): void;
+  /** One packet of the session's codec, `bytes` from `start` on; throws EarshotError('bad_audio') for bad packets. */
+  push(bytes: Uint8Array, start: number, sink: AudioSink): void;
   /**
    * Ends the current utterance now: with VAD, what was heard so far; without, the whole buffer.
    * Returns false if there was nothing. `done` runs once everything pushed before the commit has
@@ -43,8 +43,8 @@ class VadInput implements AudioInput {
     this.segmenter = segmenter;
   }
 
-  push(packet: Uint8Array, sink: AudioSink): void {
-    const samples = this.decoder.decode(packet);
+  push(bytes: Uint8Array, start: number, sink: AudioSink): void {
+    const samples = this.decoder.decode(bytes, start);
     sink.received(samples.length);
     this.segmenter.push(samples);
   }
@@ -71,8 +71,8 @@ class ManualInput implements AudioInput {
     this.maxUtteranceMs = maxUtteranceMs;
   }
 
-  push(packet: Uint8Array, sink: AudioSink): void {
-    const samples = this.decoder.decode(packet);
+  push(bytes: Uint8Array, start: number, sink: AudioSink): void {
+    const samples = this.decoder.decode(bytes, start);
     sink.received(samples.length);
     this.samples += samples.length;
     if ((this.samples * 1000) / SAMPLE_RATE > this.maxUtteranceMs)
@@ -107,8 +107,8 @@ class OffloadedInput implements AudioInput {
     this.stream = stream;
   }
 
-  push(packet: Uint8Array): void {
-    this.stream.push(packet);
+  push(bytes: Uint8Array, start: number): void {
+    this.stream.push(bytes, start);
   }
 
   commit(_sink: AudioSink, done: () => void): boolean {

@@ -171,11 +171,11 @@ export class Session {
     return (this.receivedSamples * 1000) / SAMPLE_RATE;
   }
 
-  /** Decodes one packet of the session's codec; throws EarshotError('bad_audio') for bad packets. */
-  pushAudio(packet: Uint8Array): void {
+  /** Decodes one packet of the session's codec (`bytes` from `start` on: no view per frame); throws EarshotError('bad_audio') for bad packets. */
+  pushAudio(bytes: Uint8Array, start = 0): void {
     this.deps.metrics.frames.inc();
     if (!this.input) throw new EarshotError('protocol_order', 'no audio input configured for this session');
-    this.input.push(packet, this.sink);
+    this.input.push(bytes, start, this.sink);
   }
 
   /**

@@ -37,8 +37,8 @@ class ShardConnection implements Connection, AudioHost {
     let closed = false;
     return {
       // Only frames that reached this thread before the attach come here: they go back in order.
-      push: (packet) => {
-        if (!closed) shard.post({ t: 'audio', id, data: packet.slice() });
+      push: (bytes, start) => {
+        if (!closed) shard.post({ t: 'audio', id, data: bytes.slice(start) });
       },
       flush: (done) => {
         if (closed || shard.streams.get(id) !== entry) return done();

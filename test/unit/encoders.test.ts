@@ -2,7 +2,7 @@ import t from 'tap';
 import { alawToLinear, G711Decoder, G711Encoder, linearToAlaw, linearToUlaw, ulawToLinear } from '../../server/audio/g711.js';
 import { OpusPacketDecoder } from '../../server/audio/opus.js';
 import { OpusEncoder } from '../../server/audio/opus-encoder.js';
-import { floatToPcm16 } from '../../server/audio/pcm16.js';
+import { floatToPcm16, Pcm16Decoder } from '../../server/audio/pcm16.js';
 import { resample } from '../../server/audio/resample.js';
 import { correlation } from '../helpers/signal.js';
 
@@ -41,5 +41,38 @@ t.test('Opus: 20 ms packets at 24 and 48 kHz that libopus decodes back to the in
     decoder.close();
     // libopus delays its output by 6.5 ms (104 samples at 16 kHz).
     t.ok(correlation(decoded.subarray(104 + 800, 7000), at16k(input).subarray(800, 7000 - 104)) > 0.9, `${rate}: the decoded signal matches the input`);
+  }
+});
+
+t.test('every decoder reads a packet in place (past a tag byte, inside a larger buffer) exactly as the packet alone', async (t) => {
+  const input = voiceBand(0.2);
+  const opus = new OpusEncoder(48_000);
+  const opusPackets = [...opus.encode(input), ...opus.flush()];
+  opus.close();
+  const g711 = new G711Encoder('ulaw');
+  const g711Bytes = Buffer.concat([g711.encode(input), g711.flush()]);
+  const pcmBytes = new Uint8Array(floatToPcm16(at16k(input)).buffer);
+  // Odd PCM packet sizes, so a byte is carried across packets.
+  const cut = (bytes: Uint8Array, size: number) => Array.from({ length: Math.ceil(bytes.length / size) }, (_, i) => bytes.subarray(i * size, (i + 1) * size));
+  const cases = [
+    { name: 'opus', make: () => OpusPacketDecoder.create(48_000, 1), packets: opusPackets },
+    { name: 'pcm16', make: async () => new Pcm16Decoder(16_000), packets: cut(pcmBytes, 641) },
+    { name: 'g711', make: async () => new G711Decoder('ulaw'), packets: cut(g711Bytes, 160) },
+  ];
+  for (const { name, make, packets } of cases) {
+    const alone = await make();
+    const inPlace = await make();
+    let same = true;
+    for (const packet of packets) {
+      const framed = new Uint8Array(packet.length + 3);
+      framed[0] = 0x01;
+      framed.set(packet, 1);
+      const a = alone.decode(packet).slice();
+      const b = inPlace.decode(framed, 1, 1 + packet.length);
+      same &&= a.length === b.length && a.every((x, i) => x === b[i]);
+    }
+    t.ok(same, `${name}: ${packets.length} packets decode alike`);
+    alone.close();
+    inPlace.close();
   }
 });
