@@ -4,6 +4,11 @@
  * and a soak of the embedded engine (hundreds of calls, memory before and after).
  *
  *   node --expose-gc --import tsx bench/tts.ts [--sessions 1,10,50] [--seconds 30] [--soak 500]
+ *     [--tts flite|say|openai] [--tts-url URL] [--tts-say-command say]
+ *
+ * Real-time factor per engine: Flite by default (every voice); `--tts say` on a Mac, or
+ * `--tts openai --tts-url http://host:8880/v1` for an OpenAI-compatible upstream (its first
+ * voices), measure the others.
  *
  * First-chunk latency: from the moment the first piece's text is complete (the chunker cuts it)
  * to the first audio chunk of the reply. Each simulated session streams a reply word by word
@@ -23,6 +28,9 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '30' },
     soak: { type: 'string', default: '500' },
     threads: { type: 'string', default: '2' },
+    tts: { type: 'string', default: 'flite' },
+    'tts-url': { type: 'string' },
+    'tts-say-command': { type: 'string', default: 'say' },
   },
 });
 
@@ -104,16 +112,17 @@ async function soak(stage: VoiceStage, calls: number) {
 }
 
 const threads = Number(args.threads);
-const stage = (await createVoiceStage(defaultConfig({ ttsThreads: threads })))!;
-const result: Record<string, unknown> = { date: new Date().toISOString(), threads, machine: 'see bench/RESULTS.md' };
+const engine = args.tts as 'flite' | 'say' | 'openai';
+const stage = (await createVoiceStage(defaultConfig({ tts: engine, ttsThreads: threads, ttsSayCommand: args['tts-say-command'], ...(args['tts-url'] ? { ttsUrl: args['tts-url'] } : {}) })))!;
+const result: Record<string, unknown> = { date: new Date().toISOString(), engine, threads, machine: 'see bench/RESULTS.md' };
 // Start every synthesis thread (and compile Flite in it) before measuring.
 await Promise.all(Array.from({ length: threads }, () => (async () => {
   for await (const _ of stage.tts.speak('Warm up.', stage.defaultVoice, live()));
 })()));
 const rtf: Record<string, unknown> = {};
-for (const voice of ['awb', 'slt', 'rms', 'kal16']) {
-  rtf[`flite/${voice}`] = await realTimeFactor(stage, voice);
-  console.log(`RTF flite/${voice}`, rtf[`flite/${voice}`]);
+for (const voice of stage.voices().slice(0, 4).map((v) => v.id)) {
+  rtf[`${engine}/${voice}`] = await realTimeFactor(stage, voice);
+  console.log(`RTF ${engine}/${voice}`, rtf[`${engine}/${voice}`]);
 }
 result['realTimeFactor'] = rtf;
 const runs = [];
