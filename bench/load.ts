@@ -20,7 +20,7 @@
  */
 import type { Socket } from 'node:net';
 import WebSocket from 'ws';
-import { decodeServerMessage, encodeClientMessage, encodeRawAudio } from '../protocol/codec.js';
+import { decodeServerMessage, encodeClientMessage, encodeRawAudio, isRawAudio } from '../protocol/codec.js';
 import type { ServerMessage } from '../protocol/native.js';
 import { Samples } from './stats.js';
 
@@ -106,8 +106,10 @@ export class PacedPackets {
   }
 }
 
-export interface HelloVad {
+export interface HelloOptions {
   silenceMs?: number;
+  /** Spoken replies (hello.voice), taken as raw binary frames: counted, never decoded. */
+  voice?: { codec: 'opus' | 'pcm16'; sampleRate?: number };
 }
 
 class LoadSession {
@@ -176,6 +178,11 @@ class LoadSession {
   }
 
   private onMessage(data: Buffer): void {
+    // A raw spoken-reply frame (tag byte, then the packet).
+    if (isRawAudio(data)) {
+      this.fleet.voiceFrames++;
+      return;
+    }
     const now = performance.now();
     const m = decodeServerMessage(data) as ServerMessage;
     switch (m.type) {
@@ -218,6 +225,8 @@ export class Fleet {
   readonly endToEnd = new Samples();
   readonly firstDeltaAt = new Map<string, number>();
   framesSent = 0;
+  /** Spoken-reply frames received (sessions that asked for a voice). */
+  voiceFrames = 0;
   turns = 0;
   errors = 0;
   dropped = 0;
@@ -237,9 +246,16 @@ export class Fleet {
   }
 
   /** Opens `count` sessions (at most `parallel` handshakes at once); each starts at a random point of its voice and a random phase. */
-  async add(url: string, count: number, voices: Voice[], vad: HelloVad = {}, parallel = 50): Promise<void> {
+  async add(url: string, count: number, voices: Voice[], options: HelloOptions = {}, parallel = 50): Promise<void> {
     const hello = (sampleRate: number) =>
-      encodeClientMessage({ type: 'hello', version: 1, codec: 'opus', sampleRate, ...(vad.silenceMs ? { vad: { silenceMs: vad.silenceMs } } : {}) } as never);
+      encodeClientMessage({
+        type: 'hello',
+        version: 1,
+        codec: 'opus',
+        sampleRate,
+        ...(options.silenceMs ? { vad: { silenceMs: options.silenceMs } } : {}),
+        ...(options.voice ? { voice: { ...options.voice, raw: true } } : {}),
+      } as never);
     let next = 0;
     const opened: LoadSession[] = [];
     const worker = async () => {
@@ -286,6 +302,7 @@ export class Fleet {
     this.endToEnd.reset();
     this.firstDeltaAt.clear();
     this.framesSent = 0;
+    this.voiceFrames = 0;
     this.turns = 0;
     this.errors = 0;
   }

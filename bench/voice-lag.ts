@@ -1,0 +1,115 @@
+/**
+ * Voice out must not hurt listening (issue 18): frame-to-VAD lag at N real-time Opus sessions
+ * with spoken replies on and off, in one run: one server (echo test engine, the embedded Flite
+ * voice), one load generator (bench/load.ts), steps alternating off, on, off, on... Each step
+ * is a fresh fleet of N sessions (a voice is asked for in hello, so it cannot change mid-session)
+ * streaming the speech fixtures in real time; every utterance gets a reply, spoken in the "on"
+ * steps (20 ms Opus frames, taken raw) until the next utterance barges in. Alternating spreads
+ * the box's drift over both modes; the verdict compares the mean p99 of each mode (target: on
+ * within 20% of off).
+ *
+ *   node --import tsx bench/voice-lag.ts [--sessions 100] [--rounds 2] [--window 20] [--warmup 5]
+ *     [--transport uws|ws] [--vad hybrid|webrtc|silero]
+ *
+ * Frame lag is the dense probe of load.ts (a ping in the same write as every 5th frame; with
+ * --vad webrtc it is frame-to-VAD, with hybrid or silero it ends where Silero takes over) and
+ * decision lag the sparse one (deciding frame sent → `vad silence` received, in every mode).
+ */
+import { cpus, loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import { speechFixture } from '../test/fixtures/speech.js';
+import { pipelineConfig } from './capacity.js';
+import { ServerChild } from './child.js';
+import { FRAME_MS, Fleet, voiceOf, type HelloOptions } from './load.js';
+import { CpuWindow, round, type Percentiles } from './stats.js';
+
+const { values: args } = parseArgs({
+  options: {
+    sessions: { type: 'string', default: '100' },
+    rounds: { type: 'string', default: '2' },
+    window: { type: 'string', default: '20' },
+    warmup: { type: 'string', default: '5' },
+    transport: { type: 'string', default: 'uws' },
+    vad: { type: 'string', default: 'hybrid' },
+    codec: { type: 'string', default: 'opus' },
+  },
+});
+const SESSIONS = Number(args.sessions);
+const TARGET = 1.2;
+const log = (line: string) => process.stdout.write(`${line}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Step {
+  voice: boolean;
+  frameLagMs: Percentiles;
+  decisionLagMs: Percentiles;
+  serverCores: number;
+  machine: number;
+  /** Seconds of spoken reply received per second: how many sessions were speaking at once, on average. */
+  speaking: number;
+  turns: number;
+  errors: number;
+  dropped: number;
+}
+
+const transport = args.transport as 'uws' | 'ws';
+const config = { ...pipelineConfig(transport), vad: args.vad as 'hybrid' | 'webrtc' | 'silero', tts: 'flite' as const, logLevel: 'error' as const };
+log(`earshot bench/voice-lag.ts on ${cpus().length} × ${cpus()[0]?.model}, node ${process.version}, load average ${loadavg().map((x) => round(x)).join(' ')}`);
+log(`${SESSIONS} real-time Opus sessions, ${transport}, --vad ${config.vad}, ${args.rounds} rounds of voice off then on, ${args.warmup} s warm-up + ${args.window} s window per step`);
+const fixtures = await Promise.all([0, 1, 2, 3].map((id) => speechFixture(id)));
+const voices = fixtures.map((f) => voiceOf(f.opusPackets));
+const server = await ServerChild.start({ mode: 'pipeline', config });
+const cpu = new CpuWindow(server.pid);
+const steps: Step[] = [];
+
+async function step(voice: boolean): Promise<Step> {
+  const fleet = new Fleet();
+  const hello: HelloOptions = voice ? { voice: { codec: args.codec as 'opus' | 'pcm16' } } : {};
+  try {
+    await fleet.add(server.url, SESSIONS, voices, hello);
+    await sleep(Number(args.warmup) * 1000);
+    fleet.resetWindow();
+    cpu.restart();
+    await sleep(Number(args.window) * 1000);
+    const used = cpu.read();
+    const result: Step = {
+      voice,
+      frameLagMs: fleet.frameLag.summary(),
+      decisionLagMs: fleet.decisionLag.summary(),
+      serverCores: round(used.server),
+      machine: round(used.machine),
+      speaking: round((fleet.voiceFrames * FRAME_MS) / 1000 / used.seconds, 1),
+      turns: fleet.turns,
+      errors: fleet.errors,
+      dropped: fleet.dropped,
+    };
+    log(
+      `  voice ${voice ? 'on ' : 'off'}: frame lag p50/p99 ${round(result.frameLagMs.p50, 1)}/${round(result.frameLagMs.p99, 1)} ms (n=${result.frameLagMs.n}), ` +
+        `decision lag ${round(result.decisionLagMs.p50, 1)}/${round(result.decisionLagMs.p99, 1)} ms (n=${result.decisionLagMs.n}), server ${result.serverCores} cores, ` +
+        `machine ${result.machine}/${cpus().length}, ${result.speaking} sessions speaking on average, ${result.turns} turns, ${result.errors} errors, ${result.dropped} dropped`,
+    );
+    return result;
+  } finally {
+    fleet.close();
+    // Let the server close the fleet's sessions before the next one connects.
+    await sleep(1000);
+  }
+}
+
+try {
+  for (let round = 0; round < Number(args.rounds); round++) {
+    steps.push(await step(false));
+    steps.push(await step(true));
+  }
+} finally {
+  await server.stop();
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const p99 = (voice: boolean, lag: 'frameLagMs' | 'decisionLagMs') => mean(steps.filter((s) => s.voice === voice).map((s) => s[lag].p99));
+for (const lag of ['frameLagMs', 'decisionLagMs'] as const) {
+  const off = p99(false, lag);
+  const on = p99(true, lag);
+  const ratio = on / off;
+  log(`${lag === 'frameLagMs' ? 'frame lag' : 'decision lag'} p99, mean of ${args.rounds} steps: voice off ${round(off, 1)} ms, on ${round(on, 1)} ms: ${round(ratio)}× (target ≤ ${TARGET}×: ${ratio <= TARGET ? 'met' : 'NOT met'})`);
+}
