@@ -11,7 +11,8 @@ const SHARDS = 2;
 const SESSIONS = 12;
 
 t.test('sessions on different shards share one engine batch, and metrics add up', async (t) => {
-  const server = await startTestServer({ transport: 'uws', shards: SHARDS, coalesce: false, maxBatch: 16, maxWaitMs: 1_500, tts: 'none' });
+  // The batch leaves when the last session's turn arrives; the long gather window keeps a slow machine's stragglers in it.
+  const server = await startTestServer({ transport: 'uws', shards: SHARDS, coalesce: false, maxBatch: SESSIONS, maxWaitMs: 60_000, tts: 'none' });
   t.teardown(() => server.close(0));
   t.match(server.transport.name, /2 shards/, 'the sharded transport runs');
   const fixture = await speechFixture(10, { sentences: 1 });

@@ -14,8 +14,8 @@ import { RecordingEngine } from './recording-engine.js';
 for (const transport of TRANSPORTS) {
   t.test(`REST, native and Realtime turns share one engine batch over ${transport}`, async (t) => {
     const engine = new RecordingEngine();
-    // The gather window is what lets turns that arrive together share a batch; 100 ms covers the requests' parsing.
-    const server = await startTestServer({ transport, maxWaitMs: 100, maxBatch: 8, tts: 'none' }, { engine });
+    // A batch of three leaves the moment the third turn arrives; the long gather window only makes sure a slow machine cannot send the first ones alone.
+    const server = await startTestServer({ transport, maxWaitMs: 60_000, maxBatch: 3, tts: 'none' }, { engine });
     t.teardown(() => server.close(0));
     const ws = await TestClient.connect(`${server.wsUrl}/v1/stream`);
     t.teardown(() => ws.close());
