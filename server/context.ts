@@ -5,7 +5,7 @@ import type { Logger } from './observability/log.js';
 import type { Metrics } from './observability/metrics.js';
 import type { AudioThreadPool } from './offload/pool.js';
 import type { Scheduler } from './scheduler/scheduler.js';
-import type { SessionSettings } from './session/session.js';
+import type { SessionSettings } from './session/types.js';
 import type { VoiceStage } from './voice/stage.js';
 
 /** What every front door shares: one pipeline. */

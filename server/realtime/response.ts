@@ -8,7 +8,7 @@
 import type { Usage } from '../../protocol/native.js';
 import type { ItemContent, PartRef, WireItem, WireResponse, WireUsage } from '../../protocol/realtime.js';
 import { createOutputEncoder, type OutputEncoder, type OutputFormat } from '../voice/output.js';
-import type { TurnResult } from '../session/session.js';
+import type { TurnResult } from '../session/types.js';
 import type { Pcm24k } from '../voice/types.js';
 import { betaFormat, gaFormat } from './audio.js';
 import type { RealtimeWire } from './wire.js';

@@ -7,7 +7,7 @@ import { EarshotError } from '../../protocol/errors.js';
 import type { Usage } from '../../protocol/native.js';
 import type { Door, TranscriptionHints, TurnRequest } from '../engines/types.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
-import type { HistoryItem } from './session.js';
+import type { HistoryItem } from './types.js';
 
 /** A user item's transcription: its text as it comes, then the whole text, or why it failed. */
 export type TranscriptEvent = { type: 'delta'; text: string } | { type: 'completed'; text: string; usage: Usage } | { type: 'failed'; error: EarshotError };

@@ -1,7 +1,7 @@
 /** A spoken reply cut to what the listener heard (native `truncate`, Realtime conversation.item.truncate). */
 import { EarshotError } from '../../protocol/errors.js';
 import { VOICE_SAMPLE_RATE } from '../voice/types.js';
-import type { HistoryItem } from './session.js';
+import type { HistoryItem } from './types.js';
 
 /**
  * The listener heard the reply of `item` only up to `audioEndMs`: its text becomes what was
