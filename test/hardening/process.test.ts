@@ -55,8 +55,13 @@ t.test('past --drain-timeout-ms running turns are cancelled, every door says why
   await realtime.waitFor((e) => e.type === 'response.output_text.delta' || e.type === 'response.output_audio_transcript.delta');
   const exited = once(server.child, 'exit');
   server.child.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 150));
-  const late = await fetch(`${server.url}/health`).then((r) => r.status, (err: Error) => (err.cause as { code?: string } | undefined)?.code ?? err.message);
+  const probe = () => fetch(`${server.url}/health`).then((r) => r.status, (err: Error) => (err.cause as { code?: string } | undefined)?.code ?? err.message);
+  // The child stops accepting once it has handled the signal, which a loaded machine may delay; the drain itself lasts as long as the long answer.
+  let late = await probe();
+  for (let tries = 0; late === 200 && tries < 200; tries++) {
+    await new Promise((r) => setTimeout(r, 50));
+    late = await probe();
+  }
   t.equal(late, 'ECONNREFUSED', 'a new connection during the drain is refused');
   const done = await native.waitFor((m) => m.type === 'done' || (m.type === 'error' && m.code === 'shutting_down'));
   t.ok(done.type === 'error' || (done.type === 'done' && done.finish === 'cancelled'), `the native turn was cut short (${JSON.stringify(done)})`);
