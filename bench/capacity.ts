@@ -36,6 +36,8 @@ export interface StepResult {
   turns: number;
   errors: number;
   dropped: number;
+  /** With heapSampleMs: estimated bytes the server's main thread allocated per frame received, and where. */
+  heap?: { bytesPerFrame: number; sites: [string, number][] };
 }
 
 export interface RampOptions {
@@ -48,6 +50,8 @@ export interface RampOptions {
   config?: Partial<Config>;
   /** Runs the server of another checkout (bench/frame-cost.ts: before and after). */
   root?: string;
+  /** After each step's window, samples the server's allocations this long (a window of its own: the profiler costs CPU). */
+  heapSampleMs?: number;
   log: (line: string) => void;
 }
 
@@ -136,6 +140,12 @@ export async function runRamp(voices: Voice[], options: RampOptions): Promise<Ra
         fleet.dropped > 0 ? `${fleet.dropped} sessions dropped` : '',
         fleet.errors > 0 ? `${fleet.errors} errors` : '',
       ].filter(Boolean);
+      if (options.heapSampleMs) {
+        const sentBefore = fleet.framesSent;
+        const heap = await server.heapSample(options.heapSampleMs);
+        const frames = fleet.framesSent - sentBefore;
+        step.heap = { bytesPerFrame: round(heap.bytes / frames, 1), sites: heap.sites.map(([site, bytes]) => [site, round(bytes / frames, 1)]) };
+      }
       if (problems.length > 0) {
         step.held = false;
         step.why = problems.join('; ');

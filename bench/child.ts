@@ -3,7 +3,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { GcTotals } from './gc-probe.js';
+import type { GcTotals, HeapSample } from './gc-probe.js';
 import type { ChildReply, PipelineStats, ServerSpec, TransportStats } from './server-process.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -58,6 +58,13 @@ export class ServerChild {
   /** Main-thread GC pauses since the last call (bench/gc-probe.ts). */
   async gc(): Promise<GcTotals> {
     return this.request<GcTotals>({ cmd: 'gc' });
+  }
+
+  /** Main-thread allocations over `ms` (bench/gc-probe.ts: V8's sampling heap profiler). */
+  async heapSample(ms: number): Promise<HeapSample> {
+    await this.request({ cmd: 'heap-start' });
+    await new Promise((r) => setTimeout(r, ms));
+    return this.request<HeapSample>({ cmd: 'heap-stop' });
   }
 
   async stats<T extends PipelineStats | TransportStats>(): Promise<T> {

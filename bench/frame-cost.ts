@@ -40,6 +40,7 @@ const ramp = await runRamp(voices, {
   warmupMs: 3000,
   windowMs: seconds * 1000,
   config,
+  heapSampleMs: 5000,
   ...(root ? { root } : {}),
   log: (line) => process.stdout.write(`${line}\n`),
 });
@@ -58,10 +59,13 @@ const result = {
   serverCores: step.cpu.server,
   frameLagMs: step.frameLagMs,
   errors: step.errors,
+  heap: step.heap,
 };
 process.stdout.write(
-  `${label}: ${sessions} sessions, ${result.serverUsPerFrame} µs server CPU per frame, GC ${round(result.gcShare * 100, 2)}% of server CPU (${result.gcMs} ms, ${result.majorGcs} full GCs in ${result.windowS} s)\n`,
+  `${label}: ${sessions} sessions, ${result.serverUsPerFrame} µs server CPU per frame, GC ${round(result.gcShare * 100, 2)}% of server CPU (${result.gcMs} ms, ${result.majorGcs} full GCs in ${result.windowS} s), ` +
+    `main thread allocates ~${step.heap?.bytesPerFrame} B per frame (sampled over 5 s more)\n`,
 );
+for (const [site, bytes] of step.heap?.sites ?? []) process.stdout.write(`  ${String(bytes).padStart(8)} B/frame  ${site}\n`);
 mkdirSync(RESULTS, { recursive: true });
 appendFileSync(`${RESULTS}frame-cost.jsonl`, `${JSON.stringify(result)}\n`);
 process.exit(0);

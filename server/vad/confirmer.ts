@@ -80,7 +80,10 @@ class Stream implements ConfirmerStream {
       this.head = 0;
     }
     const slot = (this.head + this.count) % this.resets.length;
-    this.chunks.set(chunk.subarray(0, CHUNK_SAMPLES), slot * CHUNK_SAMPLES);
+    // Element loops, not set(subarray(...)): no view per chunk on the per-frame path.
+    const chunks = this.chunks;
+    const at = slot * CHUNK_SAMPLES;
+    for (let i = 0; i < CHUNK_SAMPLES; i++) chunks[at + i] = chunk[i]!;
     this.resets[slot] = reset ? 1 : 0;
     this.count++;
     this.owner.ready(this);
@@ -89,7 +92,10 @@ class Stream implements ConfirmerStream {
   /** Moves the oldest chunk into batch row `row`; returns its reset flag. */
   take(input: Float32Array, row: number): number {
     const slot = this.head;
-    input.set(this.chunks.subarray(slot * CHUNK_SAMPLES, (slot + 1) * CHUNK_SAMPLES), row * CHUNK_SAMPLES);
+    const chunks = this.chunks;
+    const from = slot * CHUNK_SAMPLES;
+    const to = row * CHUNK_SAMPLES;
+    for (let i = 0; i < CHUNK_SAMPLES; i++) input[to + i] = chunks[from + i]!;
     this.head = (this.head + 1) % this.resets.length;
     this.count--;
     return this.resets[slot]!;

@@ -173,7 +173,7 @@ export class Utterance {
     this.audioStartFrame = index - this.prefixFrameCount;
     for (let i = 0; i < this.prefixFrameCount; i++) {
       const slot = (this.prefixHead - this.prefixFrameCount + i + this.prefixFrames) % this.prefixFrames;
-      this.append(this.prefix.subarray(slot * FRAME_SAMPLES, (slot + 1) * FRAME_SAMPLES));
+      this.append(this.prefix, slot * FRAME_SAMPLES);
     }
     this.prefixFrameCount = 0;
   }
@@ -210,7 +210,7 @@ export class Utterance {
     this.prefixFrameCount = 0;
     this.prefixHead = 0;
     for (let f = this.audioFrames - keep; f < this.audioFrames; f++) {
-      this.prefix.set(this.audio.subarray(f * FRAME_SAMPLES, (f + 1) * FRAME_SAMPLES), this.prefixHead * FRAME_SAMPLES);
+      copyFrame(this.audio, f * FRAME_SAMPLES, this.prefix, this.prefixHead * FRAME_SAMPLES);
       this.prefixHead = (this.prefixHead + 1) % Math.max(1, this.prefixFrames);
       this.prefixFrameCount++;
     }
@@ -224,14 +224,20 @@ export class Utterance {
     if (this.prefixFrameCount < this.prefixFrames) this.prefixFrameCount++;
   }
 
-  private append(samples: Float32Array): void {
+  /** Appends the frame at `from` in `samples`. */
+  private append(samples: Float32Array, from = 0): void {
     const at = this.audioFrames * FRAME_SAMPLES;
     if (at + FRAME_SAMPLES > this.audio.length) {
       const grown = new Float32Array(this.audio.length * 2);
       grown.set(this.audio.subarray(0, at));
       this.audio = grown;
     }
-    this.audio.set(samples, at);
+    copyFrame(samples, from, this.audio, at);
     this.audioFrames++;
   }
+}
+
+/** One frame from `from` in `source` to `to` in `target`: an element loop, not set(subarray(...)), so no view per frame. */
+function copyFrame(source: Float32Array, from: number, target: Float32Array, to: number): void {
+  for (let i = 0; i < FRAME_SAMPLES; i++) target[to + i] = source[from + i]!;
 }
