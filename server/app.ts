@@ -108,6 +108,8 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
     port = await transport.listen(config.host, config.port);
     const sharded = transport;
     if (sharded.shardConnections) metrics.shards.connections = () => sharded.shardConnections!();
+    if (sharded.shardConnections && audioThreads)
+      logger.warn({ shards: config.shards, audioThreads: config.audioThreads }, 'every socket has a listening shard, which decodes its audio: --audio-threads has nothing to do (use --shards 1 for audio threads)');
   } catch (err) {
     // A busy port or unreadable TLS files: release what started so an embedding process is left clean.
     guard.stop();

@@ -13,9 +13,12 @@ async function nextError(client: TestClient): Promise<ErrorMessage> {
   return (await client.waitFor((m) => m.type === 'error', 5_000, from)) as ErrorMessage;
 }
 
-for (const transport of TRANSPORTS) {
-  t.test(`bad input over ${transport}`, async (t) => {
-    const server = await startTestServer({ transport, maxMessageBytes: 64 * 1024, coalesce: false });
+// With shards, a session's frames after hello are read in its shard: bad ones must be answered the same.
+const VARIANTS = [...TRANSPORTS.map((transport) => ({ label: transport, config: { transport } })), { label: 'uws --shards 2', config: { transport: 'uws' as const, shards: 2 } }];
+
+for (const { label, config } of VARIANTS) {
+  t.test(`bad input over ${label}`, async (t) => {
+    const server = await startTestServer({ ...config, maxMessageBytes: 64 * 1024, coalesce: false });
     t.teardown(() => server.close(0));
     const fixture = await speechFixture(3);
 
