@@ -151,7 +151,9 @@ for (const transport of TRANSPORTS) {
     const tts = new CountingTts();
     const whole = { awb: await wholeReply(tts, 'awb'), rms: await wholeReply(tts, 'rms') };
     tts.spoken.clear();
-    const config = { transport, maxBufferedBytes: 256 * KiB, idleTimeoutMs: 0, closeGraceMs: 60_000 };
+    // 1 MiB: a Realtime delta carries a whole synthesised piece (up to ~450 KiB of base64 at 48 kHz), and
+    // uWS drops a socket outright (no close frame) when one message takes it past twice the limit.
+    const config = { transport, maxBufferedBytes: 1024 * KiB, idleTimeoutMs: 0, closeGraceMs: 60_000 };
     // The server owns the TTS engine from here (and closes it).
     const server = await startTestServer(config, { engine: new LongReplyEngine({ tokenDelayMs: 0, capacity: 4 }) as Engine, tts });
     t.teardown(() => server.close(0));
