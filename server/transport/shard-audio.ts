@@ -60,15 +60,14 @@ export class ShardAudio {
   message(id: number, data: Uint8Array, isBinary: boolean): boolean {
     const socket = this.sockets.get(id);
     if (!socket) return false;
-    const packet = isBinary && data.length <= this.maxMessageBytes ? audioOf(data) : undefined;
-    if (!packet) {
-      socket.unanswered++;
-      return false;
+    if (isBinary && data.length <= this.maxMessageBytes) {
+      // A raw frame is decoded in place, past its tag byte: no view per frame.
+      if (isRawAudio(data)) return this.audio(id, socket, data, 1);
+      const packet = msgpackAudio(data);
+      if (packet) return this.audio(id, socket, packet, 0);
     }
-    if (socket.frames++ === 0) this.heard.push(id);
-    if (socket.unanswered > 0) socket.held.push(packet.slice());
-    else this.streams.push(id, packet);
-    return true;
+    socket.unanswered++;
+    return false;
   }
 
   /** Whether messages of socket `id` cross with a hold (the main thread answers each with `resume`). */
@@ -107,6 +106,13 @@ export class ShardAudio {
     await (await this.confirmer?.catch(() => undefined))?.close();
   }
 
+  private audio(id: number, socket: Socket, bytes: Uint8Array, start: number): true {
+    if (socket.frames++ === 0) this.heard.push(id);
+    if (socket.unanswered > 0) socket.held.push(bytes.slice(start));
+    else this.streams.push(id, bytes, start, bytes.length);
+    return true;
+  }
+
   private report(): void {
     if (this.heard.length === 0) return;
     const ids = this.heard;
@@ -121,9 +127,8 @@ export class ShardAudio {
   }
 }
 
-/** The codec payload of a native audio frame (raw, or a msgpack `audio` message), or undefined for anything else. */
-function audioOf(data: Uint8Array): Uint8Array | undefined {
-  if (isRawAudio(data)) return data.subarray(1);
+/** The codec payload of a msgpack `audio` message, or undefined for anything else. */
+function msgpackAudio(data: Uint8Array): Uint8Array | undefined {
   try {
     const message = decodeClientMessage(data);
     return message.type === 'audio' ? message.data : undefined;
