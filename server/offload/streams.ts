@@ -46,8 +46,9 @@ export class AudioStreams {
       stream.decoder = decoder;
       stream.segmenter = segmenterFor(await loadFvad(), spec.judging, spec.segmenter, confirmer, (event) => this.emit(id, event));
     } catch (err) {
+      // Nothing will be judged for this stream (its codec was validated before; this is Silero not starting): the session must end.
       this.streams.delete(id);
-      this.error(id, err);
+      this.post({ stream: id, type: 'failed', message: (err as Error).message });
       return;
     }
     const waiting = stream.waiting!;
