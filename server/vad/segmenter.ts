@@ -206,7 +206,7 @@ export class VadSegmenter implements Segmenter {
     this.arrived++;
     const pending = this.pending;
     if (!pending) {
-      this.judge(this.frame, webrtcVoiced, false);
+      this.judge(this.frame, 0, webrtcVoiced, false);
       return;
     }
     const episodeStart = !this.inEpisode && webrtcVoiced;
@@ -214,7 +214,7 @@ export class VadSegmenter implements Segmenter {
     const need = this.inEpisode ? this.listen(webrtcVoiced) : 0;
     this.rememberRecent();
     if (pending.count === 0 && need === 0 && !episodeStart && this.flushAt === Infinity) {
-      this.judge(this.frame, webrtcVoiced, this.sileroSpeech);
+      this.judge(this.frame, 0, webrtcVoiced, this.sileroSpeech);
       return;
     }
     if (pending.count === pending.capacity) {
@@ -332,8 +332,10 @@ export class VadSegmenter implements Segmenter {
   }
 
   private judgePending(): void {
-    const voiced = this.pending!.headVoiced;
-    this.judge(this.pending!.shift(), voiced, this.sileroSpeech);
+    const pending = this.pending!;
+    const voiced = pending.headVoiced;
+    const from = pending.shift();
+    this.judge(pending.audio, from, voiced, this.sileroSpeech);
   }
 
   private deliver(): void {
@@ -343,10 +345,11 @@ export class VadSegmenter implements Segmenter {
   }
 
   /** One frame, in stream order, with what WebRTC VAD and Silero's latest verdict say of it. */
-  private judge(samples: Float32Array, webrtcVoiced: boolean, sileroSpeech: boolean): void {
+  /** The frame is `samples` from `from` on. */
+  private judge(samples: Float32Array, from: number, webrtcVoiced: boolean, sileroSpeech: boolean): void {
     const voiced = this.mode === 'webrtc' ? webrtcVoiced : this.mode === 'silero' ? sileroSpeech : webrtcVoiced && sileroSpeech;
     // Hybrid starts on WebRTC's call so atMs is its onset; Silero must agree before the start is announced.
     const onset = this.mode === 'hybrid' ? webrtcVoiced : voiced;
-    this.utterance.frame(samples, onset, voiced, sileroSpeech || this.mode !== 'hybrid', this.events);
+    this.utterance.frame(samples, from, onset, voiced, sileroSpeech || this.mode !== 'hybrid', this.events);
   }
 }

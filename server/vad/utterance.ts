@@ -86,22 +86,22 @@ export class Utterance {
   }
 
   /**
-   * One frame (`samples`, FRAME_SAMPLES long; copied, not kept). `onset`: may this frame start a
+   * One frame (FRAME_SAMPLES of `samples` from `from` on; copied, not kept). `onset`: may this frame start a
    * candidate; `voiced`: does it count as speech; `agrees`: does Silero back the candidate (always
    * true without Silero). Events go to `events`.
    */
-  frame(samples: Float32Array, onset: boolean, voiced: boolean, agrees: boolean, events: SegmentEvent[]): void {
+  frame(samples: Float32Array, from: number, onset: boolean, voiced: boolean, agrees: boolean, events: SegmentEvent[]): void {
     const index = this.index++;
     switch (this.state) {
       case State.Quiet:
         if (onset) {
           this.beginCandidate(index);
           this.agreed = agrees;
-          this.append(samples);
-        } else this.rememberPrefix(samples);
+          this.append(samples, from);
+        } else this.rememberPrefix(samples, from);
         return;
       case State.Starting:
-        this.append(samples);
+        this.append(samples, from);
         if (onset) {
           this.agreed ||= agrees;
           this.voicedFrames++;
@@ -123,7 +123,7 @@ export class Utterance {
         return;
       case State.Speaking:
       case State.Stopping:
-        this.append(samples);
+        this.append(samples, from);
         if (voiced) {
           this.voicedRun++;
           if (this.state === State.Speaking || this.voicedRun >= RESUME_FRAMES) {
@@ -217,15 +217,15 @@ export class Utterance {
     this.audioFrames = 0;
   }
 
-  private rememberPrefix(samples: Float32Array): void {
+  private rememberPrefix(samples: Float32Array, from: number): void {
     if (this.prefixFrames === 0) return;
-    this.prefix.set(samples, this.prefixHead * FRAME_SAMPLES);
+    copyFrame(samples, from, this.prefix, this.prefixHead * FRAME_SAMPLES);
     this.prefixHead = (this.prefixHead + 1) % this.prefixFrames;
     if (this.prefixFrameCount < this.prefixFrames) this.prefixFrameCount++;
   }
 
   /** Appends the frame at `from` in `samples`. */
-  private append(samples: Float32Array, from = 0): void {
+  private append(samples: Float32Array, from: number): void {
     const at = this.audioFrames * FRAME_SAMPLES;
     if (at + FRAME_SAMPLES > this.audio.length) {
       const grown = new Float32Array(this.audio.length * 2);
