@@ -5,7 +5,8 @@
  * sessions and time and stops by itself.
  *   --quick            fewer, shorter steps
  *   --only a,b,c,d,e   run only these scenarios (floor and capacity go together)
- *   --sweep x,y        run only these capacity sweeps (names in SWEEPS below)
+ *   --sweep x,y        run only these capacity sweeps (names in SWEEPS below; 'uws,uws --vad webrtc'
+ *                      compares --vad hybrid, the default, with webrtc)
  *   --steps 5,10       session counts of every sweep (a smoke test)
  *   --profile          run the first sweep's server under node --cpu-prof (bench/results/)
  */
@@ -63,6 +64,8 @@ interface Sweep {
   name: string;
   config: Partial<Config>;
   steps?: number[];
+  /** Runs only when --sweep names it (a comparison, not part of the headline run). */
+  onlyWhenNamed?: true;
 }
 
 /**
@@ -74,9 +77,11 @@ const SWEEPS: Sweep[] = [
   { name: 'uws', config: {} },
   { name: `uws --audio-threads ${AUDIO_THREADS}`, config: { audioThreads: AUDIO_THREADS }, steps: MODE.threadSteps },
   { name: 'uws --shards 2', config: { shards: 2 }, steps: MODE.threadSteps },
+  // The sweeps above run --vad hybrid (the default); beside 'uws', this gives sessions held with and without Silero (issue 15).
+  { name: 'uws --vad webrtc', config: { vad: 'webrtc' }, onlyWhenNamed: true },
 ];
 const sweepArg = args.indexOf('--sweep');
-const sweeps = sweepArg >= 0 ? SWEEPS.filter((s) => args[sweepArg + 1]!.split(',').includes(s.name)) : SWEEPS;
+const sweeps = sweepArg >= 0 ? SWEEPS.filter((s) => args[sweepArg + 1]!.split(',').includes(s.name)) : SWEEPS.filter((s) => !s.onlyWhenNamed);
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const ms = (x: number) => (Number.isFinite(x) ? round(x, 1).toString() : '–');

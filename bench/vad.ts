@@ -1,13 +1,24 @@
 /**
- * Turn detection per --vad mode (issue 15), one bounded run on localhost:
- * (1) server CPU per stream on the same real-time Opus sessions for webrtc, hybrid, silero
- *     batched, and silero one stream at a time (--vad-max-batch 1, the peers' way);
- * (2) sessions held (p99 frame-to-VAD lag < 30 ms) by hybrid next to webrtc, on a short ramp;
- * (3) false turns on the noise clips and turn boundaries on real speech, per mode, in-process.
- * Usage: node --import tsx bench/vad.ts [--sessions 40] [--steps 50,100,200]
+ * Turn detection per --vad mode (issue 15), one bounded run (about 3 minutes), in parts:
+ * cpu      decode + VAD CPU time per stream, in this process, for webrtc, hybrid, silero batched
+ *          and silero one stream at a time (--vad-max-batch 1, the peers' way): STREAMS Opus
+ *          streams fed a 20 ms frame each per round, every round judged before the next (so
+ *          Silero's batches hold what one real-time tick would), CPU time of the whole process
+ *          (the inference thread included) over the frames fed; plus Silero chunks judged per
+ *          stream-second (a count, independent of the machine's load);
+ * server   server CPU per stream on the same real-time Opus sessions against the real server;
+ * held     sessions held (p99 frame-to-VAD lag < 30 ms) by hybrid next to webrtc, on a short ramp
+ *          (bench/run.ts --only a --sweep 'uws,uws --vad webrtc' runs the full ramp);
+ * accuracy false turns on the noise clips and turn boundaries on real speech, per mode.
+ * Usage: node --import tsx bench/vad.ts [--parts cpu,server,held,accuracy] [--modes webrtc,hybrid,silero,silero-1]
+ *        [--streams 32] [--seconds 10] [--sessions 40] [--steps 50,100,200]
+ * On a busy machine, instruction counts are the repeatable per-frame measure: run the cpu part of
+ * one mode under `valgrind --tool=callgrind` at --seconds N and at --seconds 0 (the same start-up
+ * and warm-up); the difference over N × 50 × streams is instructions per stream-frame.
  */
 import { cpus, loadavg } from 'node:os';
 import { joinClips } from '../server/audio/clip.js';
+import { createDecoder } from '../server/audio/select.js';
 import { BatchConfirmer, defaultModelPath, type Confirmer } from '../server/vad/confirmer.js';
 import { loadFvad } from '../server/vad/fvad.js';
 import { segmenterFor } from '../server/vad/judging.js';
@@ -23,6 +34,9 @@ const arg = (name: string, fallback: string) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1]! : fallback;
 };
+const PARTS = new Set(arg('parts', 'cpu,server,held,accuracy').split(','));
+const STREAMS = Number(arg('streams', '32'));
+const SECONDS = Number(arg('seconds', '10'));
 const SESSIONS = Number(arg('sessions', '40'));
 const STEPS = arg('steps', '50,100,200').split(',').map(Number);
 const WARMUP_MS = 3000;
@@ -36,18 +50,94 @@ const MODES: { label: string; config: Record<string, unknown> }[] = [
   { label: 'silero one stream at a time', config: { vad: 'silero', vadMaxBatch: 1, logLevel: 'error' } },
 ];
 
+/** A confirmer that counts the chunks its streams push. */
+function counted(confirmer: Confirmer): { confirmer: Confirmer; chunks: () => number } {
+  let chunks = 0;
+  return {
+    confirmer: {
+      open(verdict, failed) {
+        const stream = confirmer.open(verdict, failed);
+        return {
+          push(chunk, reset) {
+            chunks++;
+            stream.push(chunk, reset);
+          },
+          close: () => stream.close(),
+        };
+      },
+      close: () => confirmer.close(),
+    },
+    chunks: () => chunks,
+  };
+}
+
+const CPU_MODES: { key: string; label: string; mode: VadMode; maxBatch: number }[] = [
+  { key: 'webrtc', label: 'webrtc', mode: 'webrtc', maxBatch: 64 },
+  { key: 'hybrid', label: 'hybrid', mode: 'hybrid', maxBatch: 64 },
+  { key: 'silero', label: 'silero (batched)', mode: 'silero', maxBatch: 64 },
+  { key: 'silero-1', label: 'silero one stream at a time', mode: 'silero', maxBatch: 1 },
+];
+const CPU_KEYS = new Set(arg('modes', CPU_MODES.map((m) => m.key).join(',')).split(','));
+
+const WARMUP_FRAMES = 50;
+
+/** Part cpu: decode + VAD CPU per stream-frame per mode, in this process (see the header). */
+async function vadCpu(): Promise<void> {
+  const fixtures = await Promise.all([0, 1, 2, 3].map((id) => speechFixture(id)));
+  const frames = (SECONDS * 1000) / 20;
+  log(`(cpu) decode + VAD CPU time per stream, ${STREAMS} Opus streams × ${SECONDS} s (speech fixtures 0-3 on loop, staggered), one 20 ms frame per stream per round, each round judged before the next`);
+  const results = new Map<string, number>();
+  for (const { label, mode, maxBatch } of CPU_MODES.filter((m) => CPU_KEYS.has(m.key))) {
+    const silero = mode === 'webrtc' ? undefined : counted(await BatchConfirmer.start({ modelPath: defaultModelPath(), maxBatch }));
+    const streams = await Promise.all(
+      Array.from({ length: STREAMS }, async (_, i) => {
+        const packets = fixtures[i % fixtures.length]!.opusPackets;
+        return {
+          packets,
+          offset: Math.floor((i / STREAMS) * packets.length),
+          decoder: await createDecoder({ codec: 'opus', sampleRate: 16_000, channels: 1 }),
+          segmenter: segmenterFor(await loadFvad(), { mode, aggressiveness: 3, threshold: 0.5 }, { prefixPaddingMs: 300, silenceMs: 500, minSpeechMs: 200, maxUtteranceMs: 30_000 }, silero?.confirmer, () => undefined),
+        };
+      }),
+    );
+    // The first second warms up (JIT, WASM, the model's first calls) and is not counted.
+    let before = process.cpuUsage();
+    let chunksBefore = 0;
+    for (let f = -WARMUP_FRAMES; f < frames; f++) {
+      if (f === 0) {
+        before = process.cpuUsage();
+        chunksBefore = silero?.chunks() ?? 0;
+      }
+      for (const s of streams) s.segmenter.push(s.decoder.decode(s.packets[(s.offset + f + WARMUP_FRAMES) % s.packets.length]!));
+      if (silero) await Promise.all(streams.map((s) => new Promise<void>((resolve) => s.segmenter.settle(resolve))));
+    }
+    const used = process.cpuUsage(before);
+    const usPerFrame = (used.user + used.system) / (frames * STREAMS);
+    results.set(label, usPerFrame);
+    for (const s of streams) {
+      s.decoder.close();
+      s.segmenter.close();
+    }
+    await silero?.confirmer.close();
+    const chunks = silero ? `, Silero chunks per stream-second ${round((silero.chunks() - chunksBefore) / (STREAMS * SECONDS), 1)} of ${round(1000 / 32, 1)}` : '';
+    log(`  ${label.padEnd(28)} ${round(usPerFrame, 1)} µs of CPU per stream per 20 ms frame${chunks}`);
+  }
+  const webrtc = results.get('webrtc');
+  if (webrtc) log(`  ratios to webrtc: ${[...results].map(([label, us]) => `${label} ${round(us / webrtc)}×`).join(', ')}`);
+}
+
 /** Pushes a whole recording faster than real time, never more than a second ahead of Silero. */
 async function segment(confirmer: Confirmer, mode: VadMode, samples: Float32Array): Promise<SegmentEvent[]> {
   const events: SegmentEvent[] = [];
   const segmenter = segmenterFor(await loadFvad(), { mode, aggressiveness: 3, threshold: 0.5 }, { prefixPaddingMs: 300, silenceMs: 500, minSpeechMs: 200, maxUtteranceMs: 30_000 }, confirmer, (e) =>
     events.push(e),
   );
-  const idle = () => new Promise((r) => setTimeout(r, 2));
+  const settled = () => new Promise<void>((resolve) => segmenter.settle(resolve));
   for (let at = 0; at < samples.length; at += 320) {
     segmenter.push(samples.subarray(at, at + 320));
-    if (at % 16_000 === 0) while (!segmenter.settled) await idle();
+    if (at % 16_000 === 0) await settled();
   }
-  while (!segmenter.settled) await idle();
+  await settled();
   segmenter.close();
   return events;
 }
@@ -59,7 +149,7 @@ async function accuracy(): Promise<void> {
     ...(await Promise.all([1, 2, 3].map((id) => speechFixture(id, { noisy: true })))),
   ];
   const clips = await Promise.all(NOISE_CLIPS.map((name) => noiseClip(name)));
-  log('(3) false turns on the noise set (each clip + 1 s of silence) and boundaries on real speech (8 clean + 3 noisy fixtures, 33 sentences)');
+  log('(accuracy) false turns on the noise set (each clip + 1 s of silence) and boundaries on real speech (8 clean + 3 noisy fixtures, 33 sentences)');
   for (const mode of ['webrtc', 'hybrid', 'silero'] as const) {
     const falseTurns = await Promise.all(
       clips.map(async (c) => (await segment(confirmer, mode, joinClips([c.samples16k, new Float32Array(16_000)]))).filter((e) => e.type === 'speech_stopped').length),
@@ -85,24 +175,31 @@ async function accuracy(): Promise<void> {
 
 async function main(): Promise<void> {
   log(`earshot bench/vad.ts on ${cpus().length} × ${cpus()[0]?.model}, node ${process.version}, load average ${loadavg().map((x) => round(x)).join(' ')}`);
+  // The inference threads are unref'd (they never hold a server open): this holds the bench's process while it waits on them.
+  const alive = setInterval(() => undefined, 1000);
+  if (PARTS.has('cpu')) await vadCpu();
   const fixtures = await Promise.all([0, 1, 2, 3].map((id) => speechFixture(id)));
   const voices = fixtures.map((f) => voiceOf(f.opusPackets));
-  log(`(1) server CPU per stream, ${SESSIONS} real-time Opus sessions (speech fixtures 0-3 on loop), ${WINDOW_MS / 1000} s window after ${WARMUP_MS / 1000} s warm-up`);
-  const perFrame = new Map<string, number>();
-  for (const { label, config } of MODES) {
-    const result = await runRamp(voices, { transport: 'uws', steps: [SESSIONS], warmupMs: WARMUP_MS, windowMs: WINDOW_MS, config, log: (line) => log(`${line}  [${label}]`) });
-    const step = result.steps[0]!;
-    perFrame.set(label, step.serverUsPerFrame);
+  if (PARTS.has('server')) {
+    log(`(server) server CPU per stream, ${SESSIONS} real-time Opus sessions (speech fixtures 0-3 on loop), ${WINDOW_MS / 1000} s window after ${WARMUP_MS / 1000} s warm-up`);
+    const perFrame = new Map<string, number>();
+    for (const { label, config } of MODES) {
+      const result = await runRamp(voices, { transport: 'uws', steps: [SESSIONS], warmupMs: WARMUP_MS, windowMs: WINDOW_MS, config, log: (line) => log(`${line}  [${label}]`) });
+      perFrame.set(label, result.steps[0]!.serverUsPerFrame);
+    }
+    const webrtc = perFrame.get('webrtc')!;
+    log(`  µs of server CPU per 20 ms frame: ${[...perFrame].map(([label, us]) => `${label} ${us} (${round(us / webrtc)}× webrtc)`).join(', ')}`);
   }
-  const webrtc = perFrame.get('webrtc')!;
-  log(`  µs of server CPU per 20 ms frame: ${[...perFrame].map(([label, us]) => `${label} ${us} (${round(us / webrtc)}× webrtc)`).join(', ')}`);
-  log(`(2) sessions held (p99 frame-to-VAD lag < 30 ms), steps ${STEPS.join(', ')}`);
-  for (const label of ['webrtc', 'hybrid']) {
-    const { config } = MODES.find((m) => m.label === label)!;
-    const result = await runRamp(voices, { transport: 'uws', steps: STEPS, warmupMs: WARMUP_MS, windowMs: WINDOW_MS, config, log: (line) => log(`${line}  [${label}]`) });
-    log(`  ${label}: held ${result.held}`);
+  if (PARTS.has('held')) {
+    log(`(held) sessions held (p99 frame-to-VAD lag < 30 ms), steps ${STEPS.join(', ')}`);
+    for (const label of ['webrtc', 'hybrid']) {
+      const { config } = MODES.find((m) => m.label === label)!;
+      const result = await runRamp(voices, { transport: 'uws', steps: STEPS, warmupMs: WARMUP_MS, windowMs: WINDOW_MS, config, log: (line) => log(`${line}  [${label}]`) });
+      log(`  ${label}: held ${result.held}`);
+    }
   }
-  await accuracy();
+  if (PARTS.has('accuracy')) await accuracy();
+  clearInterval(alive);
 }
 
 await main();
