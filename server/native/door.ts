@@ -106,20 +106,24 @@ class NativeConnection implements SocketHandler, Expirable {
     this.voice?.close();
   }
 
-  private send(message: ServerMessage): void {
-    this.connection.send(encodeServerMessage(message));
+  /** In order with the voice's frames, which may still be encoding; `now` skips the line (a fatal error, just before the close). */
+  private send(message: ServerMessage, now = false): void {
+    const bytes = encodeServerMessage(message);
+    if (this.voice && !now) this.voice.message(bytes);
+    else this.connection.send(bytes);
   }
 
-  private sendAudio(frame: Uint8Array): void {
+  private sendAudio(frame: Uint8Array, turnId: string): void {
+    if (turnId !== this.audioTurn) [this.audioTurn, this.audioSeq] = [turnId, 0];
     if (this.voice!.settings.raw) this.connection.send(encodeRawAudio(frame));
-    else this.send({ type: 'audio', turnId: this.audioTurn, seq: this.audioSeq++, data: frame as Uint8Array<ArrayBuffer> });
+    else this.connection.send(encodeServerMessage({ type: 'audio', turnId, seq: this.audioSeq++, data: frame as Uint8Array<ArrayBuffer> }));
   }
 
   private fail(err: unknown): void {
     const error = EarshotError.from(err);
     logClientError(this.ctx.logger, error, { session: this.sessionId, door: 'native' });
     this.ctx.metrics.errors.inc({ code: error.code });
-    this.send({ type: 'error', code: error.code, message: error.message, fatal: error.fatal, ...(error.retryable ? { retryable: true } : {}) });
+    this.send({ type: 'error', code: error.code, message: error.message, fatal: error.fatal, ...(error.retryable ? { retryable: true } : {}) }, error.fatal);
     if (error.fatal) this.connection.close(error.closeCode, error.message.slice(0, 120));
   }
 
@@ -175,7 +179,12 @@ class NativeConnection implements SocketHandler, Expirable {
     const fvad = await loadFvad();
     if (this.closed || threads) decoder.close();
     if (this.closed) return;
-    if (voice) this.voice = new NativeVoiceOut(voice, (frame) => this.sendAudio(frame));
+    if (voice && stage)
+      this.voice = new NativeVoiceOut(
+        voice,
+        { frame: (frame, turnId) => this.sendAudio(frame, turnId), message: (bytes) => this.connection.send(bytes), failed: (error) => this.fail(error) },
+        stage.opus,
+      );
     const session = new Session(
       this.sessionId,
       { scheduler: this.ctx.scheduler, metrics: this.ctx.metrics, logger: this.ctx.logger, door: 'native', speak: stage && ((name, signal, speed) => stage.reply(name, signal, { speed })) },
@@ -240,18 +249,14 @@ class NativeConnection implements SocketHandler, Expirable {
         else this.send({ type: 'transcript', turnId, text: '', error: { code: event.error.code, message: event.error.message } });
       },
       delta: (turnId, text) => this.send({ type: 'delta', turnId, text }),
-      audio: (turnId, pcm) => {
-        this.audioTurn = turnId;
-        this.voice?.push(pcm);
-      },
+      audio: (turnId, pcm) => this.voice?.push(turnId, pcm),
       // Not tied to the turn: the turn goes on, with its text and without the rest of its voice.
       voiceFailed: (_turnId, error) => this.fail(error),
       inputFailed: (error) => this.fail(error),
       turnEnded: (turnId, result) => {
         // The last frame goes before `done`; a reply cut off sends nothing more.
-        if (result.type === 'done' && result.finish !== 'cancelled') this.voice?.flush();
-        else this.voice?.reset();
-        this.audioSeq = 0;
+        if (result.type === 'done' && result.finish !== 'cancelled') this.voice?.flush(turnId);
+        else this.voice?.reset(turnId);
         if (result.type === 'done') this.send({ type: 'done', turnId, usage: result.usage, finish: result.finish });
         else if (result.error.code !== 'busy') {
           this.ctx.metrics.errors.inc({ code: result.error.code });

@@ -1,12 +1,14 @@
 /**
  * Spoken replies on /v1/stream, in the format `hello.voice` asked for: 20 ms Opus packets at 24
- * or 48 kHz, or PCM16 frames of 100 ms (PCM has no framing of its own, and fewer messages cost
- * less) at any PCM rate. One per session; when a turn's audio ends its last partial frame goes
- * out (Opus pads it with silence), and a turn cut off drops what is held.
+ * or 48 kHz (encoded off the event loop), or PCM16 frames of 100 ms (PCM has no framing of its
+ * own, and fewer messages cost less) at any PCM rate. One per session; when a turn's audio ends
+ * its last partial frame goes out (Opus pads it with silence), and a turn cut off drops what is
+ * held.
  */
 import { EarshotError } from '../../protocol/errors.js';
 import { PCM_RATES, type VoiceRequest, type VoiceSettings } from '../../protocol/native.js';
-import { OPUS_FRAME_MS, OpusEncoder, type OpusEncodeRate } from '../audio/opus-encoder.js';
+import { OPUS_FRAME_MS, type OpusEncodeRate } from '../audio/opus-encoder.js';
+import type { OpusThread } from '../voice/opus/threads.js';
 import { createOutputEncoder, type OutputEncoder } from '../voice/output.js';
 import { VOICE_SAMPLE_RATE, type Pcm24k } from '../voice/types.js';
 
@@ -22,31 +24,11 @@ export function settleVoice(request: VoiceRequest, voiceName: string): VoiceSett
   return { name: voiceName, codec: request.codec, sampleRate, frameMs: request.codec === 'opus' ? OPUS_FRAME_MS : PCM_FRAME_MS, raw: request.raw ?? false };
 }
 
-/** Frames of one turn's audio. */
+/** Frames of one turn's audio; `done` gets the frames a call completed (at once, or when its thread answers). */
 interface Framer {
-  push(pcm: Pcm24k): Uint8Array[];
-  flush(): Uint8Array[];
+  push(pcm: Pcm24k, done: (frames: Uint8Array[] | Error) => void): void;
+  flush(done: (frames: Uint8Array[] | Error) => void): void;
   close(): void;
-}
-
-class OpusFramer implements Framer {
-  private readonly encoder: OpusEncoder;
-
-  constructor(rate: OpusEncodeRate) {
-    this.encoder = new OpusEncoder(rate);
-  }
-
-  push(pcm: Pcm24k): Uint8Array[] {
-    return this.encoder.encode(pcm);
-  }
-
-  flush(): Uint8Array[] {
-    return this.encoder.flush();
-  }
-
-  close(): void {
-    this.encoder.close();
-  }
 }
 
 class PcmFramer implements Framer {
@@ -59,15 +41,15 @@ class PcmFramer implements Framer {
     this.frame = new Uint8Array(((rate * PCM_FRAME_MS) / 1000) * 2);
   }
 
-  push(pcm: Pcm24k): Uint8Array[] {
-    return this.take(this.encoder.encode(pcm));
+  push(pcm: Pcm24k, done: (frames: Uint8Array[]) => void): void {
+    done(this.take(this.encoder.encode(pcm)));
   }
 
-  flush(): Uint8Array[] {
+  flush(done: (frames: Uint8Array[]) => void): void {
     const frames = this.take(this.encoder.flush());
     if (this.filled > 0) frames.push(this.frame.slice(0, this.filled));
     this.filled = 0;
-    return frames;
+    done(frames);
   }
 
   close(): void {}
@@ -88,39 +70,95 @@ class PcmFramer implements Framer {
   }
 }
 
+/** What the door sends while a voice is on, in order: its messages, and frames (of `turnId`) that may still be encoding. */
+interface Outgoing {
+  message?: Uint8Array;
+  turnId?: string;
+  frames?: Uint8Array[] | undefined;
+  ready: boolean;
+  /** Frames of a turn cut off: never sent. */
+  dropped?: boolean;
+}
+
+export interface VoiceOutput {
+  frame(frame: Uint8Array, turnId: string): void;
+  message(bytes: Uint8Array): void;
+  /** Encoding failed: the rest of the turn is not spoken. */
+  failed(error: EarshotError): void;
+}
+
+/**
+ * A session's spoken replies and the door's messages, in one order: Opus frames are encoded on
+ * the voice stage's encoding thread (off the event loop), so a message sent after a turn's
+ * audio (its `done`, the next `turn`) waits for the frames before it.
+ */
 export class NativeVoiceOut {
   readonly settings: VoiceSettings;
-  private readonly send: (frame: Uint8Array) => void;
+  private readonly out: VoiceOutput;
+  private readonly opus: OpusThread;
   private framer: Framer;
+  private readonly queue: Outgoing[] = [];
 
-  constructor(settings: VoiceSettings, send: (frame: Uint8Array) => void) {
+  constructor(settings: VoiceSettings, out: VoiceOutput, opus: OpusThread) {
     this.settings = settings;
-    this.send = send;
+    this.out = out;
+    this.opus = opus;
     this.framer = this.newFramer();
   }
 
-  /** Audio of the turn being spoken; whole frames are sent at once. */
-  push(pcm: Pcm24k): void {
-    for (const frame of this.framer.push(pcm)) this.send(frame);
+  /** Audio of the turn being spoken. */
+  push(turnId: string, pcm: Pcm24k): void {
+    this.encode(turnId, (done) => this.framer.push(pcm, done));
   }
 
-  /** The turn's audio is complete: send what is left (before the turn's `done`). */
-  flush(): void {
-    for (const frame of this.framer.flush()) this.send(frame);
+  /** The turn's audio is complete: what is left goes before the turn's `done`. */
+  flush(turnId: string): void {
+    this.encode(turnId, (done) => this.framer.flush(done));
   }
 
-  /** The turn was cut off: drop what is held, so nothing of it follows its `done`. */
-  reset(): void {
+  /** The turn was cut off: what is held or still encoding of it is dropped, so nothing of it follows its `done`. */
+  reset(turnId: string): void {
+    for (const entry of this.queue) if (entry.turnId === turnId) [entry.dropped, entry.ready] = [true, true];
     this.framer.close();
     this.framer = this.newFramer();
+    this.pump();
+  }
+
+  /** A door message: sent after every frame already pushed. */
+  message(bytes: Uint8Array): void {
+    if (this.queue.length === 0) this.out.message(bytes);
+    else this.queue.push({ message: bytes, ready: true });
   }
 
   close(): void {
+    this.queue.length = 0;
     this.framer.close();
+  }
+
+  private encode(turnId: string, run: (done: (frames: Uint8Array[] | Error) => void) => void): void {
+    const entry: Outgoing = { turnId, ready: false };
+    this.queue.push(entry);
+    run((frames) => {
+      if (entry.ready) return;
+      if (frames instanceof Error) {
+        this.out.failed(new EarshotError('voice_error', `voice stage: Opus encoding failed (${frames.message})`));
+        entry.dropped = true;
+      } else entry.frames = frames;
+      entry.ready = true;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.queue[0]?.ready) {
+      const entry = this.queue.shift()!;
+      if (entry.message) this.out.message(entry.message);
+      else if (!entry.dropped) for (const frame of entry.frames ?? []) this.out.frame(frame, entry.turnId!);
+    }
   }
 
   private newFramer(): Framer {
     const { codec, sampleRate } = this.settings;
-    return codec === 'opus' ? new OpusFramer(sampleRate as OpusEncodeRate) : new PcmFramer(sampleRate);
+    return codec === 'opus' ? this.opus.open(sampleRate as OpusEncodeRate) : new PcmFramer(sampleRate);
   }
 }

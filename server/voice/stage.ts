@@ -9,6 +9,7 @@ import type { Logger } from '../observability/log.js';
 import { createLogger } from '../observability/log.js';
 import { FliteTts } from './flite/engine.js';
 import { OpenAiSpeechTts } from './openai-speech.js';
+import { OpusThread } from './opus/threads.js';
 import { StreamedReply } from './reply.js';
 import { SayTts } from './say.js';
 import type { Pcm24k, SpeakOptions, SpokenReply, Tts, VoiceInfo } from './types.js';
@@ -16,6 +17,8 @@ import { VoiceBook } from './voices.js';
 
 export interface VoiceStage {
   readonly tts: Tts;
+  /** Opus encoding of spoken replies, off the event loop (native Opus voices). */
+  readonly opus: OpusThread;
   /** The voice used when a client names none. */
   readonly defaultVoice: string;
   /** Every voice name a client may send: the engine's own, then OpenAI's. */
@@ -32,10 +35,12 @@ export interface VoiceStage {
 
 class Stage implements VoiceStage {
   readonly tts: Tts;
+  readonly opus: OpusThread;
   private readonly book: VoiceBook;
 
-  constructor(tts: Tts, defaultVoice: string | undefined) {
+  constructor(tts: Tts, defaultVoice: string | undefined, logger: Logger) {
     this.tts = tts;
+    this.opus = new OpusThread(logger.child({ room: 'voice' }));
     this.book = new VoiceBook(tts.name, tts.voices(), defaultVoice);
   }
 
@@ -67,8 +72,8 @@ class Stage implements VoiceStage {
     if (reply.failed) throw reply.failed;
   }
 
-  close(): Promise<void> {
-    return this.tts.close();
+  async close(): Promise<void> {
+    await Promise.all([this.tts.close(), this.opus.stop()]);
   }
 }
 
@@ -92,7 +97,7 @@ export async function createVoiceStage(config: Config, logger: Logger = createLo
   const tts = given ?? (await createTts(config, logger));
   if (!tts) return undefined;
   try {
-    return new Stage(tts, config.ttsVoice);
+    return new Stage(tts, config.ttsVoice, logger);
   } catch (err) {
     await tts.close();
     throw err;

@@ -99,6 +99,21 @@ t.test('Opus: 20 ms packets at 48 kHz that decode to the spoken reply', async (t
   decoded.forEach((pcm, i) => samples.set(pcm, i * 320));
   const { missing, heard } = await unheard(samples, 16000, ['open', 'window']);
   t.same(missing, [], `heard: ${heard}`);
+
+  // Packets are encoded off the event loop: a cancel drops those still encoding, and the next turn speaks afresh.
+  const cut = (client.text('One. Two three four five six seven. Eight nine ten eleven twelve thirteen fourteen fifteen sixteen.'), await nextTurn(turns));
+  let heardPackets = 0;
+  for await (const _ of cut.audio()) if (++heardPackets === 3) client.cancel();
+  t.equal((await cut.done).finish, 'cancelled');
+  const afterDone: number[] = [];
+  client.on('audio', () => afterDone.push(1));
+  await client.sync();
+  t.equal(afterDone.length, 0, 'no packet after the cancelled turn\'s done');
+  client.text('Thank you.');
+  const next = await nextTurn(turns);
+  const more = await collect(next.audio());
+  t.equal((await next.done).finish, 'stop');
+  t.ok(more.length > 10 && more.every((p) => decoder.decode(p).length === 320), `the next turn: ${more.length} packets that decode`);
 });
 
 t.test('an unknown voice or rate is refused at hello, naming what is available', async (t) => {

@@ -1,0 +1,12 @@
+/** Messages between the voice's Opus encoding thread and the main thread. */
+import type { OpusEncodeRate } from '../../audio/opus-encoder.js';
+
+export type OpusJob =
+  | { type: 'open'; stream: number; rate: OpusEncodeRate }
+  | { type: 'encode'; stream: number; pcm: Int16Array }
+  | { type: 'flush'; stream: number }
+  | { type: 'close'; stream: number }
+  | { type: 'stop' };
+
+/** The packets one encode or flush completed, in the order the jobs were posted. */
+export type OpusResult = { stream: number; packets: Uint8Array[] } | { stream: number; error: string };

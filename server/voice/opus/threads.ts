@@ -1,0 +1,97 @@
+/**
+ * Opus encoding of spoken replies off the event loop: a thread holds each stream's encoder and
+ * answers each job with the packets it completed, in order. A stream's results come back in the
+ * order its jobs went, so a caller keeps one FIFO of waiting jobs per stream. Started with the
+ * first stream; a server whose clients never ask for Opus voices pays nothing.
+ */
+import type { Worker } from 'node:worker_threads';
+import type { OpusEncodeRate } from '../../audio/opus-encoder.js';
+import type { Logger } from '../../observability/log.js';
+import { startThread, stopThread } from '../../threads.js';
+import type { OpusJob, OpusResult } from './messages.js';
+
+type Waiter = (result: Uint8Array[] | Error) => void;
+
+export class OpusThread {
+  private worker: Worker | undefined;
+  private readonly waiting = new Map<number, Waiter[]>();
+  private nextStream = 1;
+  private readonly logger: Logger;
+
+  constructor(logger: Logger) {
+    this.logger = logger;
+  }
+
+  /** A stream of 24 kHz PCM to 20 ms packets at `rate`. */
+  open(rate: OpusEncodeRate): OpusStream {
+    const stream = this.nextStream++;
+    this.waiting.set(stream, []);
+    this.post({ type: 'open', stream, rate });
+    return new OpusStream(this, stream);
+  }
+
+  /** Posts a job that answers with packets; `done` gets them (or the error) in the stream's order. */
+  request(job: Extract<OpusJob, { type: 'encode' | 'flush' }>, done: Waiter): void {
+    const waiters = this.waiting.get(job.stream);
+    // Its encoder went with a thread that exited.
+    if (!waiters) return done(new Error('the opus encoding thread exited'));
+    waiters.push(done);
+    this.post(job, job.type === 'encode' ? [job.pcm.buffer as ArrayBuffer] : []);
+  }
+
+  /** Drops the stream: its unanswered jobs are never answered. */
+  close(stream: number): void {
+    if (!this.waiting.delete(stream)) return;
+    this.post({ type: 'close', stream });
+  }
+
+  async stop(): Promise<void> {
+    const worker = this.worker;
+    this.worker = undefined;
+    if (worker) await stopThread(worker, { type: 'stop' }, 2000);
+  }
+
+  private post(job: OpusJob, transfer: ArrayBuffer[] = []): void {
+    this.start().postMessage(job, transfer);
+  }
+
+  private start(): Worker {
+    if (this.worker) return this.worker;
+    const worker = startThread(import.meta.url, 'thread');
+    worker.on('message', (result: OpusResult) => this.waiting.get(result.stream)?.shift()?.('packets' in result ? result.packets : new Error(result.error)));
+    worker.on('error', (err) => this.logger.error({ err }, 'opus encoding thread failed'));
+    worker.on('exit', (code) => {
+      if (this.worker !== worker) return;
+      this.worker = undefined;
+      this.logger.warn({ code }, 'opus encoding thread exited');
+      // Every open stream loses its encoder: its waiting jobs fail, later jobs fail at once.
+      for (const [stream, waiters] of this.waiting) {
+        for (const waiter of waiters.splice(0)) waiter(new Error(`opus encoding thread exited with code ${code}`));
+        this.waiting.delete(stream);
+      }
+    });
+    worker.unref();
+    this.worker = worker;
+    return worker;
+  }
+}
+
+export class OpusStream {
+  constructor(
+    private readonly thread: OpusThread,
+    private readonly stream: number,
+  ) {}
+
+  /** A copy of `pcm` goes to the thread (the caller's may be a view on a larger buffer). */
+  push(pcm: Int16Array, done: Waiter): void {
+    this.thread.request({ type: 'encode', stream: this.stream, pcm: pcm.slice() }, done);
+  }
+
+  flush(done: Waiter): void {
+    this.thread.request({ type: 'flush', stream: this.stream }, done);
+  }
+
+  close(): void {
+    this.thread.close(this.stream);
+  }
+}
