@@ -9,6 +9,7 @@ import type { Message, TurnEvent, TurnRequest } from '../../server/engines/types
 import { speechFixture } from '../fixtures/speech.js';
 import { TestClient } from '../helpers/native-client.js';
 import { freePort, startTestServer } from '../helpers/server.js';
+import { until } from '../helpers/until.js';
 
 type Seen = { url: string; headers: IncomingHttpHeaders; body: any };
 type Handler = (res: ServerResponse, n: number, req: IncomingMessage) => void | Promise<void>;
@@ -339,11 +340,11 @@ t.test('an upstream that does not answer: a warning at start, /health degraded w
     const res = await fetch(`${server.url}/health`);
     return { status: res.status, body: (await res.json()) as { status: string; reason?: string } };
   };
-  const until = async (status: string) => {
-    for (let i = 0; i < 200 && (await health()).body.status !== status; i++) await new Promise((r) => setTimeout(r, 50));
+  const healthOnce = async (status: string) => {
+    await until(async () => (await health()).body.status === status);
     return health();
   };
-  t.match(await until('degraded'), { status: 503, body: { status: 'degraded', reason: /cannot reach upstream "127\.0\.0\.1:\d+" \(ECONNREFUSED\)/ } }, '/health: degraded, naming the reason');
+  t.match(await healthOnce('degraded'), { status: 503, body: { status: 'degraded', reason: /cannot reach upstream "127\.0\.0\.1:\d+" \(ECONNREFUSED\)/ } }, '/health: degraded, naming the reason');
   const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
   await client.hello({ codec: 'pcm16', sampleRate: 16000 });
   client.send({ type: 'text', text: 'anyone there?' });
@@ -360,7 +361,7 @@ t.test('an upstream that does not answer: a warning at start, /health degraded w
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     res.end(delta('here now', 'stop') + 'data: [DONE]\n\n');
   }, port);
-  t.match(await until('ok'), { status: 200, body: { status: 'ok' } }, '/health recovers once the upstream answers');
+  t.match(await healthOnce('ok'), { status: 200, body: { status: 'ok' } }, '/health recovers once the upstream answers');
   t.notOk((await health()).body.reason, 'with no reason left');
   t.ok(logged.some((l) => l.msg === 'upstream reachable again'), 'and the log says so');
   client.send({ type: 'text', text: 'and now?' });

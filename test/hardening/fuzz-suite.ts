@@ -3,10 +3,10 @@
  * machine: 5k seeded malformed inputs per door and input path (`npm run fuzz` throws 100k).
  */
 import t from 'tap';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunningServer } from '../../server/app.js';
 import { metricValue, startTestServer } from '../helpers/server.js';
 import type { FuzzOptions, FuzzReport } from './fuzz.js';
+import { until } from '../helpers/until.js';
 
 export const RUNS = Number(process.env.EARSHOT_FUZZ_RUNS ?? 5_000);
 const SEED = Number(process.env.EARSHOT_FUZZ_SEED ?? 20240609);
@@ -25,7 +25,7 @@ export function fuzzSuite(title: string, doors: { runs?: number; fuzz: FuzzDoor 
       t.same(report.violations, [], `${report.door}: every input the protocol rejects got an error`);
     }
     t.equal((await fetch(`${server.url}/health`)).status, 200, 'the server is alive');
-    for (let i = 0; i < 100 && (await metricValue(server, 'earshot_connections')) > 0; i++) await sleep(20);
+    await until(async () => (await metricValue(server, 'earshot_connections')) <= 0);
     t.equal(await metricValue(server, 'earshot_sessions'), 0, 'no session left');
     t.equal(await metricValue(server, 'earshot_connections'), 0, 'no connection left');
     t.equal(server.ctx.scheduler.queued + server.ctx.scheduler.inFlight, 0, 'no turn left');

@@ -6,6 +6,7 @@ import { TestClient } from '../helpers/native-client.js';
 import { PROTOCOL_VERSION } from '../../protocol/native.js';
 import { metricValue, startTestServer, TRANSPORTS } from '../helpers/server.js';
 import { closed, handshake, type Handshake } from './upgrade-client.js';
+import { until } from '../helpers/until.js';
 
 function refused(t: Test, result: Handshake, status: number, code: string, what: string): void {
   t.equal(result.ok, false, `${what}: refused`);
@@ -35,7 +36,7 @@ for (const transport of TRANSPORTS) {
       a1.socket.close();
       await gone;
     }
-    for (let i = 0; i < 50 && (await metricValue(server, 'earshot_connections')) > 2; i++) await sleep(20);
+    await until(async () => (await metricValue(server, 'earshot_connections')) <= 2);
     const again = await from('10.0.0.3');
     t.ok(again.ok, 'a closed connection frees its slot');
     for (const h of [a2, b1, again]) if (h.ok) h.socket.close();
@@ -132,7 +133,7 @@ for (const transport of TRANSPORTS) {
     t.match(await chatty.waitFor((m) => m.type === 'error'), { code: 'session_expired', fatal: true }, 'a busy session still ends at its maximum duration');
     t.equal(await chatty.waitForClose(), 1001, 'closed with 1001');
     clearInterval(keepTalking);
-    for (let i = 0; i < 50 && (await metricValue(lasting, 'earshot_sessions')) > 0; i++) await sleep(20);
+    await until(async () => (await metricValue(lasting, 'earshot_sessions')) <= 0);
     t.equal(await metricValue(lasting, 'earshot_sessions'), 0, 'no session left');
   });
 }
@@ -182,6 +183,6 @@ t.test('the Realtime door says why before an idle close', async (t) => {
   const client = await RealtimeClient.connect(`${server.wsUrl}/v1/realtime`);
   await client.waitForType('session.created');
   t.match(await client.waitForType('error'), { error: { code: 'idle_timeout' } }, 'an error event names the limit');
-  for (let i = 0; i < 100 && client.closeCode === undefined; i++) await sleep(20);
+  await until(() => client.closeCode !== undefined);
   t.equal(client.closeCode, 1001, 'then closed with 1001');
 });

@@ -11,6 +11,7 @@ import { TestClient } from '../helpers/native-client.js';
 import { TRANSPORTS } from '../helpers/server.js';
 import { spawnServer } from './spawn.js';
 import { handshake } from './upgrade-client.js';
+import { until } from '../helpers/until.js';
 
 const SECRET = 'sk-earshot-never-log-this-0123456789';
 
@@ -67,7 +68,7 @@ t.test('past --drain-timeout-ms running turns are cancelled, every door says why
   t.ok(done.type === 'error' || (done.type === 'done' && done.finish === 'cancelled'), `the native turn was cut short (${JSON.stringify(done)})`);
   t.equal(await native.waitForClose(), 1001, 'the native socket closed with 1001');
   t.match(await realtime.waitFor((e) => e.type === 'error' && e.error.code === 'shutting_down'), { error: { code: 'shutting_down' } }, 'the Realtime client is told why');
-  for (let i = 0; i < 100 && realtime.closeCode === undefined; i++) await new Promise((r) => setTimeout(r, 20));
+  await until(() => realtime.closeCode !== undefined);
   t.equal(realtime.closeCode, 1001, 'and closed with 1001');
   const [code] = (await exited) as [number | null];
   t.equal(code, 0, 'exit code 0');

@@ -5,6 +5,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { metricValue, startTestServer } from '../helpers/server.js';
 import { runCycles } from './soak.js';
+import { until } from '../helpers/until.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -27,7 +28,7 @@ t.test('2,000 session cycles: no growth', async (t) => {
   await runCycles(server.wsUrl, 1_000, 20);
   const before = await settledHeap();
   await runCycles(server.wsUrl, 2_000, 20);
-  for (let i = 0; i < 100 && (await metricValue(server, 'earshot_connections')) > 0; i++) await sleep(20);
+  await until(async () => (await metricValue(server, 'earshot_connections')) <= 0);
   const growth = (await settledHeap()) - before;
   t.equal(await metricValue(server, 'earshot_sessions'), 0, 'no session left');
   t.equal(await metricValue(server, 'earshot_connections'), 0, 'no connection left');

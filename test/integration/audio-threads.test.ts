@@ -7,6 +7,7 @@ import { speechFixture } from '../fixtures/speech.js';
 import { pcmPackets, TestClient, type TurnRecord } from '../helpers/native-client.js';
 import { metricValue, startTestServer } from '../helpers/server.js';
 import { checkTurns, NO_BARGE_IN, QUEUED_TURNS } from '../helpers/turn-checks.js';
+import { until } from '../helpers/until.js';
 
 const bounds = (turns: TurnRecord[]) => turns.map((turn) => [turn.startMs, turn.endMs, turn.audioMs, turn.text]);
 
@@ -56,6 +57,6 @@ t.test('on audio threads: bad packets, commit order, many sessions, clean close'
   const results = await Promise.all(clients.map((c, i) => c.waitForTurnsDone(fixtures[i]!.truth.length, 60_000)));
   results.forEach((turns, i) => checkTurns(t, turns, fixtures[i]!, `session ${i}`));
   for (const c of clients) c.close();
-  for (let i = 0; i < 50 && (await metricValue(server, 'earshot_sessions')) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+  await until(async () => (await metricValue(server, 'earshot_sessions')) <= 0);
   t.equal(await metricValue(server, 'earshot_sessions'), 0, 'no session left');
 });

@@ -3,6 +3,7 @@ import t from 'tap';
 import { speechFixture } from '../fixtures/speech.js';
 import { TestClient } from '../helpers/native-client.js';
 import { metricValue, startTestServer } from '../helpers/server.js';
+import { until } from '../helpers/until.js';
 
 const SESSIONS = 50;
 
@@ -28,6 +29,6 @@ t.test(`${SESSIONS} concurrent sessions get only their own turns`, async (t) => 
   });
   t.equal(mismatches, 0, 'each session got exactly its own utterances, and the engine heard each one');
   for (const c of clients) c.close();
-  for (let i = 0; i < 50 && (await metricValue(server, 'earshot_sessions')) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+  await until(async () => (await metricValue(server, 'earshot_sessions')) <= 0);
   t.equal(await metricValue(server, 'earshot_sessions'), 0, 'no session left behind');
 });

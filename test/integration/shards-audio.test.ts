@@ -5,6 +5,7 @@ import { speechFixture } from '../fixtures/speech.js';
 import { TestClient, type TurnRecord } from '../helpers/native-client.js';
 import { metricValue, startTestServer } from '../helpers/server.js';
 import { checkTurns, NO_BARGE_IN, QUEUED_TURNS } from '../helpers/turn-checks.js';
+import { until } from '../helpers/until.js';
 
 const SHARDS = 2;
 // With SO_REUSEPORT spreading connections at random, 12 all landing on one of 2 shards has odds 1 in 2,048.
@@ -57,7 +58,7 @@ t.test('a shard that fails closes its sessions with 1011 and is replaced; the ot
   t.ok(onFailed > 0 && onFailed < SESSIONS, `both shards hold sessions (${transport.shardConnections().join('/')})`);
   await transport.failShard(0);
   // The failed thread has ended, so its sockets are closed; their close frames may still be on the way.
-  for (let i = 0; i < 500 && clients.filter((c) => c.closeCode !== undefined).length < onFailed; i++) await new Promise((r) => setTimeout(r, 20));
+  await until(() => clients.filter((c) => c.closeCode !== undefined).length >= onFailed);
   const closed = clients.filter((c) => c.closeCode !== undefined);
   t.equal(closed.length, onFailed, 'the failed shard\'s sessions closed');
   t.ok(closed.every((c) => c.closeCode === 1011), 'with 1011');

@@ -6,6 +6,7 @@ import { speechFixture } from '../fixtures/speech.js';
 import { TestClient } from '../helpers/native-client.js';
 import { metricValue, startTestServer, TRANSPORTS } from '../helpers/server.js';
 import { RecordingEngine } from '../rest/recording-engine.js';
+import { until } from '../helpers/until.js';
 
 /** The echo engine, recording which turns it saw aborted. */
 class WatchedEngine extends EchoEngine {
@@ -75,9 +76,9 @@ for (const transport of TRANSPORTS) {
     const { engine, server, client } = await midTurn(t, transport);
     t.equal(await metricValue(server, 'earshot_sessions'), 1);
     client.terminate();
-    for (let i = 0; i < 50 && engine.aborted.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await until(() => engine.aborted.length > 0);
     t.same(engine.aborted, engine.started, 'the engine saw its turn aborted');
-    for (let i = 0; i < 50 && (await metricValue(server, 'earshot_turns_in_flight')) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    await until(async () => (await metricValue(server, 'earshot_turns_in_flight')) <= 0);
     t.equal(await metricValue(server, 'earshot_sessions'), 0, 'no session left');
     t.equal(await metricValue(server, 'earshot_connections'), 0, 'no connection left');
     t.equal(await metricValue(server, 'earshot_turns_in_flight'), 0, 'no turn left in the engine');
