@@ -108,6 +108,8 @@ export class PacedPackets {
 
 export interface HelloOptions {
   silenceMs?: number;
+  /** hello.vad.bargeIn (the server's --barge-in when unset). */
+  bargeIn?: boolean;
   /** Spoken replies (hello.voice), taken as raw binary frames: counted, never decoded. */
   voice?: { codec: 'opus' | 'pcm16'; sampleRate?: number };
 }
@@ -253,7 +255,9 @@ export class Fleet {
         version: 1,
         codec: 'opus',
         sampleRate,
-        ...(options.silenceMs ? { vad: { silenceMs: options.silenceMs } } : {}),
+        ...(options.silenceMs !== undefined || options.bargeIn !== undefined
+          ? { vad: { ...(options.silenceMs ? { silenceMs: options.silenceMs } : {}), ...(options.bargeIn !== undefined ? { bargeIn: options.bargeIn } : {}) } }
+          : {}),
         ...(options.voice ? { voice: { ...options.voice, raw: true } } : {}),
       } as never);
     let next = 0;

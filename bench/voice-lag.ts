@@ -9,7 +9,12 @@
  * within 20% of off).
  *
  *   node --import tsx bench/voice-lag.ts [--sessions 100] [--rounds 2] [--window 20] [--warmup 5]
- *     [--transport uws|ws] [--vad hybrid|webrtc|silero]
+ *     [--transport uws|ws] [--vad hybrid|webrtc|silero] [--codec opus|pcm16] [--barge-in on|off]
+ *
+ * The fixtures speak almost without pause, so with barge-in on (the default) a reply is spoken
+ * only until the next utterance starts; `--barge-in off` lets every reply be spoken to its end
+ * (in both modes), the heavy case: replies queue behind the user's next utterances. Each step
+ * prints how many sessions were speaking on average, so the voice load is on record.
  *
  * Frame lag is the dense probe of load.ts (a ping in the same write as every 5th frame; with
  * --vad webrtc it is frame-to-VAD, with hybrid or silero it ends where Silero takes over) and
@@ -32,6 +37,7 @@ const { values: args } = parseArgs({
     transport: { type: 'string', default: 'uws' },
     vad: { type: 'string', default: 'hybrid' },
     codec: { type: 'string', default: 'opus' },
+    'barge-in': { type: 'string', default: 'on' },
   },
 });
 const SESSIONS = Number(args.sessions);
@@ -55,7 +61,7 @@ interface Step {
 const transport = args.transport as 'uws' | 'ws';
 const config = { ...pipelineConfig(transport), vad: args.vad as 'hybrid' | 'webrtc' | 'silero', tts: 'flite' as const, logLevel: 'error' as const };
 log(`earshot bench/voice-lag.ts on ${cpus().length} × ${cpus()[0]?.model}, node ${process.version}, load average ${loadavg().map((x) => round(x)).join(' ')}`);
-log(`${SESSIONS} real-time Opus sessions, ${transport}, --vad ${config.vad}, ${args.rounds} rounds of voice off then on, ${args.warmup} s warm-up + ${args.window} s window per step`);
+log(`${SESSIONS} real-time Opus sessions, ${transport}, --vad ${config.vad}, voice ${args.codec}, barge-in ${args['barge-in']}, ${args.rounds} rounds of voice off then on, ${args.warmup} s warm-up + ${args.window} s window per step`);
 const fixtures = await Promise.all([0, 1, 2, 3].map((id) => speechFixture(id)));
 const voices = fixtures.map((f) => voiceOf(f.opusPackets));
 const server = await ServerChild.start({ mode: 'pipeline', config });
@@ -64,7 +70,7 @@ const steps: Step[] = [];
 
 async function step(voice: boolean): Promise<Step> {
   const fleet = new Fleet();
-  const hello: HelloOptions = voice ? { voice: { codec: args.codec as 'opus' | 'pcm16' } } : {};
+  const hello: HelloOptions = { bargeIn: args['barge-in'] !== 'off', ...(voice ? { voice: { codec: args.codec as 'opus' | 'pcm16' } } : {}) };
   try {
     await fleet.add(server.url, SESSIONS, voices, hello);
     await sleep(Number(args.warmup) * 1000);
