@@ -16,6 +16,7 @@ export class OpusThread {
   private worker: Worker | undefined;
   private readonly waiting = new Map<number, Waiter[]>();
   private nextStream = 1;
+  private owed = 0;
   private readonly logger: Logger;
 
   constructor(logger: Logger) {
@@ -37,6 +38,12 @@ export class OpusThread {
     if (!waiters) return done(new Error('the opus encoding thread exited'));
     waiters.push(done);
     this.post(job, job.type === 'encode' ? [job.pcm.buffer as ArrayBuffer] : []);
+    // The thread keeps the process alive only while it owes answers.
+    if (this.owed++ === 0) this.worker?.ref();
+  }
+
+  private answered(): void {
+    if (--this.owed === 0) this.worker?.unref();
   }
 
   /** Drops the stream: its unanswered jobs are never answered. */
@@ -48,6 +55,7 @@ export class OpusThread {
   async stop(): Promise<void> {
     const worker = this.worker;
     this.worker = undefined;
+    this.owed = 0;
     if (worker) await stopThread(worker, { type: 'stop' }, 2000);
   }
 
@@ -58,12 +66,16 @@ export class OpusThread {
   private start(): Worker {
     if (this.worker) return this.worker;
     const worker = startThread(import.meta.url, 'thread');
-    worker.on('message', (result: OpusResult) => this.waiting.get(result.stream)?.shift()?.('packets' in result ? result.packets : new Error(result.error)));
+    worker.on('message', (result: OpusResult) => {
+      this.answered();
+      this.waiting.get(result.stream)?.shift()?.('packets' in result ? result.packets : new Error(result.error));
+    });
     worker.on('error', (err) => this.logger.error({ err }, 'opus encoding thread failed'));
     worker.on('exit', (code) => {
       if (this.worker !== worker) return;
       this.worker = undefined;
       this.logger.warn({ code }, 'opus encoding thread exited');
+      this.owed = 0;
       // Every open stream loses its encoder: its waiting jobs fail, later jobs fail at once.
       for (const [stream, waiters] of this.waiting) {
         for (const waiter of waiters.splice(0)) waiter(new Error(`opus encoding thread exited with code ${code}`));

@@ -1,0 +1,48 @@
+/**
+ * The voice stage's Opus encoding thread: a stream's packets come back in order and are the
+ * same bytes as encoding on the spot; a stream whose encoder is gone answers with an error
+ * instead of never answering (the native door waits in line for each answer).
+ */
+import t from 'tap';
+import { OpusEncoder } from '../../server/audio/opus-encoder.js';
+import { createLogger } from '../../server/observability/log.js';
+import { OpusThread, type OpusStream } from '../../server/voice/opus/threads.js';
+
+const answer = (run: (done: (r: Uint8Array[] | Error) => void) => void) => new Promise<Uint8Array[] | Error>((resolve) => run(resolve));
+
+/** 1.3 s of a 24 kHz tone with a little noise: several packets and a partial frame at the end. */
+const pcm = Int16Array.from({ length: 31_200 }, (_, i) => Math.round(Math.sin(i / 7) * 6000 + ((i * 7919) % 101) * 10));
+
+t.test('packets in order, the same as encoding on the spot, over several streams at once', async (t) => {
+  const thread = new OpusThread(createLogger('silent'));
+  t.teardown(() => thread.stop());
+  const local = new OpusEncoder(24_000);
+  const expected = [...local.encode(pcm.subarray(0, 10_000)), ...local.encode(pcm.subarray(10_000)), ...local.flush()];
+  local.close();
+  const streams: OpusStream[] = [thread.open(24_000), thread.open(24_000)];
+  const results = await Promise.all(
+    streams.map(async (stream) => {
+      const parts = await Promise.all([
+        answer((done) => stream.push(pcm.subarray(0, 10_000), done)),
+        answer((done) => stream.push(pcm.subarray(10_000), done)),
+        answer((done) => stream.flush(done)),
+      ]);
+      stream.close();
+      return parts.flatMap((p) => (p instanceof Error ? [] : p));
+    }),
+  );
+  for (const packets of results) {
+    t.equal(packets.length, expected.length, `${expected.length} packets (65 frames of 20 ms, the last padded)`);
+    t.ok(packets.every((p, i) => Buffer.from(p).equals(Buffer.from(expected[i]!))), 'byte for byte');
+  }
+});
+
+t.test('a stream whose encoder went with its thread answers with an error', async (t) => {
+  const thread = new OpusThread(createLogger('silent'));
+  const stream = thread.open(48_000);
+  t.notOk((await answer((done) => stream.push(pcm, done))) instanceof Error);
+  await thread.stop();
+  const late = await answer((done) => stream.push(pcm, done));
+  t.ok(late instanceof Error, `answered: ${(late as Error).message}`);
+  await thread.stop();
+});
