@@ -2,8 +2,10 @@
  * Silero inference failing after start (issue 15, "a failing inference runtime"): every session
  * whose turn detection it served ends with an error in its door's shape (native `error` then
  * close 1013; Realtime `error` event then close), a session without VAD goes on, the process
- * stays up, and a new session gets turns again from a freshly loaded inference thread.
+ * stays up, and a new session gets turns again from a freshly loaded inference thread; a REST file
+ * being segmented then is a 503, and the next one is cut again.
  */
+import { readFile } from 'node:fs/promises';
 import t from 'tap';
 import type { BatchConfirmer } from '../../server/vad/confirmer.js';
 import { speechFixture } from '../fixtures/speech.js';
@@ -54,4 +56,19 @@ t.test('a Silero failure after start ends its sessions, not the server', async (
   await rt2.waitForType('input_audio_buffer.speech_stopped');
   t.pass('a new Realtime session detects speech again');
   for (const client of [manual, next, rt2]) client.close();
+
+  // A file being cut into segments when inference fails: a 503 naming it; the next file is cut again.
+  const upload = async () => {
+    const form = new FormData();
+    form.set('file', new Blob([await readFile(fixture.wav16kPath)]), 'speech.wav');
+    form.set('response_format', 'verbose_json');
+    return fetch(`${server.url}/v1/audio/transcriptions`, { method: 'POST', body: form });
+  };
+  (server.ctx.confirmer as BatchConfirmer).failNextCall('injected inference fault (test)');
+  const refused = await upload();
+  t.equal(refused.status, 503, 'REST verbose_json: 503');
+  t.match(await refused.json(), { error: { message: /segmented: Silero VAD inference failed: injected inference fault/ } });
+  const again = await upload();
+  t.equal(again.status, 200, 'and the next file is segmented by the restarted thread');
+  t.equal(((await again.json()) as { segments: unknown[] }).segments.length, 1);
 });
