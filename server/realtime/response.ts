@@ -58,20 +58,28 @@ export class TextPart implements OutputPart {
   }
 }
 
+/** The longest audio one delta carries: the engine synthesises a sentence at a time. */
+export const MAX_DELTA_MS = 200;
+
 /**
  * The reply spoken, with the text as its transcript: response.output_audio.* and
  * response.output_audio_transcript.* (beta: response.audio.*, response.audio_transcript.*).
- * Audio deltas are base64 in the session's output format.
+ * Audio deltas are base64 in the session's output format, at most MAX_DELTA_MS each as
+ * OpenAI sends them, so a client can start playing early and no one websocket message holds
+ * a whole sentence (a slow reader's buffer limit then applies per small message).
  */
 export class AudioPart implements OutputPart {
   private readonly wire: RealtimeWire;
   private readonly ref: PartRef;
   private readonly encoder: OutputEncoder;
+  private readonly maxDeltaBytes: number;
 
   constructor(wire: RealtimeWire, ref: PartRef, format: OutputFormat) {
     this.wire = wire;
     this.ref = ref;
     this.encoder = createOutputEncoder(format);
+    // pcm16 is two bytes a sample; G.711 one byte a sample at 8 kHz.
+    this.maxDeltaBytes = format.kind === 'pcm' ? (format.rate / 1000) * MAX_DELTA_MS * 2 : 8 * MAX_DELTA_MS;
   }
 
   added(): void {
@@ -97,8 +105,11 @@ export class AudioPart implements OutputPart {
   }
 
   private sendAudio(bytes: Uint8Array): void {
-    if (bytes.length === 0) return;
-    this.wire.send({ type: this.wire.beta ? 'response.audio.delta' : 'response.output_audio.delta', ...this.ref, delta: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64') });
+    const type = this.wire.beta ? 'response.audio.delta' : 'response.output_audio.delta';
+    const encoded = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let start = 0; start < encoded.length; start += this.maxDeltaBytes) {
+      this.wire.send({ type, ...this.ref, delta: encoded.toString('base64', start, Math.min(start + this.maxDeltaBytes, encoded.length)) });
+    }
   }
 }
 

@@ -7,6 +7,7 @@ import OpenAI from 'openai';
 import { OpenAIRealtimeWS } from 'openai/realtime/ws';
 import t from 'tap';
 import { ulawToLinear } from '../../server/audio/g711.js';
+import { MAX_DELTA_MS } from '../../server/realtime/response.js';
 import { speechFixture } from '../fixtures/speech.js';
 import { medianPitch, unheard } from '../helpers/hear.js';
 import { startTestServer } from '../helpers/server.js';
@@ -70,6 +71,8 @@ t.test('openai SDK, default session: the response is spoken, says its transcript
   t.equal(content.transcript, transcript, 'the item carries the streamed transcript');
   t.match(transcript, /read "Good morning\. Please open the window\."/);
   const audio = pcmOf(events, 'response.output_audio.delta', first.response.id);
+  const deltaMs = events.filter((e) => e.type === 'response.output_audio.delta' && e.response_id === first.response.id).map((e) => Buffer.from(e.delta, 'base64').length / 48);
+  t.ok(deltaMs.length > 1 && Math.max(...deltaMs) <= MAX_DELTA_MS, `the speech arrives in deltas of at most ${MAX_DELTA_MS} ms (${deltaMs.length} deltas, longest ${Math.max(...deltaMs)} ms)`);
   const samples = new Int16Array(audio.buffer, audio.byteOffset, audio.length / 2);
   const { missing, heard } = await unheard(samples, 24000, ['morning', 'window']);
   t.same(missing, [], `the audio says the transcript (heard: ${heard})`);
