@@ -18,6 +18,8 @@ export interface StreamSpec {
   audio: AudioInputSpec;
   judging: VadJudging;
   segmenter: SegmenterSettings;
+  /** How a listening shard recognises the socket's audio: Realtime `input_audio_buffer.append` events; otherwise native frames. */
+  framing?: 'realtime';
 }
 
 /** Audio thread → event-loop thread. Rare: one per VAD transition or bad packet, never per frame. */

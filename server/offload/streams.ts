@@ -16,6 +16,8 @@ import type { StreamSpec, ThreadEvent } from './messages.js';
 interface Stream {
   decoder?: Decoder;
   segmenter?: VadSegmenter;
+  /** Samples decoded so far (16 kHz): where the socket's next stream starts on its timeline. */
+  samples: number;
   /** What arrived while the decoder was starting, in order (packets copied). */
   waiting: Array<() => void> | undefined;
 }
@@ -38,7 +40,7 @@ export class AudioStreams {
 
   /** Resolves once the stream decodes; what comes for it meanwhile waits, in order. */
   async open(id: number, spec: StreamSpec): Promise<void> {
-    const stream: Stream = { waiting: [] };
+    const stream: Stream = { waiting: [], samples: 0 };
     this.streams.set(id, stream);
     try {
       const decoder = await createDecoder(spec.audio);
@@ -72,7 +74,9 @@ export class AudioStreams {
       return;
     }
     try {
-      stream.segmenter!.push(stream.decoder!.decode(bytes, start, end));
+      const samples = stream.decoder!.decode(bytes, start, end);
+      stream.samples += samples.length;
+      stream.segmenter!.push(samples);
     } catch (err) {
       this.error(id, err);
     }
@@ -84,6 +88,11 @@ export class AudioStreams {
     if (!stream) return this.post({ stream: id, type: 'flushed' });
     if (stream.waiting) return void stream.waiting.push(() => this.flush(id));
     stream.segmenter!.flush(() => this.post({ stream: id, type: 'flushed' }));
+  }
+
+  /** Samples stream `id` has decoded (packets still waiting for its decoder are not counted). */
+  decoded(id: number): number {
+    return this.streams.get(id)?.samples ?? 0;
   }
 
   close(id: number): void {

@@ -8,7 +8,8 @@ import { PCM_RATES } from '../../protocol/native.js';
 import type { AudioFormat } from '../../protocol/realtime.js';
 import type { Decoder } from '../audio/decoder.js';
 import { SAMPLE_RATE, type Pcm16k } from '../audio/format.js';
-import { decodeG711Clip, G711Decoder } from '../audio/g711.js';
+import { decodeG711Clip, G711_RATE, G711Decoder } from '../audio/g711.js';
+import type { AudioInputSpec } from '../audio/select.js';
 import type { OutputFormat } from '../voice/output.js';
 import { Pcm16Decoder } from '../audio/pcm16.js';
 import { resample } from '../audio/resample.js';
@@ -68,6 +69,11 @@ export function sameFormat(a: InputFormat, b: InputFormat): boolean {
 /** A streaming decoder for `input_audio_buffer.append`. */
 export function formatDecoder(format: InputFormat): Decoder {
   return format.kind === 'pcm' ? new Pcm16Decoder(format.rate) : new G711Decoder(format.kind);
+}
+
+/** The same decoder's spec, for a stream decoded on the listening shard that owns the socket. */
+export function formatSpec(format: InputFormat): AudioInputSpec {
+  return format.kind === 'pcm' ? { codec: 'pcm16', sampleRate: format.rate, channels: 1 } : { codec: format.kind, sampleRate: G711_RATE, channels: 1 };
 }
 
 /** A whole clip (an `input_audio` content part) as 16 kHz samples. */

@@ -62,7 +62,7 @@ class RealtimeConnection implements SocketHandler {
       { ...defaults, params: { ...defaults.params }, autoRespond: false, coalesce: false },
       this.events(),
     );
-    this.input = new RealtimeInput(this.session, this.wire, fvad, ctx.config, ctx.confirmer);
+    this.input = new RealtimeInput(this.session, this.wire, fvad, ctx.config, ctx.confirmer, connection.audio);
     this.items = new RealtimeItems(this.session, this.wire);
     this.applySettings(this.settings, true);
     ctx.metrics.connections.inc();
@@ -97,6 +97,11 @@ class RealtimeConnection implements SocketHandler {
     } catch (err) {
       this.wire.error(err, eventId);
     }
+  }
+
+  /** Appends its listening shard decoded without them crossing to this thread (they count as the session's frames). */
+  heard(frames: number): void {
+    this.ctx.metrics.frames.add(frames);
   }
 
   /** A limit (idle, duration, shutdown) ended the session: say so before the guard closes the socket. */

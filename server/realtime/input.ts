@@ -4,12 +4,14 @@
  * timeline with the id of the user item the utterance will become.
  */
 import type { Config } from '../config.js';
-import { localInput } from '../session/audio-input.js';
+import type { AudioHost } from '../offload/host.js';
+import { localInput, offloadedInput } from '../session/audio-input.js';
 import type { Session } from '../session/session.js';
 import type { Confirmer } from '../vad/confirmer.js';
 import type { FvadModule } from '../vad/fvad.js';
 import { segmenterFor } from '../vad/judging.js';
-import { formatDecoder } from './audio.js';
+import type { SegmentEvent } from '../vad/segmenter.js';
+import { formatDecoder, formatSpec } from './audio.js';
 import { vadJudging, type RealtimeSettings } from './config.js';
 import { RealtimeError, type RealtimeWire } from './wire.js';
 
@@ -19,6 +21,8 @@ export class RealtimeInput {
   private readonly fvad: FvadModule;
   private readonly config: Config;
   private readonly confirmer: Confirmer | undefined;
+  /** The listening shard that owns the socket (--shards), where server VAD runs. */
+  private readonly shard: AudioHost | undefined;
   /** Stream time (ms) at which the current segmenter started: its timestamps are relative to it. */
   private segmenterOffsetMs = 0;
   /** Segmenter time at which the last utterance ended: the next prefix padding cannot reach before it. */
@@ -26,27 +30,36 @@ export class RealtimeInput {
   /** The user item announced by speech_started, added when the utterance ends. */
   private speechItemId: string | undefined;
 
-  constructor(session: Session, wire: RealtimeWire, fvad: FvadModule, config: Config, confirmer: Confirmer | undefined) {
+  constructor(session: Session, wire: RealtimeWire, fvad: FvadModule, config: Config, confirmer: Confirmer | undefined, shard: AudioHost | undefined) {
     this.session = session;
     this.wire = wire;
     this.fvad = fvad;
     this.config = config;
     this.confirmer = confirmer;
+    this.shard = shard;
   }
 
-  /** A fresh decoder and segmenter: on a format or turn detection change, and to drop buffered speech. */
+  /**
+   * A fresh decoder and segmenter: on a format or turn detection change, and to drop buffered
+   * speech. With turn detection on a listening shard's socket, they run in the shard (it places
+   * their events on the stream's timeline); manual turns buffer here.
+   */
   rebuild(settings: RealtimeSettings): void {
     const { vad, format } = settings;
-    const segmenter = vad
-      ? segmenterFor(
-          this.fvad,
-          vadJudging(this.config, vad.threshold),
-          { prefixPaddingMs: vad.prefixPaddingMs, silenceMs: vad.silenceMs, minSpeechMs: this.config.vadMinSpeechMs, maxUtteranceMs: this.config.maxUtteranceMs },
-          this.confirmer,
-          (event) => this.session.handleSegment(event),
-        )
-      : undefined;
-    this.session.setAudioInput(localInput(formatDecoder(format), segmenter, this.config.maxUtteranceMs));
+    const { maxUtteranceMs } = this.config;
+    const judging = vad && vadJudging(this.config, vad.threshold);
+    const segmenterSettings = vad && { prefixPaddingMs: vad.prefixPaddingMs, silenceMs: vad.silenceMs, minSpeechMs: this.config.vadMinSpeechMs, maxUtteranceMs };
+    const handleSegment = (event: SegmentEvent) => this.session.handleSegment(event);
+    if (judging && segmenterSettings && this.shard) {
+      const stream = this.shard.attach(
+        { audio: formatSpec(format), judging, segmenter: segmenterSettings, framing: 'realtime' },
+        { segment: handleSegment, error: (error) => this.wire.error(error, undefined) },
+      );
+      this.session.setAudioInput(offloadedInput(stream));
+    } else {
+      const segmenter = judging && segmenterSettings ? segmenterFor(this.fvad, judging, segmenterSettings, this.confirmer, handleSegment) : undefined;
+      this.session.setAudioInput(localInput(formatDecoder(format), segmenter, maxUtteranceMs));
+    }
     this.segmenterOffsetMs = Math.round(this.session.streamMs);
     this.lastStopMs = 0;
     this.speechItemId = undefined;

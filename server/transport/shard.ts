@@ -1,6 +1,6 @@
 /**
  * One listening shard (a worker thread): its own uWS app on the shared port, owning its
- * sockets. Once a native session's stream is attached, its audio is decoded and segmented here
+ * sockets. Once a session's stream is attached (native or Realtime), its audio is decoded and segmented here
  * (ShardAudio) and only segment events cross; upgrade decisions, other messages and HTTP
  * requests cross to the main thread, which keeps every limit, session and the one scheduler;
  * what the main thread sends back goes out here.
@@ -19,7 +19,12 @@ const port = parentPort!;
 const post = (message: ShardToMain) => port.postMessage(message);
 const postEvent = (event: ThreadEvent) =>
   event.type === 'speech_stopped' ? port.postMessage({ t: 'stream', event } satisfies ShardToMain, [event.audio.buffer as ArrayBuffer]) : post({ t: 'stream', event });
-const audio = new ShardAudio(data.silero, data.maxMessageBytes, postEvent, ({ ids, frames }) => post({ t: 'heard', ids, frames }));
+const audio = new ShardAudio(data.silero, data.maxMessageBytes, {
+  // The view is only valid during the call; postMessage copies it.
+  forward: (id, bytes, isBinary, hold) => post({ t: 'message', id, data: bytes, isBinary, hold }),
+  event: postEvent,
+  heard: ({ ids, frames }) => post({ t: 'heard', ids, frames }),
+});
 
 const loaded = loadUws();
 if (!loaded.module || !loaded.build) throw new Error('no uWebSockets.js build loads in this shard');
@@ -76,14 +81,10 @@ function accepted(id: number, protocol: string | undefined): UpgradeDecision {
       for (const queued of early.get(id) ?? []) deliver(connection, queued);
       early.delete(id);
       return {
-        message: (bytes, isBinary) => {
-          if (audio.message(id, bytes, isBinary)) return;
-          // The view is only valid during the call; postMessage copies it.
-          post({ t: 'message', id, data: bytes, isBinary, hold: audio.held(id) });
-        },
+        message: (bytes, isBinary) => audio.message(id, bytes, isBinary),
         close: (code, reason) => {
           sockets.delete(id);
-          audio.detach(id);
+          audio.forget(id);
           post({ t: 'closed', id, code, reason });
         },
       };

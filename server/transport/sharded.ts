@@ -48,7 +48,9 @@ class ShardConnection implements Connection, AudioHost {
       close: () => {
         if (closed) return;
         closed = true;
-        if (shard.streams.get(id) === entry) shard.streams.delete(id);
+        // A stream that a newer attach replaced was closed in the shard by that attach.
+        if (shard.streams.get(id) !== entry) return;
+        shard.streams.delete(id);
         shard.post({ t: 'detach', id });
       },
     };
