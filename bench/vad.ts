@@ -120,7 +120,8 @@ async function vadCpu(): Promise<void> {
     }
     await silero?.confirmer.close();
     const chunks = silero ? `, Silero chunks per stream-second ${round((silero.chunks() - chunksBefore) / (STREAMS * SECONDS), 1)} of ${round(1000 / 32, 1)}` : '';
-    log(`  ${label.padEnd(28)} ${round(usPerFrame, 1)} µs of CPU per stream per 20 ms frame${chunks}`);
+    // --seconds 0 runs start-up and warm-up only (the baseline of a callgrind difference): nothing to divide.
+    if (frames > 0) log(`  ${label.padEnd(28)} ${round(usPerFrame, 1)} µs of CPU per stream per 20 ms frame${chunks}`);
   }
   const webrtc = results.get('webrtc');
   if (webrtc) log(`  ratios to webrtc: ${[...results].map(([label, us]) => `${label} ${round(us / webrtc)}×`).join(', ')}`);
