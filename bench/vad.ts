@@ -113,7 +113,7 @@ async function vadCpu(): Promise<void> {
     }
     const used = process.cpuUsage(before);
     const usPerFrame = (used.user + used.system) / (frames * STREAMS);
-    results.set(label, usPerFrame);
+    if (frames > 0) results.set(label, usPerFrame);
     for (const s of streams) {
       s.decoder.close();
       s.segmenter.close();
