@@ -17,8 +17,8 @@ export interface StreamHandlers {
 export interface AudioStream {
   /** Queues one packet (`bytes` from `start` on) for the stream's thread; throws EarshotError('busy') when that thread is too far behind. */
   push(bytes: Uint8Array, start: number): void;
-  /** `done` runs once the thread has judged every packet before the flush and delivered its utterance, if any. */
-  flush(done: () => void): void;
+  /** `done` runs once the thread has judged every packet before the flush and delivered its utterance, if any (`committed`: there was speech to end). */
+  flush(done: (committed: boolean) => void): void;
   close(): void;
 }
 
@@ -28,13 +28,13 @@ export interface AudioHost {
 
 /** A stream's handlers and the callbacks of its flushes the thread has yet to finish, oldest first. */
 export interface StreamEntry extends StreamHandlers {
-  flushDone: (() => void)[];
+  flushDone: ((committed: boolean) => void)[];
 }
 
 /** Hands one event from a stream's thread to its session. */
 export function deliverEvent(entry: StreamEntry, event: ThreadEvent): void {
   if (event.type === 'error') entry.error(new EarshotError(event.code as EarshotError['code'], event.message));
-  else if (event.type === 'flushed') entry.flushDone.shift()?.();
+  else if (event.type === 'flushed') entry.flushDone.shift()?.(event.committed);
   else if (event.type === 'speech_started') entry.segment({ type: 'speech_started', atMs: event.atMs });
   else if (event.type === 'failed') entry.segment(event);
   else entry.segment({ type: 'speech_stopped', atMs: event.atMs, startMs: event.startMs, endMs: event.endMs, reason: event.reason, audio: event.audio });

@@ -25,7 +25,8 @@ export interface StreamSpec {
 /** Audio thread → event-loop thread. Rare: one per VAD transition or bad packet, never per frame. */
 export type ThreadEvent =
   | { stream: number; type: 'speech_started'; atMs: number }
-  | { stream: number; type: 'flushed' }
+  /** `committed`: the flush found speech to end (as Segmenter.flush returns). */
+  | { stream: number; type: 'flushed'; committed: boolean }
   | { stream: number; type: 'speech_stopped'; atMs: number; startMs: number; endMs: number; reason: 'silence' | 'max_length' | 'commit'; audio: Float32Array }
   | { stream: number; type: 'error'; code: string; message: string }
   /** Its Silero confirmer failed: the stream's turn detection has stopped. */

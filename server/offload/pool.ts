@@ -43,9 +43,9 @@ class OffloadedAudio implements AudioStream {
       throw new EarshotError('busy', 'audio processing is behind; this packet was dropped', { retryAfterMs: 100 });
   }
 
-  flush(done: () => void): void {
+  flush(done: (committed: boolean) => void): void {
     const entry = this.thread.streams.get(this.id);
-    if (this.closed || !entry) return done();
+    if (this.closed || !entry) return done(false);
     entry.flushDone.push(done);
     this.pool.control(this.thread, this.id, RECORD_CONTROL_FLUSH, EMPTY);
   }

@@ -10,7 +10,7 @@ import { createDecoder } from '../audio/select.js';
 import type { Confirmer } from '../vad/confirmer.js';
 import { loadFvad } from '../vad/fvad.js';
 import { segmenterFor } from '../vad/judging.js';
-import type { SegmentEvent, VadSegmenter } from '../vad/segmenter.js';
+import { flushSegmenter, type SegmentEvent, type VadSegmenter } from '../vad/segmenter.js';
 import type { StreamSpec, ThreadEvent } from './messages.js';
 
 interface Stream {
@@ -85,9 +85,9 @@ export class AudioStreams {
   /** Answers with a `flushed` event once everything pushed before is judged and its utterance, if any, posted. */
   flush(id: number): void {
     const stream = this.streams.get(id);
-    if (!stream) return this.post({ stream: id, type: 'flushed' });
+    if (!stream) return this.post({ stream: id, type: 'flushed', committed: false });
     if (stream.waiting) return void stream.waiting.push(() => this.flush(id));
-    stream.segmenter!.flush(() => this.post({ stream: id, type: 'flushed' }));
+    flushSegmenter(stream.segmenter!, (committed) => this.post({ stream: id, type: 'flushed', committed }));
   }
 
   /** Samples stream `id` has decoded (packets still waiting for its decoder are not counted). */

@@ -70,7 +70,7 @@ class RealtimeConnection implements SocketHandler {
     this.router
       .on('session.update', (e) => this.update(e.session, e.event_id))
       .on('input_audio_buffer.append', (e) => this.input.append(e.audio))
-      .on('input_audio_buffer.commit', () => this.input.commit())
+      .on('input_audio_buffer.commit', (e) => this.input.commit(e.event_id))
       .on('input_audio_buffer.clear', () => this.input.clear(this.settings))
       .on('conversation.item.create', (e) => this.items.create(e, this.settings.format))
       .on('conversation.item.delete', (e) => this.items.delete(e.item_id))

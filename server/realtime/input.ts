@@ -15,6 +15,10 @@ import { formatDecoder, formatSpec } from './audio.js';
 import { vadJudging, type RealtimeSettings } from './config.js';
 import { RealtimeError, type RealtimeWire } from './wire.js';
 
+function emptyCommit(): RealtimeError {
+  return new RealtimeError('protocol_order', 'input_audio_buffer_commit_empty', 'the input audio buffer is empty: nothing to commit');
+}
+
 export class RealtimeInput {
   private readonly session: Session;
   private readonly wire: RealtimeWire;
@@ -23,6 +27,8 @@ export class RealtimeInput {
   private readonly confirmer: Confirmer | undefined;
   /** The listening shard that owns the socket (--shards), where server VAD runs. */
   private readonly shard: AudioHost | undefined;
+  /** The current input runs in the shard. */
+  private offloaded = false;
   /** Stream time (ms) at which the current segmenter started: its timestamps are relative to it. */
   private segmenterOffsetMs = 0;
   /** Segmenter time at which the last utterance ended: the next prefix padding cannot reach before it. */
@@ -50,6 +56,7 @@ export class RealtimeInput {
     const judging = vad && vadJudging(this.config, vad.threshold);
     const segmenterSettings = vad && { prefixPaddingMs: vad.prefixPaddingMs, silenceMs: vad.silenceMs, minSpeechMs: this.config.vadMinSpeechMs, maxUtteranceMs };
     const handleSegment = (event: SegmentEvent) => this.session.handleSegment(event);
+    this.offloaded = Boolean(judging && this.shard);
     if (judging && segmenterSettings && this.shard) {
       const stream = this.shard.attach(
         { audio: formatSpec(format), judging, segmenter: segmenterSettings, framing: 'realtime' },
@@ -69,9 +76,13 @@ export class RealtimeInput {
     this.session.pushAudio(Buffer.from(audio, 'base64'));
   }
 
-  commit(): void {
-    if (!this.session.commit())
-      throw new RealtimeError('protocol_order', 'input_audio_buffer_commit_empty', 'the input audio buffer is empty: nothing to commit');
+  /** `eventId`: the commit's, for the error when the shard finds nothing to commit (here it throws at once). */
+  commit(eventId: string | undefined): void {
+    const offloaded = this.offloaded;
+    const committed = this.session.commit((heard) => {
+      if (offloaded && !heard) this.wire.error(emptyCommit(), eventId);
+    });
+    if (!committed) throw emptyCommit();
   }
 
   clear(settings: RealtimeSettings): void {

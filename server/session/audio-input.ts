@@ -8,7 +8,7 @@ import { joinClips } from '../audio/clip.js';
 import type { Decoder } from '../audio/decoder.js';
 import { SAMPLE_RATE, type Pcm16k } from '../audio/format.js';
 import type { AudioStream } from '../offload/host.js';
-import type { Segmenter } from '../vad/segmenter.js';
+import { flushSegmenter, type Segmenter } from '../vad/segmenter.js';
 
 /** Where an input delivers what it hears: the session (VAD transitions go to Session.handleSegment, from the segmenter or the audio thread). */
 export interface AudioSink {
@@ -23,10 +23,11 @@ export interface AudioInput {
   push(bytes: Uint8Array, start: number, sink: AudioSink): void;
   /**
    * Ends the current utterance now: with VAD, what was heard so far; without, the whole buffer.
-   * Returns false if there was nothing. `done` runs once everything pushed before the commit has
-   * been judged and the utterance, if any, delivered (later with Silero or an audio thread).
+   * Returns false if there was nothing (true when another thread decodes: it tells `done`). `done`
+   * runs once everything pushed before the commit has been judged and the utterance, if any,
+   * delivered (later with Silero or another thread); `committed`: there was something.
    */
-  commit(sink: AudioSink, done: () => void): boolean;
+  commit(sink: AudioSink, done: (committed: boolean) => void): boolean;
   close(): void;
 }
 
@@ -49,8 +50,8 @@ class VadInput implements AudioInput {
     this.segmenter.push(samples);
   }
 
-  commit(_sink: AudioSink, done: () => void): boolean {
-    return this.segmenter.flush(done);
+  commit(_sink: AudioSink, done: (committed: boolean) => void): boolean {
+    return flushSegmenter(this.segmenter, done);
   }
 
   close(): void {
@@ -81,16 +82,16 @@ class ManualInput implements AudioInput {
     this.chunks.push(samples.slice());
   }
 
-  commit(sink: AudioSink, done: () => void): boolean {
+  commit(sink: AudioSink, done: (committed: boolean) => void): boolean {
     if (this.samples === 0) {
-      done();
+      done(false);
       return false;
     }
     const audio = joinClips(this.chunks);
     this.chunks = [];
     this.samples = 0;
     sink.utterance(audio);
-    done();
+    done(true);
     return true;
   }
 
@@ -111,7 +112,7 @@ class OffloadedInput implements AudioInput {
     this.stream.push(bytes, start);
   }
 
-  commit(_sink: AudioSink, done: () => void): boolean {
+  commit(_sink: AudioSink, done: (committed: boolean) => void): boolean {
     // Ordered after the packets already queued; the utterance arrives through handleSegment, then `done`.
     this.stream.flush(done);
     return true;

@@ -99,11 +99,12 @@ export class Session {
 
   /**
    * Ends the current utterance now: with VAD, what was heard so far; without, the whole buffer.
-   * Returns false if there was nothing. `done` runs once all audio sent before the commit is judged.
+   * Returns false if there was nothing (true when another thread decodes: it tells `done`). `done`
+   * runs once all audio sent before the commit is judged; `committed`: there was something.
    */
-  commit(done: () => void = NOTHING): boolean {
+  commit(done: (committed: boolean) => void = NOTHING): boolean {
     if (!this.input) {
-      done();
+      done(false);
       return false;
     }
     return this.input.commit(this.sink, done);

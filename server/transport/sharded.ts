@@ -41,7 +41,7 @@ class ShardConnection implements Connection, AudioHost {
         if (!closed) shard.post({ t: 'audio', id, data: bytes.slice(start) });
       },
       flush: (done) => {
-        if (closed || shard.streams.get(id) !== entry) return done();
+        if (closed || shard.streams.get(id) !== entry) return done(false);
         entry.flushDone.push(done);
         shard.post({ t: 'flush', id });
       },

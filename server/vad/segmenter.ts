@@ -356,3 +356,12 @@ export class VadSegmenter implements Segmenter {
     this.utterance.frame(samples, from, onset, voiced, sileroSpeech || this.mode !== 'hybrid', this.events);
   }
 }
+
+/** Segmenter.flush, its answer also handed to `done` once everything before the flush is judged (flush may run its callback before it returns). */
+export function flushSegmenter(segmenter: Segmenter, done: (committed: boolean) => void): boolean {
+  let committed: boolean | undefined;
+  let judged = false;
+  committed = segmenter.flush(() => (committed === undefined ? (judged = true) : done(committed)));
+  if (judged) done(committed);
+  return committed;
+}

@@ -10,7 +10,7 @@ const chunks = pcmChunks(fixture.pcm24k, 24000, 100);
 const n = fixture.truth.length;
 const bounds = (events: RealtimeEvent[]) => events.map((e) => e.audio_start_ms ?? e.audio_end_ms);
 
-t.test('Realtime server VAD in the shards: the same turn boundaries as one loop, clear and manual turns in order, bad appends, frames counted', async (t) => {
+t.test('Realtime server VAD in the shards: the same turn boundaries as one loop, an empty commit, clear and manual turns in order, bad appends, frames counted', async (t) => {
   const sharded = await startTestServer({ transport: 'uws', shards: 2, tts: 'none' });
   const single = await startTestServer({ transport: 'uws', shards: 1, tts: 'none' });
   t.teardown(() => Promise.all([sharded.close(0), single.close(0)]));
@@ -22,6 +22,10 @@ t.test('Realtime server VAD in the shards: the same turn boundaries as one loop,
     await c.waitForType('session.updated');
     for (const chunk of chunks) c.send(appendEvent(chunk));
     await c.waitForCount('input_audio_buffer.committed', n);
+    // Every utterance has ended: nothing to commit (the shard's flush answer says so).
+    c.send({ type: 'input_audio_buffer.commit', event_id: 'empty' });
+    const empty = await c.waitFor((e) => e.type === 'error' && e.error.event_id === 'empty');
+    t.equal(empty.error.code, 'input_audio_buffer_commit_empty', 'an empty commit is an error');
     // The clear drops the segmenter; the next pass is placed after the first on the stream's timeline.
     c.send({ type: 'input_audio_buffer.clear' });
     for (const chunk of chunks) c.send(appendEvent(chunk));
