@@ -17,6 +17,7 @@ import { parseClientEvent } from '../../protocol/realtime.js';
 import { SAMPLE_RATE } from '../audio/format.js';
 import type { StreamSpec, ThreadEvent } from '../offload/messages.js';
 import { AudioStreams } from '../offload/streams.js';
+import type { Logger } from '../observability/log.js';
 import { BatchConfirmer, type BatchConfirmerOptions, type Confirmer } from '../vad/confirmer.js';
 
 /** How often the shard tells the main thread which sockets sent audio (idle limits) and how many frames (/metrics). */
@@ -63,9 +64,10 @@ export class ShardAudio {
       event(event: ThreadEvent): void;
       heard(report: HeardReport): void;
     },
+    private readonly logger: Logger,
   ) {
     // Silero starts with the first stream that needs it: a shard of webrtc or manual sessions never loads it.
-    this.streams = new AudioStreams(() => (this.confirmer ??= this.silero ? BatchConfirmer.start(this.silero) : Promise.resolve(undefined)), (event) => {
+    this.streams = new AudioStreams(() => (this.confirmer ??= this.silero ? BatchConfirmer.start(this.silero, this.logger) : Promise.resolve(undefined)), (event) => {
       this.report();
       this.ports.event(this.shift(event));
     });
@@ -128,6 +130,11 @@ export class ShardAudio {
     if (this.sockets.get(id)?.frames) this.report();
     this.sockets.delete(id);
     this.streams.close(id);
+  }
+
+  /** Tests only: the Silero thread's next call fails (it must have started). */
+  async failSilero(message: string): Promise<void> {
+    ((await this.confirmer) as BatchConfirmer | undefined)?.failNextCall(message);
   }
 
   /** Every stream closed and Silero's thread ended (it must release its model before this thread ends). */

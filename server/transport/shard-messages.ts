@@ -25,6 +25,8 @@ export interface ShardData {
   maxMessageBytes: number;
   /** Each shard's own Silero confirmer for the streams it decodes (none with --vad webrtc). */
   silero: BatchConfirmerOptions | undefined;
+  /** The main thread's log level: what the shard logs (its Silero thread's failures) goes there. */
+  logLevel: string;
 }
 
 export type ShardToMain =
@@ -49,6 +51,8 @@ export type ShardToMain =
   | { t: 'body'; id: number; data?: Uint8Array; error?: { message: string; tooLarge: boolean } }
   | { t: 'http-aborted'; id: number }
   | { t: 'backlog'; id: number; bytes: number }
+  /** One log record (pino's JSON line), logged by the main thread's logger. */
+  | { t: 'log'; line: string }
   | { t: 'stopped' };
 
 export type MainToShard =
@@ -63,8 +67,8 @@ export type MainToShard =
   | { t: 'audio'; id: number; data: Uint8Array }
   | { t: 'flush'; id: number }
   | { t: 'detach'; id: number }
-  /** Tests only (ShardedTransport.failShard): the shard throws, as a bug in it would. */
-  | { t: 'fault' }
+  /** Tests only (ShardedTransport.failShard): the shard throws, as a bug in it would; with `silero`, its Silero thread's next call fails instead. */
+  | { t: 'fault'; silero?: string }
   | { t: 'read-body'; id: number; limit: number }
   | { t: 'head'; id: number; status: number; headers: Record<string, string> }
   | { t: 'write'; id: number; chunk: Uint8Array | string }

@@ -7,6 +7,7 @@
  * The listen socket must be closed before this thread ends, or uWS aborts the whole process.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { pino } from 'pino';
 import { EarshotError } from '../../protocol/errors.js';
 import type { ThreadEvent } from '../offload/messages.js';
 import { ShardAudio } from './shard-audio.js';
@@ -19,12 +20,19 @@ const port = parentPort!;
 const post = (message: ShardToMain) => port.postMessage(message);
 const postEvent = (event: ThreadEvent) =>
   event.type === 'speech_stopped' ? port.postMessage({ t: 'stream', event } satisfies ShardToMain, [event.audio.buffer as ArrayBuffer]) : post({ t: 'stream', event });
-const audio = new ShardAudio(data.silero, data.maxMessageBytes, {
-  // The view is only valid during the call; postMessage copies it.
-  forward: (id, bytes, isBinary, hold) => post({ t: 'message', id, data: bytes, isBinary, hold }),
-  event: postEvent,
-  heard: ({ ids, frames }) => post({ t: 'heard', ids, frames }),
-});
+// Records go to the main thread's logger as lines (no pid, host or time of their own: it adds its own).
+const logger = pino({ level: data.logLevel, base: undefined, timestamp: false }, { write: (line: string) => post({ t: 'log', line }) });
+const audio = new ShardAudio(
+  data.silero,
+  data.maxMessageBytes,
+  {
+    // The view is only valid during the call; postMessage copies it.
+    forward: (id, bytes, isBinary, hold) => post({ t: 'message', id, data: bytes, isBinary, hold }),
+    event: postEvent,
+    heard: ({ ids, frames }) => post({ t: 'heard', ids, frames }),
+  },
+  logger,
+);
 
 const loaded = loadUws();
 if (!loaded.module || !loaded.build) throw new Error('no uWebSockets.js build loads in this shard');
@@ -172,6 +180,7 @@ port.on('message', (message: MainToShard) => {
       audio.detach(message.id);
       return;
     case 'fault':
+      if (message.silero !== undefined) return void audio.failSilero(message.silero);
       setImmediate(() => {
         throw new Error('fault injected by a test (ShardedTransport.failShard)');
       });

@@ -83,6 +83,7 @@ class Shard {
   readonly streams = new Map<number, StreamEntry>();
   private readonly requests = new Map<number, ProxiedRequest>();
   private readonly worker: Worker;
+  private readonly index: number;
   private stopping = false;
   readonly listening: Promise<void>;
   readonly exited: Promise<void>;
@@ -90,8 +91,10 @@ class Shard {
   constructor(
     data: ShardData,
     private readonly options: TransportOptions,
+    private readonly logger: Logger,
     private readonly onFailure: (shard: Shard, reason: string) => void,
   ) {
+    this.index = data.index;
     this.worker = startThread(import.meta.url, 'shard', { workerData: data });
     let listened!: () => void;
     let refused!: (err: Error) => void;
@@ -174,6 +177,11 @@ class Shard {
       case 'stream': {
         const entry = this.streams.get(message.event.stream);
         if (entry) deliverEvent(entry, message.event);
+        return;
+      }
+      case 'log': {
+        const { level, msg, ...fields } = JSON.parse(message.line) as { level: number; msg?: string };
+        this.logger[this.logger.levels.labels[level] as 'info']({ shard: this.index, ...fields }, msg);
         return;
       }
       case 'heard':
@@ -286,7 +294,7 @@ export class ShardedTransport implements Transport {
     const chosen = await probe(host, port);
     const { routes, maxPayloadBytes, maxBufferedBytes, closeGraceMs, tls } = this.options;
     const { maxBodyBytes, maxMessageBytes, silero } = this.sharding;
-    this.data = { host, port: chosen, paths: routes.map((r) => r.path), maxPayloadBytes, maxBodyBytes, maxBufferedBytes, closeGraceMs, tls, maxMessageBytes, silero };
+    this.data = { host, port: chosen, paths: routes.map((r) => r.path), maxPayloadBytes, maxBodyBytes, maxBufferedBytes, closeGraceMs, tls, maxMessageBytes, silero, logLevel: this.logger.level };
     for (let index = 0; index < this.count; index++) this.shards.push(this.start(index));
     const started = await Promise.allSettled(this.shards.map((s) => s.listening));
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
@@ -303,7 +311,7 @@ export class ShardedTransport implements Transport {
   }
 
   private start(index: number): Shard {
-    return new Shard({ ...this.data!, index }, this.options, (shard, reason) => {
+    return new Shard({ ...this.data!, index }, this.options, this.logger, (shard, reason) => {
       this.logger.error({ shard: index, reason }, 'a listening shard failed; its sockets closed with 1011, starting a new one');
       void shard.exited.then(() => {
         if (this.closing) return;
@@ -321,6 +329,11 @@ export class ShardedTransport implements Transport {
     await failing.exited;
     while (this.shards[index] === failing) await new Promise((resolve) => setImmediate(resolve));
     await this.shards[index]!.listening;
+  }
+
+  /** Tests only: shard `index`'s Silero thread fails its next call (a stream of that shard must have started it). */
+  failSilero(index: number, message: string): void {
+    this.shards[index]!.post({ t: 'fault', silero: message });
   }
 
   stopListening(): void {

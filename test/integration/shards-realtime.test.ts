@@ -1,5 +1,7 @@
 /** --shards 2 on uws: a Realtime session's server VAD runs in the shard that owns its socket, with the same turns as one loop. */
+import { pino } from 'pino';
 import t from 'tap';
+import type { ShardedTransport } from '../../server/transport/sharded.js';
 import { speechFixture } from '../fixtures/speech.js';
 import { metricValue, startTestServer } from '../helpers/server.js';
 import { until } from '../helpers/until.js';
@@ -55,4 +57,26 @@ t.test('Realtime server VAD in the shards: the same turn boundaries as one loop,
     t.same(bounds(shardedEvents.filter((e) => e.type === type)), bounds(singleEvents.filter((e) => e.type === type)), `${type}: identical to the single event loop`);
   const kinds = (events: RealtimeEvent[]) => events.map((e) => e.type);
   t.same(kinds(shardedEvents), kinds(singleEvents), 'the same events in the same order');
+});
+
+t.test("a shard's Silero failure ends its Realtime session and is logged through the main thread's logger", async (t) => {
+  const records: Array<{ level: number; msg: string; shard?: number }> = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => records.push(JSON.parse(line)) });
+  const server = await startTestServer({ transport: 'uws', shards: 2, tts: 'none' }, { logger });
+  t.teardown(() => server.close(0));
+  const c = await RealtimeClient.connect(`${server.wsUrl}/v1/realtime`);
+  await c.waitForType('session.created');
+  // The session's stream started its shard's Silero; the shard without one has nothing to fail.
+  const transport = server.transport as ShardedTransport;
+  for (const index of [0, 1]) transport.failSilero(index, 'injected inference fault (test)');
+  // A round trip through the shard, so the fault is in place before the audio.
+  c.send({ type: 'session.update', session: { type: 'realtime', instructions: 'x' } });
+  await c.waitForType('session.updated');
+  for (const chunk of chunks) c.send(appendEvent(chunk));
+  const error = await c.waitForType('error');
+  t.match(error.error, { type: 'server_error', code: 'engine_unavailable', message: /Silero VAD inference failed: injected inference fault/ }, 'an error event naming the failure');
+  t.equal(await c.waitForClose(), 1013, 'then closed');
+  await until(() => records.some((r) => r.msg.startsWith('Silero VAD inference failed')));
+  const logged = records.find((r) => r.msg.startsWith('Silero VAD inference failed'))!;
+  t.match(logged, { level: 50, shard: Number }, 'logged as an error, naming its shard');
 });
