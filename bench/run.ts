@@ -41,7 +41,7 @@ const MODE = quick
       steps: [10, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000],
       threadSteps: [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000],
       librarySessions: 300,
-      warmupMs: 1000,
+      warmupMs: 4000,
       windowMs: 6000,
       wsSteps: [100, 200, 300, 400, 500, 600, 700, 800],
       transportMs: 4000,
@@ -79,6 +79,9 @@ const SWEEPS: Sweep[] = [
   { name: 'uws --shards 2', config: { shards: 2 }, steps: MODE.threadSteps },
   // The sweeps above run --vad hybrid (the default); beside 'uws', this gives sessions held with and without Silero (issue 15).
   { name: 'uws --vad webrtc', config: { vad: 'webrtc' }, onlyWhenNamed: true },
+  // Listening threads without Silero: what shards and audio threads add when no thread also hosts a confirmer.
+  { name: 'uws --shards 2 --vad webrtc', config: { shards: 2, vad: 'webrtc' }, steps: MODE.threadSteps, onlyWhenNamed: true },
+  { name: 'uws --audio-threads 2 --vad webrtc', config: { audioThreads: AUDIO_THREADS, vad: 'webrtc' }, steps: MODE.threadSteps, onlyWhenNamed: true },
 ];
 const sweepArg = args.indexOf('--sweep');
 const sweeps = sweepArg >= 0 ? SWEEPS.filter((s) => args[sweepArg + 1]!.split(',').includes(s.name)) : SWEEPS.filter((s) => !s.onlyWhenNamed);
