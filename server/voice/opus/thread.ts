@@ -6,7 +6,10 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { OpusEncoder } from '../../audio/opus-encoder.js';
+import { runInBackground } from '../../threads.js';
 import type { OpusJob, OpusResult } from './messages.js';
+
+runInBackground();
 
 const encoders = new Map<number, OpusEncoder>();
 
