@@ -45,6 +45,8 @@ export const VoiceRequest = z
     name: z.string().min(1).max(64).optional(),
     codec: z.enum(['opus', 'pcm16']),
     sampleRate: z.number().int().optional(),
+    /** Speaking rate, 1 = the voice's own; the bounds of OpenAI's speech API. */
+    speed: z.number().min(0.25).max(4).optional(),
     /** true: audio comes as raw binary frames (RAW_AUDIO_TAG + payload) belonging to the current turn, instead of msgpack `audio` messages. */
     raw: z.boolean().optional(),
   })
@@ -110,7 +112,7 @@ export const SessionLimits = z.object({
 export type SessionLimits = z.infer<typeof SessionLimits>;
 
 /** The voice the server speaks replies with, as it settled `hello.voice`. */
-export const VoiceSettings = z.object({ name: z.string(), codec: z.enum(['opus', 'pcm16']), sampleRate: z.number().int(), frameMs: z.number(), raw: z.boolean() });
+export const VoiceSettings = z.object({ name: z.string(), codec: z.enum(['opus', 'pcm16']), sampleRate: z.number().int(), frameMs: z.number(), raw: z.boolean(), speed: z.number() });
 export type VoiceSettings = z.infer<typeof VoiceSettings>;
 
 export const ServerMessage = z.discriminatedUnion('type', [

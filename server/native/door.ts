@@ -191,6 +191,7 @@ class NativeConnection implements SocketHandler, Expirable {
       {
         ...defaults,
         voice: voice?.name,
+        ...(voice ? { speed: voice.speed } : {}),
         ...(hello.system !== undefined ? { system: hello.system } : {}),
         params: { ...defaults.params, ...hello.params },
         bargeIn: vad.bargeIn ?? defaults.bargeIn,

@@ -21,7 +21,7 @@ export function settleVoice(request: VoiceRequest, voiceName: string): VoiceSett
   const rates: readonly number[] = request.codec === 'opus' ? OPUS_OUT_RATES : PCM_RATES;
   if (!rates.includes(sampleRate))
     throw new EarshotError('unsupported', `voice sampleRate ${sampleRate} is not supported for ${request.codec}; use one of ${rates.join(', ')}`, { fatal: true });
-  return { name: voiceName, codec: request.codec, sampleRate, frameMs: request.codec === 'opus' ? OPUS_FRAME_MS : PCM_FRAME_MS, raw: request.raw ?? false };
+  return { name: voiceName, codec: request.codec, sampleRate, frameMs: request.codec === 'opus' ? OPUS_FRAME_MS : PCM_FRAME_MS, raw: request.raw ?? false, speed: request.speed ?? 1 };
 }
 
 /** Frames of one turn's audio; `done` gets the frames a call completed (at once, or when its thread answers). */

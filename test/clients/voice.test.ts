@@ -44,6 +44,18 @@ t.test('a reply is spoken in PCM16 frames, says its text, and done follows the l
   t.ok(turn.firstAudioAt! >= turn.announcedAt, 'first audio timed');
   const { missing, heard } = await unheard(pcmOf(frames), 16000, ['morning', 'window']);
   t.same(missing, [], `heard: ${heard}`);
+
+  // hello.voice.speed is asked of the TTS engine: the same reply at twice the rate is much shorter.
+  const fast = new EarshotClient({ url: `${server.wsUrl}/v1/stream`, voice: { codec: 'pcm16', sampleRate: 16000, speed: 2 } });
+  t.match(await fast.connect(), { voice: { speed: 2 } });
+  t.teardown(() => fast.close());
+  const fastTurns = fast.turns();
+  fast.text('Good morning. Please open the window.');
+  const fastTurn = await nextTurn(fastTurns);
+  const fastSamples = pcmOf(await collect(fastTurn.audio())).length;
+  t.equal((await fastTurn.done).text, result.text, 'the same reply');
+  t.ok(fastSamples < pcmOf(frames).length * 0.75, `speed 2: ${fastSamples} samples against ${pcmOf(frames).length} at speed 1`);
+  t.throws(() => new EarshotClient({ url: `${server.wsUrl}/v1/stream`, voice: { codec: 'pcm16', speed: 9 } }), /speed/, 'hello\'s schema bounds the speed');
 });
 
 t.test('cancel stops the audio; truncate keeps what was heard; raw frames', async (t) => {
