@@ -17,12 +17,41 @@ class WatchedEngine extends EchoEngine {
       this.started.push(turn.id);
       turn.signal.addEventListener('abort', () => this.aborted.push(turn.id), { once: true });
     }
+    return this.answer(batch, emit);
+  }
+
+  protected answer(batch: TurnRequest[], emit: (turnId: string, event: TurnEvent) => void): Promise<void> {
     return super.run(batch, emit);
   }
 }
 
 function slowEngine(): WatchedEngine {
   return new WatchedEngine({ tokenDelayMs: 400, capacity: 8 });
+}
+
+/**
+ * A reply that runs exactly as long as the test needs, on a fast machine or a loaded one: every
+ * turn waits before its first word until the test calls release() (or the turn is aborted), then
+ * the echo engine answers at full speed. A turn the server should have cancelled but did not is
+ * released too, and finishes `stop`, so a broken cancel fails the test instead of hanging it.
+ */
+class HeldEngine extends WatchedEngine {
+  release!: () => void;
+  private readonly released = new Promise<void>((resolve) => (this.release = resolve));
+
+  constructor() {
+    super({ tokenDelayMs: 2, capacity: 8 });
+  }
+
+  protected override answer(batch: TurnRequest[], emit: (turnId: string, event: TurnEvent) => void): Promise<void> {
+    return Promise.all(
+      batch.map(async (turn) => {
+        const aborted = new Promise<void>((resolve) => (turn.signal.aborted ? resolve() : turn.signal.addEventListener('abort', () => resolve(), { once: true })));
+        await Promise.race([this.released, aborted]);
+        await super.answer([turn], emit);
+      }),
+    ).then(() => undefined);
+  }
 }
 
 /** A session whose slow typed turn has started streaming. */
@@ -39,7 +68,7 @@ async function midTurn(t: Test, transport: (typeof TRANSPORTS)[number]) {
 
 for (const transport of TRANSPORTS) {
   t.test(`${transport}: barge-in: speech during a slow reply cancels it; the new utterance is the next turn`, async (t) => {
-    const engine = slowEngine();
+    const engine = new HeldEngine();
     const server = await startTestServer({ transport }, { engine: engine as Engine });
     t.teardown(() => server.close(0));
     const fixture = await speechFixture(4);
@@ -47,6 +76,9 @@ for (const transport of TRANSPORTS) {
     await client.hello({ codec: 'opus', sampleRate: 16000 });
     // 4x real time: each reply reaches the engine before the next sentence starts.
     await client.stream(fixture.opusPackets, 20, 4);
+    // Every sentence has ended: a reply that speech did not interrupt is still held here.
+    await client.waitFor((m) => m.type === 'vad' && m.state === 'silence' && m.atMs > fixture.truth.at(-1)!.endMs);
+    engine.release();
     const turns = await client.waitForTurnsDone(fixture.truth.length);
     t.equal(turns.length, fixture.truth.length, 'one turn per sentence');
     t.same(
@@ -98,15 +130,17 @@ for (const transport of TRANSPORTS) {
   });
 
   t.test(`${transport}: coalescing: utterances that end while a turn runs become one next turn`, async (t) => {
-    const engine = slowEngine();
+    const engine = new HeldEngine();
     const server = await startTestServer({ transport, coalesce: true }, { engine: engine as Engine });
     t.teardown(() => server.close(0));
     const fixture = await speechFixture(5);
     t.equal(fixture.truth.length, 3);
     const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
     await client.hello({ codec: 'opus', sampleRate: 16000, vad: { bargeIn: false } });
-    // As fast as possible: sentences 2 and 3 both end while the slow reply to sentence 1 streams.
     await client.stream(fixture.opusPackets, 20);
+    // Sentences 2 and 3 have both ended while the reply to sentence 1 is held.
+    await client.waitFor((m) => m.type === 'vad' && m.state === 'silence' && m.atMs > fixture.truth[2]!.endMs);
+    engine.release();
     const turns = await client.waitForTurnsDone(2);
     t.equal(turns.length, 2, 'two turns for three sentences');
     const [first, second] = turns as [(typeof turns)[0], (typeof turns)[0]];
@@ -120,16 +154,19 @@ for (const transport of TRANSPORTS) {
   });
 
   t.test(`${transport}: a typed text while utterances wait behind a running turn: one turn answers both, none is left running`, async (t) => {
-    const engine = slowEngine();
+    const engine = new HeldEngine();
     const server = await startTestServer({ transport, coalesce: true }, { engine: engine as Engine });
     t.teardown(() => server.close(0));
     const fixture = await speechFixture(5);
     const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
     await client.hello({ codec: 'opus', sampleRate: 16000, vad: { bargeIn: false } });
     await client.stream(fixture.opusPackets, 20);
-    // Sentences 2 and 3 have ended: they wait behind the slow reply to sentence 1.
+    // Sentences 2 and 3 have ended: they wait behind the held reply to sentence 1.
     await client.waitFor((m) => m.type === 'vad' && m.state === 'silence' && m.atMs > fixture.truth[2]!.endMs);
     client.send({ type: 'text', text: 'and one more thing' });
+    // The text cancels the held reply; the typed turn then answers at once.
+    await client.waitFor((m) => m.type === 'done');
+    engine.release();
     const turns = await client.waitForTurnsDone(2);
     t.same(turns.map((turn) => turn.finish), ['cancelled', 'stop'], 'the running turn is cancelled, the typed turn completes');
     const typed = turns[1]!;
