@@ -15,9 +15,10 @@ import { MlxEngine } from '../../server/engines/mlx/pool.js';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const FIXTURES = join(ROOT, 'test', 'fixtures');
 const PYTHON = '/usr/bin/python3';
-const STALL_MS = 10_000;
-// Twelve steps of 1 s: the whole download takes longer than the stall timeout, no step comes near it.
-const DOWNLOAD = { STANDIN_DOWNLOAD_BYTES: '3000000000', STANDIN_DOWNLOAD_STEPS: '12', STANDIN_DOWNLOAD_STEP_MS: '1000' };
+const STALL_MS = 6_000;
+// Eight steps of 1 s (the worker reports progress at most once a second, so a step is no
+// shorter): the whole download takes longer than the stall timeout, no step comes near it.
+const DOWNLOAD = { STANDIN_DOWNLOAD_BYTES: '3000000000', STANDIN_DOWNLOAD_STEPS: '8', STANDIN_DOWNLOAD_STEP_MS: '1000' };
 
 function engine(t: { teardown(fn: () => unknown): void }, env: Record<string, string>): MlxEngine {
   const created = MlxEngine.create({
@@ -51,7 +52,7 @@ t.test('a download that keeps moving outlives the stall timeout', async (t) => {
 });
 
 t.test('a download that stops is killed after the stall timeout, and says where it stopped', async (t) => {
-  const stalled = engine(t, { ...DOWNLOAD, STANDIN_DOWNLOAD_STALL_AT: '6' });
+  const stalled = engine(t, { ...DOWNLOAD, STANDIN_DOWNLOAD_STALL_AT: '4' });
   const err = await stalled.ready.then(
     () => undefined,
     (e: unknown) => e as EarshotError,
@@ -62,7 +63,7 @@ t.test('a download that stops is killed after the stall timeout, and says where 
 });
 
 t.test('npm run fetch-model downloads ahead of time with progress; a failure names the reason', async (t) => {
-  const env = { ...process.env, PYTHONPATH: FIXTURES, STANDIN_DOWNLOAD_BYTES: '2000000000', STANDIN_DOWNLOAD_STEPS: '2', STANDIN_DOWNLOAD_STEP_MS: '1100' };
+  const env = { ...process.env, PYTHONPATH: FIXTURES, STANDIN_DOWNLOAD_BYTES: '2000000000', STANDIN_DOWNLOAD_STEPS: '2', STANDIN_DOWNLOAD_STEP_MS: '200' };
   const { stderr } = await promisify(execFile)('npm', ['run', '-s', 'fetch-model', '--', '--python', PYTHON, '--mlx-model', 'standin/gemma'], { cwd: ROOT, env });
   t.match(stderr, /downloading standin\/gemma: 50\.0% \(1\.00 of 2\.00 GB\)\ndownloading standin\/gemma: 100\.0% \(2\.00 of 2\.00 GB\)\nstandin\/gemma is in /);
   // The script it runs, directly: an unknown repo exits 1 with the hub's reason.
