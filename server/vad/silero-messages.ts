@@ -1,9 +1,7 @@
 /** What a BatchConfirmer and its Silero thread share: one batch at a time, in shared memory. */
 
-/** Silero VAD v4 at 16 kHz judges 512-sample (32 ms) chunks. */
+/** Silero VAD (v4 and v5) at 16 kHz judges 512-sample (32 ms) chunks. */
 export const CHUNK_SAMPLES = 512;
-/** Floats in one stream's h (or c): 2 layers of 64. */
-export const STATE_SIZE = 128;
 /**
  * A message runs up to this many calls in a row, step s judging each stream's (s+1)-th waiting
  * chunk, so a stream behind by several chunks (a burst, a slow tick) catches up in one round trip.
