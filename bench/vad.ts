@@ -11,7 +11,7 @@
  *          (bench/run.ts --only a --sweep 'uws,uws --vad webrtc' runs the full ramp);
  * accuracy false turns on the noise clips and turn boundaries on real speech, per mode.
  * Usage: node --import tsx bench/vad.ts [--parts cpu,server,held,accuracy] [--modes webrtc,hybrid,silero,silero-1]
- *        [--streams 32] [--seconds 10] [--sessions 40] [--steps 50,100,200] [--vad-model FILE (cpu, accuracy; default the server's)]
+ *        [--streams 32] [--seconds 10] [--sessions 40] [--steps 50,100,200] [--vad-model FILE] [--vad-threshold P] (cpu, accuracy; defaults: the server's)
  * On a busy machine, instruction counts are the repeatable per-frame measure: run the cpu part of
  * one mode under `valgrind --tool=callgrind` at --seconds N and at --seconds 0 (the same start-up
  * and warm-up); the difference over N × 50 × streams is instructions per stream-frame.
@@ -19,6 +19,7 @@
 import { cpus, loadavg } from 'node:os';
 import { joinClips } from '../server/audio/clip.js';
 import { createDecoder } from '../server/audio/select.js';
+import { defaultConfig } from '../server/config.js';
 import { BatchConfirmer, defaultModelPath, type Confirmer } from '../server/vad/confirmer.js';
 import { loadFvad } from '../server/vad/fvad.js';
 import { segmenterFor } from '../server/vad/judging.js';
@@ -40,6 +41,7 @@ const SECONDS = Number(arg('seconds', '10'));
 const SESSIONS = Number(arg('sessions', '40'));
 const STEPS = arg('steps', '50,100,200').split(',').map(Number);
 const MODEL = arg('vad-model', defaultModelPath());
+const THRESHOLD = Number(arg('vad-threshold', String(defaultConfig().vadThreshold)));
 const WARMUP_MS = 3000;
 const WINDOW_MS = 6000;
 const log = (line: string) => process.stdout.write(`${line}\n`);
@@ -97,7 +99,7 @@ async function vadCpu(): Promise<void> {
           packets,
           offset: Math.floor((i / STREAMS) * packets.length),
           decoder: await createDecoder({ codec: 'opus', sampleRate: 16_000, channels: 1 }),
-          segmenter: segmenterFor(await loadFvad(), { mode, aggressiveness: 3, threshold: 0.5 }, { prefixPaddingMs: 300, silenceMs: 500, minSpeechMs: 200, maxUtteranceMs: 30_000 }, silero?.confirmer, () => undefined),
+          segmenter: segmenterFor(await loadFvad(), { mode, aggressiveness: 3, threshold: THRESHOLD }, { prefixPaddingMs: 300, silenceMs: 500, minSpeechMs: 200, maxUtteranceMs: 30_000 }, silero?.confirmer, () => undefined),
         };
       }),
     );
@@ -131,7 +133,7 @@ async function vadCpu(): Promise<void> {
 /** Pushes a whole recording faster than real time, never more than a second ahead of Silero. */
 async function segment(confirmer: Confirmer, mode: VadMode, samples: Float32Array): Promise<SegmentEvent[]> {
   const events: SegmentEvent[] = [];
-  const segmenter = segmenterFor(await loadFvad(), { mode, aggressiveness: 3, threshold: 0.5 }, { prefixPaddingMs: 300, silenceMs: 500, minSpeechMs: 200, maxUtteranceMs: 30_000 }, confirmer, (e) =>
+  const segmenter = segmenterFor(await loadFvad(), { mode, aggressiveness: 3, threshold: THRESHOLD }, { prefixPaddingMs: 300, silenceMs: 500, minSpeechMs: 200, maxUtteranceMs: 30_000 }, confirmer, (e) =>
     events.push(e),
   );
   const settled = () => new Promise<void>((resolve) => segmenter.settle(resolve));
@@ -151,11 +153,13 @@ async function accuracy(): Promise<void> {
     ...(await Promise.all([1, 2, 3].map((id) => speechFixture(id, { noisy: true })))),
   ];
   const clips = await Promise.all(NOISE_CLIPS.map((name) => noiseClip(name)));
-  log('(accuracy) false turns on the noise set (each clip + 1 s of silence) and boundaries on real speech (8 clean + 3 noisy fixtures, 33 sentences)');
+  // Silence before a clip changes where its attack falls in Silero's chunks (LEAD_IN in server/vad/segmenter.ts): 8 offsets of it.
+  const leads = [0, ...Array.from({ length: 8 }, (_, i) => 8000 + i * 397)];
+  log(`(accuracy) false turns on the noise set (each clip + 1 s of silence, alone and after ${leads.length - 1} lengths of silence, 0.5-0.7 s) and boundaries on real speech (8 clean + 3 noisy fixtures, 33 sentences)`);
   for (const mode of ['webrtc', 'hybrid', 'silero'] as const) {
-    const falseTurns = await Promise.all(
-      clips.map(async (c) => (await segment(confirmer, mode, joinClips([c.samples16k, new Float32Array(16_000)]))).filter((e) => e.type === 'speech_stopped').length),
-    );
+    const turns = async (c: Float32Array, lead: number) =>
+      (await segment(confirmer, mode, joinClips([new Float32Array(lead), c, new Float32Array(16_000)]))).filter((e) => e.type === 'speech_stopped').length;
+    const falseTurns = await Promise.all(clips.map(async (c) => (await Promise.all(leads.map((lead) => turns(c.samples16k, lead)))).join('/')));
     let sentences = 0;
     let matched = 0;
     const deviations: number[] = [];
@@ -168,7 +172,7 @@ async function accuracy(): Promise<void> {
     }
     deviations.sort((a, b) => a - b);
     log(
-      `  ${mode.padEnd(7)} false turns: ${NOISE_CLIPS.map((n, i) => `${n} ${falseTurns[i]}`).join(', ')}; ` +
+      `  ${mode.padEnd(7)} false turns (alone/after silence): ${NOISE_CLIPS.map((n, i) => `${n} ${falseTurns[i]}`).join(', ')}; ` +
         `sentences as one turn each: ${matched}/${sentences}; boundary error median ${deviations[deviations.length >> 1]} ms, max ${deviations.at(-1)} ms`,
     );
   }

@@ -81,7 +81,7 @@ export function vadJudging(config: Config, threshold: number): VadJudging {
 
 /**
  * Realtime's threshold (0-1, higher = needs louder speech) to a WebRTC VAD mode (0-3, higher =
- * stricter). The default 0.5 maps to mode 3, the mode Earshot's segmentation is tuned and
+ * stricter). The default (--vad-threshold) and OpenAI's 0.5 map to mode 3, the mode Earshot's segmentation is tuned and
  * tested with; lower thresholds step down to more sensitive modes.
  */
 function vadAggressiveness(threshold: number): number {

@@ -41,6 +41,14 @@ const SPOT_WINDOW = 3;
 /** `sent` marks: a warm-up chunk (no verdict wanted) and a chunk whose verdict waits for the rest of its window. */
 const WARM_UP = -1;
 const IN_WINDOW = -2;
+/**
+ * An episode's first chunk starts this long before WebRTC's first voiced frame. Silero v5 reads
+ * an attack at the very start of a chunk after silence as speech (a tremolo chord: 0.89 there,
+ * 0.07 when the attack falls 320 samples in), and an episode's chunks would otherwise always put
+ * the attack there; with a 16 ms lead-in, hybrid made no turn of the music, clicks or chord at
+ * any of 16 offsets after silence (v4 still takes the chord for speech at half of them).
+ */
+const LEAD_IN = 256;
 /** Silero's own hysteresis (its reference iterator): speech ends below threshold - 0.15. */
 const NEGATIVE_MARGIN = 0.15;
 /**
@@ -101,8 +109,8 @@ export class VadSegmenter implements Segmenter {
   private unvoicedSamples = 0;
   /** The episode began with a warm-up chunk (so its first chunk keeps the state the warm-up left). */
   private warm = false;
-  /** The last CHUNK_SAMPLES received: an episode's warm-up, so Silero's state has heard the lead-in. */
-  private readonly recent = new Float32Array(CHUNK_SAMPLES);
+  /** The last CHUNK_SAMPLES + LEAD_IN received: an episode's warm-up (so Silero's state has heard what came before) and lead-in. */
+  private readonly recent = new Float32Array(CHUNK_SAMPLES + LEAD_IN);
   /** End sample of each chunk sent, in order; -1 for a warm-up whose verdict no frame needs. */
   private readonly sent = new Float64Array(Math.ceil((MAX_PENDING_FRAMES * FRAME_SAMPLES) / CHUNK_SAMPLES) + 64);
   private sentHead = 0;
@@ -234,8 +242,12 @@ export class VadSegmenter implements Segmenter {
     this.chunkFill = 0;
     this.unvoicedSamples = 0;
     const received = (this.arrived - 1) * FRAME_SAMPLES;
-    // Warm-up: the lead-in before the first voiced frame, with fresh recurrent state; its verdict judges no frame.
-    this.warm = received >= CHUNK_SAMPLES && this.send(this.recent, true, WARM_UP);
+    // Warm-up: the chunk before the lead-in, with fresh recurrent state; its verdict judges no frame.
+    this.warm = received >= CHUNK_SAMPLES + LEAD_IN && this.send(this.recent.subarray(0, CHUNK_SAMPLES), true, WARM_UP);
+    if (received >= LEAD_IN) {
+      this.chunk.set(this.recent.subarray(CHUNK_SAMPLES));
+      this.chunkFill = LEAD_IN;
+    }
   }
 
   /** Feeds this frame to the episode's chunks; returns the sample whose verdict the frame needs (0: none). */
@@ -289,7 +301,7 @@ export class VadSegmenter implements Segmenter {
 
   private rememberRecent(): void {
     this.recent.copyWithin(0, FRAME_SAMPLES);
-    this.recent.set(this.frame, CHUNK_SAMPLES - FRAME_SAMPLES);
+    this.recent.set(this.frame, this.recent.length - FRAME_SAMPLES);
   }
 
   private onVerdict(probability: number): void {

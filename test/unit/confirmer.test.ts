@@ -9,6 +9,7 @@ import { copyFile, mkdtemp, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { defaultConfig } from '../../server/config.js';
 import { BatchConfirmer, CHUNK_SAMPLES, defaultModelPath, type Confirmer } from '../../server/vad/confirmer.js';
 import { loadFvad } from '../../server/vad/fvad.js';
 import { segmenterFor } from '../../server/vad/judging.js';
@@ -29,7 +30,7 @@ const tick = () => new Promise((resolve) => setTimeout(resolve, 2));
 /** Pushes `samples` in 20 ms frames, faster than real time, and waits until Silero has judged them. */
 async function segment(confirmer: Confirmer | undefined, mode: VadMode, samples: Float32Array, settings: Partial<SegmenterSettings> = {}): Promise<SegmentEvent[]> {
   const events: SegmentEvent[] = [];
-  const segmenter: VadSegmenter = segmenterFor(await loadFvad(), { mode, aggressiveness: 3, threshold: 0.5 }, { ...DEFAULTS, ...settings }, confirmer, (e) => events.push(e));
+  const segmenter: VadSegmenter = segmenterFor(await loadFvad(), { mode, aggressiveness: 3, threshold: defaultConfig().vadThreshold }, { ...DEFAULTS, ...settings }, confirmer, (e) => events.push(e));
   try {
     // Faster than real time, but never more than a second ahead of Silero.
     for (let at = 0; at < samples.length; at += FRAME) {
@@ -115,12 +116,15 @@ t.test('hybrid and silero', async (t) => {
     t.equal(stopped(await segment(confirmer, 'silero', fixture.samples16k)).length, fixture.truth.length);
   });
 
-  t.test('music, clicks and a tremolo chord: WebRTC VAD hears speech, hybrid and silero none', async (t) => {
+  t.test('music, clicks and a tremolo chord, from the start and after silence: WebRTC VAD hears speech, hybrid and silero none', async (t) => {
     for (const name of NOISE_CLIPS) {
       const clip = await noiseClip(name);
       const input = joinClips([clip.samples16k, new Float32Array(1000 * PER_MS)]);
       t.ok(stopped(await segment(undefined, 'webrtc', input)).length > 0, `${name}: WebRTC VAD alone makes an utterance of it`);
       for (const mode of ['hybrid', 'silero'] as const) t.same(await segment(confirmer, mode, input), [], `${name}: ${mode} hears no speech`);
+      // After silence, hybrid's first chunk meets the clip's attack (see LEAD_IN in segmenter.ts).
+      const late = joinClips([new Float32Array(500 * PER_MS), input]);
+      t.same(await segment(confirmer, 'hybrid', late), [], `${name} after 0.5 s of silence: hybrid hears no speech`);
     }
   });
 
