@@ -38,7 +38,8 @@ for (const transport of TRANSPORTS) {
 t.test('real-time and 10x-speed streaming segment the same', async (t) => {
   const server = await startTestServer(QUEUED_TURNS);
   t.teardown(() => server.close(0));
-  const fixture = await speechFixture(2);
+  // Two sentences: one gap between utterances to place, and the real-time pass lasts ~7 s instead of ~10.
+  const fixture = await speechFixture(7, { sentences: 2 });
   const results: TurnRecord[][] = [];
   for (const speed of [1, 10]) {
     const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
