@@ -106,7 +106,7 @@ class NativeConnection implements SocketHandler, Expirable {
     this.voice?.close();
   }
 
-  /** In order with the voice's frames, which may still be encoding; `now` skips the line (a fatal error, just before the close). */
+  /** In order with the voice's frames, which may still be encoding; `now` skips the line (VAD events, a fatal error just before the close). */
   private send(message: ServerMessage, now = false): void {
     const bytes = encodeServerMessage(message);
     if (this.voice && !now) this.voice.message(bytes);
@@ -234,8 +234,10 @@ class NativeConnection implements SocketHandler, Expirable {
 
   private events(): SessionEvents {
     return {
-      speechStarted: (atMs) => this.send({ type: 'vad', state: 'speech', atMs }),
-      speechStopped: (atMs) => this.send({ type: 'vad', state: 'silence', atMs }),
+      // What was heard goes out at once, not in line behind spoken frames still encoding (at the
+      // lowest priority, they wait on a busy machine): a client stops its playback on `speech`.
+      speechStarted: (atMs) => this.send({ type: 'vad', state: 'speech', atMs }, true),
+      speechStopped: (atMs) => this.send({ type: 'vad', state: 'silence', atMs }, true),
       turnStarted: (turn) => {
         const { itemId, ...wire } = turn;
         if (this.session?.settings.transcription && turn.audioMs > 0) this.turnOfItem.set(itemId, turn.turnId);

@@ -2,6 +2,7 @@
 import t from 'tap';
 import { EarshotClient, EarshotServerError, type Turn } from '../../clients/node/index.js';
 import { OpusPacketDecoder } from '../../server/audio/opus.js';
+import { speechFixture } from '../fixtures/speech.js';
 import { unheard } from '../helpers/hear.js';
 import { startTestServer } from '../helpers/server.js';
 
@@ -126,6 +127,55 @@ t.test('Opus: 20 ms packets at 48 kHz that decode to the spoken reply', async (t
   const more = await collect(next.audio());
   t.equal((await next.done).finish, 'stop');
   t.ok(more.length > 10 && more.every((p) => decoder.decode(p).length === 320), `the next turn: ${more.length} packets that decode`);
+});
+
+t.test('vad messages go out at once, ahead of spoken frames still encoding; other messages keep their place', async (t) => {
+  const server = await startTestServer();
+  t.teardown(() => server.close(0));
+  // Every Opus answer is held until the test lets it go: the reply's frames stay "encoding"
+  // (as on a busy machine, where the encoding thread runs last) while the user speaks.
+  const opus = server.ctx.voice!.opus;
+  const request = opus.request.bind(opus);
+  const held: (() => void)[] = [];
+  let holding = true;
+  let firstHeld!: () => void;
+  const encoding = new Promise<void>((resolve) => (firstHeld = resolve));
+  opus.request = (job, done) =>
+    request(job, (result) => {
+      if (!holding) return done(result);
+      held.push(() => done(result));
+      firstHeld();
+    });
+  const fixture = await speechFixture(0);
+  const client = new EarshotClient({ url: `${server.wsUrl}/v1/stream`, codec: 'opus', sampleRate: 16000, vad: { bargeIn: false }, voice: { codec: 'opus', raw: true } });
+  await client.connect();
+  t.teardown(() => client.close());
+  const order: string[] = [];
+  client.on('turn', () => order.push('turn'));
+  client.on('done', () => order.push('done'));
+  const silence = new Promise<void>((resolve) =>
+    client.on('vad', (m) => {
+      order.push(`vad ${m.state}`);
+      if (m.state === 'silence') resolve();
+    }),
+  );
+  const turns = client.turns();
+  client.text('Please open the window.');
+  const turn = await nextTurn(turns);
+  await encoding;
+  // The first sentence and a second of the pause after it: speech, then silence, decided while the reply's frames wait.
+  const until = Math.ceil((fixture.truth[0]!.endMs + 1000) / 20);
+  for (const packet of fixture.opusPackets.slice(0, until)) await client.sendAudio(packet);
+  await silence;
+  t.same(order, ['turn', 'vad speech', 'vad silence'], 'both vad messages came while the reply\'s frames were held');
+  holding = false;
+  for (const release of held.splice(0)) release();
+  const frames = await collect(turn.audio());
+  t.equal((await turn.done).finish, 'stop');
+  t.ok(frames.length > 25, `the reply was spoken once its frames were let go (${frames.length} packets, then done)`);
+  // The utterance's own turn was decided with the silence, but its announcement keeps its place after the reply before it.
+  await nextTurn(turns);
+  t.same(order.slice(3, 5), ['done', 'turn'], 'the next turn is announced after the held reply\'s done');
 });
 
 t.test('an unknown voice or rate is refused at hello, naming what is available', async (t) => {
