@@ -3,6 +3,7 @@
  * TypeScript sources (tsx) or from compiled JavaScript. Loader hooks are per thread: from
  * sources, the thread registers tsx before it loads its module.
  */
+import { spawnSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { extname } from 'node:path';
@@ -31,18 +32,32 @@ export function stopThread(worker: Worker, message: unknown, graceMs: number): P
 /** The nice value of threads whose work can wait: the lowest priority there is. */
 export const BACKGROUND_NICE = 19;
 
+/** Linux's SCHED_IDLE policy number (as /proc/<pid>/task/<tid>/stat shows it, field 41). */
+export const SCHED_IDLE = 5;
+
 /**
  * Lowers the calling thread's CPU priority so that, on a machine with no core to spare,
  * listening (decode, VAD, the event loop) runs first and the work here waits: a spoken reply
  * starting late is better than every session hearing late. Linux only (a thread's id comes
  * from /proc, and setpriority on a thread id applies to that thread alone); elsewhere the
  * thread keeps its priority.
+ *
+ * Nice 19 alone is not enough (bench/voice-lag.ts): the scheduler lets a nice-19 thread finish
+ * its time slice before a woken event loop runs on that core, and counts its core as busy when
+ * it places the woken thread, which then queues behind another busy thread. Under SCHED_IDLE
+ * a waking normal thread takes the core at once and a core running only idle threads counts
+ * as free. Node has no call for it; util-linux's `chrt` (on every Debian-like system) sets it,
+ * and without it the thread stays at nice 19.
  */
 export function runInBackground(): void {
+  let threadId: number;
   try {
-    const threadId = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (Number.isInteger(threadId)) setPriority(threadId, BACKGROUND_NICE);
+    threadId = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (!Number.isInteger(threadId)) return;
+    setPriority(threadId, BACKGROUND_NICE);
   } catch {
     // No /proc (macOS): the OS schedules the thread as any other.
+    return;
   }
+  spawnSync('chrt', ['--idle', '-p', '0', String(threadId)], { stdio: 'ignore', timeout: 5000 });
 }

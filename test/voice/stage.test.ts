@@ -127,8 +127,11 @@ t.test('a reply\'s first piece is synthesised ahead of queued later pieces; a ca
 t.test('synthesis threads run at the lowest CPU priority, so a machine without a spare core hears before it speaks', { skip: process.platform !== 'linux' && 'thread priorities are read from /proc' }, async (t) => {
   const { FliteTts } = await import('../../server/voice/flite/engine.js');
   const { createLogger } = await import('../../server/observability/log.js');
-  const { BACKGROUND_NICE } = await import('../../server/threads.js');
-  const niceOf = (task: string) => Number(readFileSync(`/proc/self/task/${task}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+  const { BACKGROUND_NICE, SCHED_IDLE } = await import('../../server/threads.js');
+  const { spawnSync } = await import('node:child_process');
+  const fields = (task: string) => readFileSync(`/proc/self/task/${task}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const niceOf = (task: string) => Number(fields(task)[16]);
+  const policyOf = (task: string) => Number(fields(task)[38]);
   const before = readdirSync('/proc/self/task');
   const loopNice = niceOf(String(process.pid));
   const flite = new FliteTts({ threads: 1, maxQueue: 8 }, createLogger('silent'));
@@ -136,5 +139,8 @@ t.test('synthesis threads run at the lowest CPU priority, so a machine without a
   for await (const _ of flite.speak('Hello.', 'kal16', live())) break;
   const started = readdirSync('/proc/self/task').filter((task) => !before.includes(task));
   t.ok(started.map(niceOf).includes(BACKGROUND_NICE), `the synthesis thread runs at nice ${BACKGROUND_NICE} (new threads: ${started.map(niceOf).join(', ')})`);
+  if (spawnSync('chrt', ['--version']).status === 0)
+    t.ok(started.map(policyOf).includes(SCHED_IDLE), `with chrt at hand, under SCHED_IDLE (policies of the new threads: ${started.map(policyOf).join(', ')})`);
   t.equal(niceOf(String(process.pid)), loopNice, 'the event loop keeps its priority');
+  t.equal(policyOf(String(process.pid)), 0, 'and its scheduling policy (SCHED_OTHER)');
 });
