@@ -1,5 +1,5 @@
 /** Small measuring tools shared by the scenarios: percentiles, process CPU, machine CPU. */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 
 /** Samples gathered into a preallocated array, so recording in the hot loop allocates nothing. */
@@ -101,3 +101,80 @@ export class CpuWindow {
 }
 
 export const round = (x: number, digits = 2) => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x);
+
+/** One thread's CPU and run-queue wait so far (/proc/<pid>/task/<tid>/schedstat: ns on CPU, ns runnable but waiting). */
+interface ThreadTimes {
+  nice: number;
+  cpuNs: number;
+  waitNs: number;
+}
+
+function threadTimes(pid: number): Map<number, ThreadTimes> {
+  const times = new Map<number, ThreadTimes>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return times;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const [cpuNs, waitNs] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+      // nice is field 19: the 17th after the command name.
+      times.set(Number(tid), { nice: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]), cpuNs: cpuNs!, waitNs: waitNs! });
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return times;
+}
+
+/** Cores used and run-queue wait (seconds waited per second) of a process's threads over a window. */
+export interface ThreadsSummary {
+  /** The main thread (the event loop): CPU, and how long it was runnable but not running. */
+  main: { cores: number; waiting: number };
+  /** Threads at a lowered priority (nice > 0): the voice stage's synthesis and encoding. */
+  background: { threads: number; cores: number };
+  /** Every other thread (workers at normal priority, V8's and libuv's pools). */
+  other: { threads: number; cores: number; waiting: number };
+}
+
+/**
+ * Where a process's CPU went, thread by thread, from Linux's schedstat: a main thread that
+ * waits on the run queue is late for reasons outside its own code (a busy machine, the
+ * scheduler), which no profile of that thread shows.
+ */
+export class ThreadWindow {
+  private start = new Map<number, ThreadTimes>();
+  private wallStart = 0;
+
+  constructor(private readonly pid: number) {
+    this.restart();
+  }
+
+  restart(): void {
+    this.start = threadTimes(this.pid);
+    this.wallStart = performance.now();
+  }
+
+  read(): ThreadsSummary {
+    const seconds = (performance.now() - this.wallStart) / 1000;
+    const summary: ThreadsSummary = { main: { cores: 0, waiting: 0 }, background: { threads: 0, cores: 0 }, other: { threads: 0, cores: 0, waiting: 0 } };
+    for (const [tid, now] of threadTimes(this.pid)) {
+      const before = this.start.get(tid) ?? { nice: now.nice, cpuNs: 0, waitNs: 0 };
+      const cores = (now.cpuNs - before.cpuNs) / 1e9 / seconds;
+      const waiting = (now.waitNs - before.waitNs) / 1e9 / seconds;
+      if (tid === this.pid) summary.main = { cores, waiting };
+      else if (now.nice > 0) {
+        summary.background.threads++;
+        summary.background.cores += cores;
+      } else {
+        summary.other.threads++;
+        summary.other.cores += cores;
+        summary.other.waiting += waiting;
+      }
+    }
+    return summary;
+  }
+}

@@ -9,7 +9,7 @@
  * within 20% of off).
  *
  *   node --import tsx bench/voice-lag.ts [--sessions 100] [--rounds 2] [--window 20] [--warmup 5]
- *     [--transport uws|ws] [--vad hybrid|webrtc|silero] [--codec opus|pcm16] [--barge-in on|off]
+ *     [--transport uws|ws] [--vad hybrid|webrtc|silero] [--codec opus|pcm16] [--barge-in on|off] [--profile DIR]
  *
  * The fixtures speak almost without pause, so with barge-in on (the default) a reply is spoken
  * only until the next utterance starts; `--barge-in off` lets every reply be spoken to its end
@@ -19,14 +19,22 @@
  * Frame lag is the dense probe of load.ts (a ping in the same write as every 5th frame; with
  * --vad webrtc it is frame-to-VAD, with hybrid or silero it ends where Silero takes over) and
  * decision lag the sparse one (deciding frame sent → `vad silence` received, in every mode).
+ *
+ * Both lags include waiting for a CPU: each step also prints how long the server's event loop
+ * was runnable but not running (Linux schedstat), what the server's other threads used (the
+ * voice threads run at the lowest priority, "background"), and the generator's own CPU,
+ * run-queue wait and event-loop delay, so a lag that comes from the generator or from a
+ * machine without a spare core shows as such. --profile DIR writes each step's CPU profile of
+ * the server's main thread (read with bench/profile.ts; the profiler adds lag of its own).
  */
 import { cpus, loadavg } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { speechFixture } from '../test/fixtures/speech.js';
 import { pipelineConfig } from './capacity.js';
 import { ServerChild } from './child.js';
 import { FRAME_MS, Fleet, voiceOf, type HelloOptions } from './load.js';
-import { CpuWindow, round, type Percentiles } from './stats.js';
+import { CpuWindow, round, ThreadWindow, type Percentiles, type ThreadsSummary } from './stats.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -38,6 +46,7 @@ const { values: args } = parseArgs({
     vad: { type: 'string', default: 'hybrid' },
     codec: { type: 'string', default: 'opus' },
     'barge-in': { type: 'string', default: 'on' },
+    profile: { type: 'string' },
   },
 });
 const SESSIONS = Number(args.sessions);
@@ -51,6 +60,10 @@ interface Step {
   decisionLagMs: Percentiles;
   serverCores: number;
   machine: number;
+  /** The server's threads: its event loop's CPU and run-queue wait, the background (voice) threads, the rest. */
+  serverThreads: ThreadsSummary;
+  /** The load generator (this process): its CPU, its main thread's run-queue wait, its event loop's delay p99. */
+  generator: { cores: number; waiting: number; loopDelayP99Ms: number };
   /** Seconds of spoken reply received per second: how many sessions were speaking at once, on average. */
   speaking: number;
   turns: number;
@@ -66,6 +79,10 @@ const fixtures = await Promise.all([0, 1, 2, 3].map((id) => speechFixture(id)));
 const voices = fixtures.map((f) => voiceOf(f.opusPackets));
 const server = await ServerChild.start({ mode: 'pipeline', config });
 const cpu = new CpuWindow(server.pid);
+const serverThreads = new ThreadWindow(server.pid);
+const generatorThreads = new ThreadWindow(process.pid);
+const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+loopDelay.enable();
 const steps: Step[] = [];
 
 async function step(voice: boolean): Promise<Step> {
@@ -75,15 +92,25 @@ async function step(voice: boolean): Promise<Step> {
     await fleet.add(server.url, SESSIONS, voices, hello);
     await sleep(Number(args.warmup) * 1000);
     fleet.resetWindow();
+    if (args.profile) await server.profileStart();
     cpu.restart();
+    serverThreads.restart();
+    generatorThreads.restart();
+    loopDelay.reset();
     await sleep(Number(args.window) * 1000);
     const used = cpu.read();
+    const threads = serverThreads.read();
+    const generator = generatorThreads.read();
+    const loopDelayP99Ms = loopDelay.percentile(99) / 1e6;
+    if (args.profile) await server.profileStop(`${args.profile}/voice-${voice ? 'on' : 'off'}-${steps.length}.cpuprofile`);
     const result: Step = {
       voice,
       frameLagMs: fleet.frameLag.summary(),
       decisionLagMs: fleet.decisionLag.summary(),
       serverCores: round(used.server),
       machine: round(used.machine),
+      serverThreads: threads,
+      generator: { cores: round(used.generator), waiting: round(generator.main.waiting), loopDelayP99Ms: round(loopDelayP99Ms, 1) },
       speaking: round((fleet.voiceFrames * FRAME_MS) / 1000 / used.seconds, 1),
       turns: fleet.turns,
       errors: fleet.errors,
@@ -93,6 +120,12 @@ async function step(voice: boolean): Promise<Step> {
       `  voice ${voice ? 'on ' : 'off'}: frame lag p50/p99 ${round(result.frameLagMs.p50, 1)}/${round(result.frameLagMs.p99, 1)} ms (n=${result.frameLagMs.n}), ` +
         `decision lag ${round(result.decisionLagMs.p50, 1)}/${round(result.decisionLagMs.p99, 1)} ms (n=${result.decisionLagMs.n}), server ${result.serverCores} cores, ` +
         `machine ${result.machine}/${cpus().length}, ${result.speaking} sessions speaking on average, ${result.turns} turns, ${result.errors} errors, ${result.dropped} dropped`,
+    );
+    const { main, background, other } = threads;
+    log(
+      `    server event loop ${round(main.cores)} cores, waited for a CPU ${round(main.waiting * 1000)} ms/s; ${background.threads} background threads ${round(background.cores)} cores; ` +
+        `${other.threads} other threads ${round(other.cores)} cores, waited ${round(other.waiting * 1000)} ms/s; ` +
+        `generator ${result.generator.cores} cores, waited ${round(result.generator.waiting * 1000)} ms/s, loop delay p99 ${result.generator.loopDelayP99Ms} ms`,
     );
     return result;
   } finally {
