@@ -51,7 +51,7 @@ const OPTIONS = {
 
   tts: [z.enum(['flite', 'say', 'openai', 'none']), 'flite', 'voice stage: TTS engine for spoken replies; flite = embedded (WASM, no download), say = macOS voices, openai = an OpenAI-compatible /v1/audio/speech upstream, none = text only'],
   ttsVoice: [z.string().min(1).optional(), undefined, 'voice stage: default voice (flite: awb, slt, rms, kal16; say: Samantha; openai: the first of --tts-voices); OpenAI voice names map onto the engine\'s'],
-  ttsThreads: [z.coerce.number().int().min(1).max(64), 2, 'voice stage: sentences synthesised at once (flite threads, say processes, upstream requests)'],
+  ttsThreads: [z.coerce.number().int().min(1).max(64), 2, 'voice stage: sentences synthesised at once (flite processes, say processes, upstream requests)'],
   ttsSayCommand: [z.string().min(1), 'say', 'say engine: the say(1) command'],
   ttsUrl: [z.string().url().optional(), undefined, 'openai TTS: upstream base URL, e.g. http://10.0.0.5:8880/v1 (POST {url}/audio/speech, response_format pcm)'],
   ttsModel: [z.string().min(1), 'tts-1', 'openai TTS: model name at the upstream'],

@@ -3,19 +3,31 @@
  * TypeScript sources (tsx) or from compiled JavaScript. Loader hooks are per thread: from
  * sources, the thread registers tsx before it loads its module.
  */
-import { spawnSync } from 'node:child_process';
-import { readlinkSync } from 'node:fs';
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 
+const moduleBeside = (callerUrl: string, name: string) => new URL(`./${name}${extname(fileURLToPath(callerUrl))}`, callerUrl);
+
 /** `name` is the module's file name without extension, resolved against `callerUrl` (the caller's import.meta.url). */
 export function startThread(callerUrl: string, name: string, options: WorkerOptions = {}): Worker {
-  const file = new URL(`./${name}${extname(fileURLToPath(callerUrl))}`, callerUrl);
+  const file = moduleBeside(callerUrl, name);
   if (!file.pathname.endsWith('.ts')) return new Worker(file, options);
   const boot = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(file.href)}); })`;
   return new Worker(boot, { ...options, eval: true });
+}
+
+/**
+ * Starts a child process (Node, IPC with structured clone) from a module beside the caller, the
+ * same way: from sources, it loads tsx first. It inherits none of this process's Node options.
+ */
+export function startProcess(callerUrl: string, name: string): ChildProcess {
+  const file = moduleBeside(callerUrl, name);
+  const execArgv = file.pathname.endsWith('.ts') ? ['--import', import.meta.resolve('tsx')] : [];
+  return fork(fileURLToPath(file), [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
 /**
@@ -60,4 +72,32 @@ export function runInBackground(): void {
     return;
   }
   spawnSync('chrt', ['--idle', '-p', '0', String(threadId)], { stdio: 'ignore', timeout: 5000 });
+}
+
+/**
+ * The same for every thread of the calling process, for a child process whose work can wait:
+ * its V8 helper threads (garbage collection, compilation) included, which a worker thread
+ * shares with the event loop at normal priority. Threads started later inherit the priority of
+ * the thread that starts them. Where there is no /proc (macOS), the whole process is lowered.
+ */
+export function runProcessInBackground(): void {
+  let threads: string[];
+  try {
+    threads = readdirSync('/proc/self/task');
+  } catch {
+    try {
+      setPriority(0, BACKGROUND_NICE);
+    } catch {
+      // Not allowed here: the process keeps its priority.
+    }
+    return;
+  }
+  for (const tid of threads) {
+    try {
+      setPriority(Number(tid), BACKGROUND_NICE);
+    } catch {
+      // The thread ended since the listing.
+    }
+  }
+  spawnSync('chrt', ['--all-tasks', '--idle', '-p', '0', String(process.pid)], { stdio: 'ignore', timeout: 5000 });
 }

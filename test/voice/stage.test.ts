@@ -124,23 +124,33 @@ t.test('a reply\'s first piece is synthesised ahead of queued later pieces; a ca
   await t.rejects(Promise.all(Array.from({ length: 10 }, () => say('Overflow.', false))), { code: 'busy', message: /voice stage \(flite\): 8 sentences already wait/ }, 'past --tts-max-queue: busy');
 });
 
-t.test('synthesis threads run at the lowest CPU priority, so a machine without a spare core hears before it speaks', { skip: process.platform !== 'linux' && 'thread priorities are read from /proc' }, async (t) => {
+t.test('synthesis and Opus encoding run at the lowest CPU priority, so a machine without a spare core hears before it speaks', { skip: process.platform !== 'linux' && 'thread priorities are read from /proc' }, async (t) => {
   const { FliteTts } = await import('../../server/voice/flite/engine.js');
+  const { OpusThread } = await import('../../server/voice/opus/threads.js');
   const { createLogger } = await import('../../server/observability/log.js');
   const { BACKGROUND_NICE, SCHED_IDLE } = await import('../../server/threads.js');
   const { spawnSync } = await import('node:child_process');
-  const fields = (task: string) => readFileSync(`/proc/self/task/${task}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  const niceOf = (task: string) => Number(fields(task)[16]);
-  const policyOf = (task: string) => Number(fields(task)[38]);
-  const before = readdirSync('/proc/self/task');
-  const loopNice = niceOf(String(process.pid));
+  const idle = spawnSync('chrt', ['--version']).status === 0;
+  const fields = (pid: number, task: string) => readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // nice is field 19 of stat, the scheduling policy field 41.
+  const priority = (pid: number, task: string) => `nice ${fields(pid, task)[16]} policy ${fields(pid, task)[38]}`;
+  const background = `nice ${BACKGROUND_NICE} policy ${idle ? SCHED_IDLE : 0}`;
+  const loop = priority(process.pid, String(process.pid));
+
   const flite = new FliteTts({ threads: 1, maxQueue: 8 }, createLogger('silent'));
   t.teardown(() => flite.close());
   for await (const _ of flite.speak('Hello.', 'kal16', live())) break;
+  const [pid] = flite.pids;
+  const synthesis = readdirSync(`/proc/${pid}/task`).map((task) => priority(pid!, task));
+  t.ok(synthesis.length > 1, `the synthesis process has its own threads (${synthesis.length})`);
+  t.same([...new Set(synthesis)], [background], `every thread of the synthesis process (V8's collector helpers too) runs at ${background}`);
+
+  const before = readdirSync('/proc/self/task');
+  const opus = new OpusThread(createLogger('silent'));
+  t.teardown(() => opus.stop());
+  const stream = opus.open(24_000);
+  await new Promise((resolve) => stream.push(new Int16Array(4800), resolve));
   const started = readdirSync('/proc/self/task').filter((task) => !before.includes(task));
-  t.ok(started.map(niceOf).includes(BACKGROUND_NICE), `the synthesis thread runs at nice ${BACKGROUND_NICE} (new threads: ${started.map(niceOf).join(', ')})`);
-  if (spawnSync('chrt', ['--version']).status === 0)
-    t.ok(started.map(policyOf).includes(SCHED_IDLE), `with chrt at hand, under SCHED_IDLE (policies of the new threads: ${started.map(policyOf).join(', ')})`);
-  t.equal(niceOf(String(process.pid)), loopNice, 'the event loop keeps its priority');
-  t.equal(policyOf(String(process.pid)), 0, 'and its scheduling policy (SCHED_OTHER)');
+  t.ok(started.map((task) => priority(process.pid, task)).includes(background), `the Opus encoding thread runs at ${background}`);
+  t.equal(priority(process.pid, String(process.pid)), loop, `the event loop keeps its priority (${loop})`);
 });

