@@ -57,6 +57,42 @@ export function processCpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
 }
 
+/** The ids of `pid`'s child processes (e.g. a server's synthesis processes), from /proc. */
+export function childPids(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // ppid is the second field after the parenthesised command name.
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) children.push(Number(entry));
+    } catch {
+      // The process ended between the listing and the read.
+    }
+  }
+  return children;
+}
+
+/** CPU seconds of a process and its children (a server and its synthesis processes), by pid. */
+function treeCpuSeconds(pid: number): Map<number, number> {
+  const seconds = new Map<number, number>();
+  for (const p of [pid, ...childPids(pid)]) {
+    try {
+      seconds.set(p, processCpuSeconds(p));
+    } catch {
+      // Ended since the listing.
+    }
+  }
+  return seconds;
+}
+
+/** CPU seconds used between two readings of treeCpuSeconds (a process born between them counts from 0). */
+function cpuBetween(before: Map<number, number>, after: Map<number, number>): number {
+  let sum = 0;
+  for (const [pid, seconds] of after) sum += seconds - (before.get(pid) ?? 0);
+  return sum;
+}
+
 /** Busy and total jiffies of the whole machine, from /proc/stat. */
 export function machineCpu(): { busy: number; total: number } {
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
@@ -66,10 +102,10 @@ export function machineCpu(): { busy: number; total: number } {
   return { busy: total - idle, total };
 }
 
-/** Measures the CPU of a server process, this process and the whole machine over a window. */
+/** Measures the CPU of a server process (with its child processes), this process and the whole machine over a window. */
 export class CpuWindow {
   private readonly pid: number;
-  private serverStart = 0;
+  private serverStart = new Map<number, number>();
   private selfStart = process.cpuUsage();
   private machineStart = machineCpu();
   private wallStart = 0;
@@ -80,7 +116,7 @@ export class CpuWindow {
   }
 
   restart(): void {
-    this.serverStart = processCpuSeconds(this.pid);
+    this.serverStart = treeCpuSeconds(this.pid);
     this.selfStart = process.cpuUsage();
     this.machineStart = machineCpu();
     this.wallStart = performance.now();
@@ -93,7 +129,7 @@ export class CpuWindow {
     const m = machineCpu();
     return {
       seconds,
-      server: (processCpuSeconds(this.pid) - this.serverStart) / seconds,
+      server: cpuBetween(this.serverStart, treeCpuSeconds(this.pid)) / seconds,
       generator: (self.user + self.system) / 1e6 / seconds,
       machine: ((m.busy - this.machineStart.busy) / (m.total - this.machineStart.total)) * availableParallelism(),
     };
@@ -109,13 +145,19 @@ interface ThreadTimes {
   waitNs: number;
 }
 
-function threadTimes(pid: number): Map<number, ThreadTimes> {
+/** Every thread of `pid` (and of its child processes with `tree`), by thread id. */
+function threadTimes(pid: number, tree: boolean): Map<number, ThreadTimes> {
   const times = new Map<number, ThreadTimes>();
+  for (const p of tree ? [pid, ...childPids(pid)] : [pid]) addThreadTimes(p, times);
+  return times;
+}
+
+function addThreadTimes(pid: number, times: Map<number, ThreadTimes>): void {
   let tids: string[];
   try {
     tids = readdirSync(`/proc/${pid}/task`);
   } catch {
-    return times;
+    return;
   }
   for (const tid of tids) {
     try {
@@ -127,21 +169,20 @@ function threadTimes(pid: number): Map<number, ThreadTimes> {
       // The thread ended between the listing and the read.
     }
   }
-  return times;
 }
 
 /** Cores used and run-queue wait (seconds waited per second) of a process's threads over a window. */
 export interface ThreadsSummary {
   /** The main thread (the event loop): CPU, and how long it was runnable but not running. */
   main: { cores: number; waiting: number };
-  /** Threads at a lowered priority (nice > 0): the voice stage's synthesis and encoding. */
+  /** Threads at a lowered priority (nice > 0), child processes' included: the voice stage's synthesis and encoding. */
   background: { threads: number; cores: number };
   /** Every other thread (workers at normal priority, V8's and libuv's pools). */
   other: { threads: number; cores: number; waiting: number };
 }
 
 /**
- * Where a process's CPU went, thread by thread, from Linux's schedstat: a main thread that
+ * Where a process's CPU (and its child processes') went, thread by thread, from Linux's schedstat: a main thread that
  * waits on the run queue is late for reasons outside its own code (a busy machine, the
  * scheduler), which no profile of that thread shows.
  */
@@ -149,19 +190,23 @@ export class ThreadWindow {
   private start = new Map<number, ThreadTimes>();
   private wallStart = 0;
 
-  constructor(private readonly pid: number) {
+  /** `tree`: its child processes' threads count too (a server's synthesis processes). */
+  constructor(
+    private readonly pid: number,
+    private readonly tree = true,
+  ) {
     this.restart();
   }
 
   restart(): void {
-    this.start = threadTimes(this.pid);
+    this.start = threadTimes(this.pid, this.tree);
     this.wallStart = performance.now();
   }
 
   read(): ThreadsSummary {
     const seconds = (performance.now() - this.wallStart) / 1000;
     const summary: ThreadsSummary = { main: { cores: 0, waiting: 0 }, background: { threads: 0, cores: 0 }, other: { threads: 0, cores: 0, waiting: 0 } };
-    for (const [tid, now] of threadTimes(this.pid)) {
+    for (const [tid, now] of threadTimes(this.pid, this.tree)) {
       const before = this.start.get(tid) ?? { nice: now.nice, cpuNs: 0, waitNs: 0 };
       const cores = (now.cpuNs - before.cpuNs) / 1e9 / seconds;
       const waiting = (now.waitNs - before.waitNs) / 1e9 / seconds;

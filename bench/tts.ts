@@ -15,7 +15,7 @@
  * (15 ms per word, as the echo engine's default pace), "plays" its audio in real time, pauses
  * a second, and speaks the next reply; sessions start spread over the first two seconds.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { defaultConfig } from '../server/config.js';
 import { createVoiceStage, type VoiceStage } from '../server/voice/stage.js';
@@ -44,15 +44,19 @@ const WORD_MS = 15;
 const PAUSE_MS = 1000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const live = () => new AbortController().signal;
+/** Flite synthesises in child processes: their CPU and memory count as the engine's. */
+const synthesisPids = (stage: VoiceStage) => (stage.tts as { pids?: number[] }).pids ?? [];
+const cpuSeconds = (stage: VoiceStage) => [process.pid, ...synthesisPids(stage)].reduce((sum, pid) => sum + processCpuSeconds(pid), 0);
+const rssMB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
 
 async function realTimeFactor(stage: VoiceStage, voice: string): Promise<{ audioS: number; wallS: number; cpuS: number; rtf: number; cpuPerAudioS: number; perSentenceMs: number }> {
   const sentences = REPLIES.flatMap((r) => r.split(/(?<=[.?!])\s+/));
-  const cpu0 = processCpuSeconds(process.pid);
+  const cpu0 = cpuSeconds(stage);
   const t0 = performance.now();
   let samples = 0;
   for (const text of sentences) for await (const pcm of stage.tts.speak(text, voice, live())) samples += pcm.length;
   const wallS = (performance.now() - t0) / 1000;
-  const cpuS = processCpuSeconds(process.pid) - cpu0;
+  const cpuS = cpuSeconds(stage) - cpu0;
   const audioS = samples / VOICE_SAMPLE_RATE;
   return { audioS: round(audioS), wallS: round(wallS), cpuS: round(cpuS), rtf: round(wallS / audioS, 4), cpuPerAudioS: round(cpuS / audioS, 4), perSentenceMs: round((wallS * 1000) / sentences.length, 1) };
 }
@@ -86,12 +90,12 @@ async function session(stage: VoiceStage, until: number, latencies: number[], in
 
 async function concurrency(stage: VoiceStage, sessions: number, seconds: number) {
   const latencies: number[] = [];
-  const cpu0 = processCpuSeconds(process.pid);
+  const cpu0 = cpuSeconds(stage);
   const t0 = performance.now();
   await Promise.all(Array.from({ length: sessions }, (_, i) => session(stage, t0 + seconds * 1000, latencies, i)));
   const wallS = (performance.now() - t0) / 1000;
   const p = percentiles(latencies);
-  return { sessions, replies: p.n, firstChunkMs: { p50: round(p.p50, 1), p95: round(p.p95, 1), p99: round(p.p99, 1), max: round(p.max, 1) }, cores: round((processCpuSeconds(process.pid) - cpu0) / wallS) };
+  return { sessions, replies: p.n, firstChunkMs: { p50: round(p.p50, 1), p95: round(p.p95, 1), p99: round(p.p99, 1), max: round(p.max, 1) }, cores: round((cpuSeconds(stage) - cpu0) / wallS) };
 }
 
 async function soak(stage: VoiceStage, calls: number) {
@@ -99,7 +103,12 @@ async function soak(stage: VoiceStage, calls: number) {
   const memory = () => {
     gc?.();
     const m = process.memoryUsage();
-    return { rssMB: round(m.rss / 2 ** 20, 1), heapMB: round(m.heapUsed / 2 ** 20, 1), externalMB: round(m.external / 2 ** 20, 1) };
+    return {
+      rssMB: round(m.rss / 2 ** 20, 1),
+      heapMB: round(m.heapUsed / 2 ** 20, 1),
+      externalMB: round(m.external / 2 ** 20, 1),
+      synthesisRssMB: synthesisPids(stage).map((pid) => round(rssMB(pid), 1)),
+    };
   };
   for await (const _ of stage.speak('Warm up.', stage.defaultVoice, live()));
   const before = memory();
@@ -115,7 +124,7 @@ const threads = Number(args.threads);
 const engine = args.tts as 'flite' | 'say' | 'openai';
 const stage = (await createVoiceStage(defaultConfig({ tts: engine, ttsThreads: threads, ttsSayCommand: args['tts-say-command'], ...(args['tts-url'] ? { ttsUrl: args['tts-url'] } : {}) })))!;
 const result: Record<string, unknown> = { date: new Date().toISOString(), engine, threads, machine: 'see bench/RESULTS.md' };
-// Start every synthesis thread (and compile Flite in it) before measuring.
+// Start every synthesis process (and compile Flite in it) before measuring.
 await Promise.all(Array.from({ length: threads }, () => (async () => {
   for await (const _ of stage.tts.speak('Warm up.', stage.defaultVoice, live()));
 })()));

@@ -80,7 +80,7 @@ const voices = fixtures.map((f) => voiceOf(f.opusPackets));
 const server = await ServerChild.start({ mode: 'pipeline', config });
 const cpu = new CpuWindow(server.pid);
 const serverThreads = new ThreadWindow(server.pid);
-const generatorThreads = new ThreadWindow(process.pid);
+const generatorThreads = new ThreadWindow(process.pid, false);
 const loopDelay = monitorEventLoopDelay({ resolution: 1 });
 loopDelay.enable();
 const steps: Step[] = [];
