@@ -15,6 +15,7 @@ import type { Logger } from '../observability/log.js';
 import type { TurnSink } from '../scheduler/scheduler.js';
 import type { HttpResponse } from '../transport/types.js';
 import { createSpeechEncoder, type SpeechFormat } from '../voice/formats.js';
+import type { OpusThread } from '../voice/opus/threads.js';
 import type { Pcm24k, SpokenReply } from '../voice/types.js';
 import { chunkOf, cutShort, usageOf, type Reply } from './chat.js';
 import { errorOf, sendError, sendJson } from './respond.js';
@@ -28,6 +29,8 @@ export interface SpokenOutput {
   reply: SpokenReply;
   format: SpeechFormat;
   id: string;
+  /** Where Opus is encoded (the voice stage's thread). */
+  opus: OpusThread;
 }
 
 /** The spoken output a request asks for, checked at the edge; undefined for text only. */
@@ -41,7 +44,7 @@ export function spokenOutput(ctx: ServerContext, body: ChatCompletionRequest, si
   const voice = stage.resolveVoice(body.audio.voice, 'audio.voice');
   if (body.stream && body.audio.format !== 'pcm16') throw new EarshotError('bad_message', `streamed audio output supports pcm16 only, not ${body.audio.format}`, { param: 'audio.format' });
   const format = body.audio.format === 'pcm16' ? 'pcm' : body.audio.format;
-  return { reply: stage.reply(voice, signal), format, id: `audio_${randomUUID().replace(/-/g, '')}` };
+  return { reply: stage.reply(voice, signal), format, id: `audio_${randomUUID().replace(/-/g, '')}`, opus: stage.opus };
 }
 
 const expiresAt = () => Math.floor(Date.now() / 1000) + AUDIO_TTL_S;
@@ -53,10 +56,14 @@ async function gather(reply: SpokenReply): Promise<Pcm24k[]> {
   return chunks;
 }
 
-async function encodeWhole(chunks: Pcm24k[], format: SpeechFormat): Promise<string> {
-  const encoder = await createSpeechEncoder(format, chunks.reduce((n, c) => n + c.length, 0));
-  const parts = [encoder.start(), ...chunks.map((c) => encoder.encode(c)), encoder.end()];
-  return Buffer.concat(parts).toString('base64');
+async function encodeWhole(chunks: Pcm24k[], spoken: SpokenOutput): Promise<string> {
+  const encoder = await createSpeechEncoder(spoken.format, spoken.opus, chunks.reduce((n, c) => n + c.length, 0));
+  try {
+    const parts = [encoder.start(), ...(await Promise.all(chunks.map((c) => encoder.encode(c)))), await encoder.end()];
+    return Buffer.concat(parts).toString('base64');
+  } finally {
+    encoder.close();
+  }
 }
 
 export function wholeAudioSink(res: HttpResponse, reply: Reply, spoken: SpokenOutput, logger: Logger): TurnSink {
@@ -66,7 +73,9 @@ export function wholeAudioSink(res: HttpResponse, reply: Reply, spoken: SpokenOu
     spoken.reply.end();
     const chunks = await audio;
     if (res.aborted) return;
-    const data = spoken.reply.failed ? undefined : await encodeWhole(chunks, spoken.format);
+    const data = spoken.reply.failed
+      ? undefined
+      : await encodeWhole(chunks, spoken).catch((err: unknown) => void logger.warn({ err, reply: reply.id }, 'encoding the spoken reply failed; answering with text'));
     if (spoken.reply.failed) logger.warn({ err: spoken.reply.failed, reply: reply.id }, 'spoken reply failed; answering with text');
     const message = data
       ? { role: 'assistant', content: null, refusal: null, audio: { id: spoken.id, data, transcript, expires_at: expiresAt() } }

@@ -38,7 +38,7 @@ async function speech(ctx: ServerContext, req: HttpRequest, res: HttpResponse): 
   if (body.input.length > ctx.config.speechMaxInputChars)
     throw new EarshotError('bad_message', `input is ${body.input.length} characters; the limit is ${ctx.config.speechMaxInputChars}`, { param: 'input' });
   const voice = stage.resolveVoice(typeof body.voice === 'string' ? body.voice : body.voice.id);
-  const encoder = await createSpeechEncoder(body.response_format);
+  const encoder = await createSpeechEncoder(body.response_format, stage.opus);
   const sse = body.stream_format === 'sse' ? new SseStream(res, ctx.config.maxBufferedBytes) : undefined;
   let opened = false;
   const send = (bytes: Uint8Array) => {
@@ -56,8 +56,11 @@ async function speech(ctx: ServerContext, req: HttpRequest, res: HttpResponse): 
     for await (const pcm of stage.speak(body.input, voice, controller.signal, { speed: body.speed })) {
       if (!started) send(encoder.start());
       started = true;
-      send(encoder.encode(pcm));
+      send(await encoder.encode(pcm));
     }
+    if (res.aborted || controller.signal.aborted) return;
+    if (!started) throw new EarshotError('bad_message', 'input holds nothing to say (no letters or digits)', { param: 'input' });
+    send(await encoder.end());
   } catch (err) {
     if (!started) throw err;
     // Audio already went out: an SSE client gets an error event, a byte stream is cut short so it is not taken as whole.
@@ -65,10 +68,9 @@ async function speech(ctx: ServerContext, req: HttpRequest, res: HttpResponse): 
     if (sse) sse.fail(errorOf(EarshotError.from(err)));
     else res.close();
     return;
+  } finally {
+    encoder.close();
   }
-  if (res.aborted || controller.signal.aborted) return;
-  if (!started) throw new EarshotError('bad_message', 'input holds nothing to say (no letters or digits)', { param: 'input' });
-  send(encoder.end());
   if (sse) {
     sse.send({ type: 'speech.audio.done' });
     res.end();

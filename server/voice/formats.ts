@@ -3,12 +3,16 @@
  * `audio.format`), each as a streaming encoder: bytes for a reply's audio as it is made, so a
  * streamed response carries sound before the whole text is spoken. OpenAI also offers aac and
  * flac; no encoder for them is at hand on npm, so they are refused with the list of these.
+ * Opus is encoded on the voice stage's Opus thread, off the event loop (~0.2 ms a packet: a
+ * sentence's audio arrives as seconds at once, so encoded on the loop it stalled every
+ * session's frames behind it); the Ogg pages around the packets are made here.
  */
 import type { SPEECH_FORMATS } from '../../protocol/openai.js';
 import { Mp3Encoder } from '../audio/mp3-encoder.js';
 import { OggOpusWriter } from '../audio/ogg-writer.js';
-import { OpusEncoder } from '../audio/opus-encoder.js';
+import { OPUS_FRAME_MS } from '../audio/opus-encoder.js';
 import { pcm16Bytes, WAV_STREAMED_SIZE, wavHeader16 } from '../audio/wav.js';
+import type { OpusThread } from './opus/threads.js';
 import { VOICE_SAMPLE_RATE, type Pcm24k } from './types.js';
 
 export type SpeechFormat = (typeof SPEECH_FORMATS)[number];
@@ -24,42 +28,58 @@ export interface SpeechEncoder {
   readonly contentType: string;
   /** Bytes that open the file (headers); may be empty. */
   start(): Uint8Array;
-  encode(pcm: Pcm24k): Uint8Array;
+  /** Calls are answered in order; the next may be made before the last is answered. */
+  encode(pcm: Pcm24k): Promise<Uint8Array>;
   /** The rest of the file; the encoder is done after it. */
-  end(): Uint8Array;
+  end(): Promise<Uint8Array>;
+  /** Frees what the encoder holds if it will not reach end() (the client left, synthesis failed). */
+  close(): void;
 }
 
-/** `knownLength`: samples of the whole reply, when all audio exists before the first byte (a WAV then gets exact sizes). */
-export async function createSpeechEncoder(format: SpeechFormat, knownLength?: number): Promise<SpeechEncoder> {
+/**
+ * `opus`: the thread Opus is encoded on. `knownLength`: samples of the whole reply, when all
+ * audio exists before the first byte (a WAV then gets exact sizes).
+ */
+export async function createSpeechEncoder(format: SpeechFormat, opus: OpusThread, knownLength?: number): Promise<SpeechEncoder> {
   const contentType = CONTENT_TYPES[format];
   const none = new Uint8Array(0);
+  const nothing = async () => none;
   switch (format) {
     case 'pcm':
-      return { contentType, start: () => none, encode: (pcm) => pcm16Bytes(pcm).slice(), end: () => none };
+      return { contentType, start: () => none, encode: async (pcm) => pcm16Bytes(pcm).slice(), end: nothing, close: () => {} };
     case 'wav':
       return {
         contentType,
         start: () => wavHeader16(VOICE_SAMPLE_RATE, knownLength === undefined ? WAV_STREAMED_SIZE : knownLength * 2),
-        encode: (pcm) => pcm16Bytes(pcm).slice(),
-        end: () => none,
+        encode: async (pcm) => pcm16Bytes(pcm).slice(),
+        end: nothing,
+        close: () => {},
       };
     case 'mp3': {
       const mp3 = await Mp3Encoder.create();
-      return { contentType, start: () => none, encode: (pcm) => mp3.encode(pcm), end: () => mp3.end() };
+      return { contentType, start: () => none, encode: async (pcm) => mp3.encode(pcm), end: async () => mp3.end(), close: () => {} };
     }
     case 'opus': {
-      const opus = new OpusEncoder(VOICE_SAMPLE_RATE);
-      const ogg = new OggOpusWriter(VOICE_SAMPLE_RATE, opus.frameSamples);
+      const stream = opus.open(VOICE_SAMPLE_RATE);
+      const ogg = new OggOpusWriter(VOICE_SAMPLE_RATE, (VOICE_SAMPLE_RATE * OPUS_FRAME_MS) / 1000);
+      const packets = (run: (done: (packets: Uint8Array[] | Error) => void) => void) =>
+        new Promise<Uint8Array[]>((resolve, reject) => run((result) => (result instanceof Error ? reject(result) : resolve(result))));
       let samples = 0;
       return {
         contentType,
         start: () => ogg.header(),
-        encode: (pcm) => ((samples += pcm.length), ogg.pages(opus.encode(pcm))),
-        end: () => {
-          const last = ogg.end(opus.flush(), samples);
-          opus.close();
-          return last;
+        encode: async (pcm) => {
+          samples += pcm.length;
+          return ogg.pages(await packets((done) => stream.push(pcm, done)));
         },
+        end: async () => {
+          try {
+            return ogg.end(await packets((done) => stream.flush(done)), samples);
+          } finally {
+            stream.close();
+          }
+        },
+        close: () => stream.close(),
       };
     }
   }

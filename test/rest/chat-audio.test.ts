@@ -5,6 +5,8 @@
  */
 import OpenAI from 'openai';
 import t from 'tap';
+import { parseOggOpus } from '../../clients/node/ogg.js';
+import { OpusPacketDecoder } from '../../server/audio/opus.js';
 import { decodeWav } from '../../server/audio/wav.js';
 import { ECHO_MODEL_ID } from '../../server/engines/echo/engine.js';
 import { unheard } from '../helpers/hear.js';
@@ -29,6 +31,17 @@ t.test('message.audio: a WAV of the reply, its transcript, no content', async (t
   wholeSamples = channels[0]!;
   const { missing, heard } = await unheard(wholeSamples, sampleRate, ['quick', 'brown', 'fox']);
   t.same(missing, [], `pocketsphinx heard: "${heard}"`);
+});
+
+t.test('message.audio in Ogg Opus: as much speech as the WAV', async (t) => {
+  const completion = await client.chat.completions.create({ model: ECHO_MODEL_ID, messages, modalities: ['text', 'audio'], audio: { voice: 'alloy', format: 'opus' } });
+  const ogg = parseOggOpus(Buffer.from(completion.choices[0]!.message.audio!.data, 'base64'));
+  const decoder = await OpusPacketDecoder.create(24_000, 1);
+  t.teardown(() => decoder.close());
+  let samples16k = 0;
+  for (const packet of ogg.packets) samples16k += decoder.decode(packet).length;
+  const wavSeconds = wholeSamples!.length / 24_000;
+  t.ok(Math.abs(samples16k / 16_000 - wavSeconds) < 0.05, `${ogg.packets.length} packets, ${(samples16k / 16_000).toFixed(2)} s (the WAV: ${wavSeconds.toFixed(2)} s)`);
 });
 
 t.test('streamed: transcript deltas, then pcm16 chunks of the same speech', async (t) => {
