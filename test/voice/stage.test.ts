@@ -154,3 +154,19 @@ t.test('synthesis and Opus encoding run at the lowest CPU priority, so a machine
   t.ok(started.map((task) => priority(process.pid, task)).includes(background), `the Opus encoding thread runs at ${background}`);
   t.equal(priority(process.pid, String(process.pid)), loop, `the event loop keeps its priority (${loop})`);
 });
+
+t.test('a synthesis process that dies fails its sentence with voice_error, and a new process speaks the next', { skip: process.platform === 'win32' && 'signals' }, async (t) => {
+  const { FliteTts } = await import('../../server/voice/flite/engine.js');
+  const { createLogger } = await import('../../server/observability/log.js');
+  const flite = new FliteTts({ threads: 1, maxQueue: 8 }, createLogger('silent'));
+  t.teardown(() => flite.close());
+  await collect(flite.speak('Hello.', 'kal16', live()));
+  const [pid] = flite.pids;
+  // Stopped, it cannot answer the sentence it is given before it dies.
+  process.kill(pid!, 'SIGSTOP');
+  const lost = collect(flite.speak('Lost.', 'kal16', live()));
+  process.kill(pid!, 'SIGKILL');
+  await t.rejects(lost, { code: 'voice_error', message: /voice stage \(flite\): synthesis process exited with SIGKILL/ });
+  t.not(flite.pids[0], pid, 'another process took its place');
+  t.ok((await collect(flite.speak('Hello again.', 'kal16', live()))).length > VOICE_SAMPLE_RATE / 4, 'and speaks');
+});
