@@ -8,6 +8,9 @@ import { metricValue, startTestServer, TRANSPORTS } from '../helpers/server.js';
 import { closed, handshake, type Handshake } from './upgrade-client.js';
 import { until } from '../helpers/until.js';
 
+/** Servers that judge no speech and speak no reply: no Silero or Flite threads to start for each of them. */
+const NO_SPEECH = { vad: 'webrtc', tts: 'none' } as const;
+
 function refused(t: Test, result: Handshake, status: number, code: string, what: string): void {
   t.equal(result.ok, false, `${what}: refused`);
   if (result.ok) return;
@@ -18,7 +21,7 @@ function refused(t: Test, result: Handshake, status: number, code: string, what:
 for (const transport of TRANSPORTS) {
   t.test(`connection limits over ${transport}`, async (t) => {
     // trustProxy lets one test machine stand for several client addresses.
-    const server = await startTestServer({ transport, maxConnections: 3, maxConnectionsPerIp: 2, trustProxy: true });
+    const server = await startTestServer({ ...NO_SPEECH, transport, maxConnections: 3, maxConnectionsPerIp: 2, trustProxy: true });
     t.teardown(() => server.close(0));
     const url = `${server.wsUrl}/v1/stream`;
     const from = (ip: string) => handshake(url, { 'x-forwarded-for': ip });
@@ -43,7 +46,7 @@ for (const transport of TRANSPORTS) {
   });
 
   t.test(`origin allow-list over ${transport}`, async (t) => {
-    const server = await startTestServer({ transport, allowedOrigins: ['https://app.example'] });
+    const server = await startTestServer({ ...NO_SPEECH, transport, allowedOrigins: ['https://app.example'] });
     t.teardown(() => server.close(0));
     const url = `${server.wsUrl}/v1/stream`;
     refused(t, await handshake(url, { origin: 'https://evil.example' }), 403, 'forbidden', 'a foreign page');
@@ -65,7 +68,7 @@ for (const transport of TRANSPORTS) {
   });
 
   t.test(`origins by default over ${transport}: only this server's own page and non-browser clients`, async (t) => {
-    const server = await startTestServer({ transport });
+    const server = await startTestServer({ ...NO_SPEECH, transport });
     t.teardown(() => server.close(0));
     const url = `${server.wsUrl}/v1/stream`;
     refused(t, await handshake(url, { origin: 'https://evil.example' }), 403, 'forbidden', 'a foreign page');
@@ -73,7 +76,7 @@ for (const transport of TRANSPORTS) {
     refused(t, await handshake(url, { origin: `http://rebound.example:${port}`, host: `rebound.example:${port}` }), 403, 'forbidden', 'a DNS-rebound page');
     const own = await handshake(url, { origin: server.url });
     t.ok(own.ok, 'the page this server serves');
-    const any = await startTestServer({ transport, allowedOrigins: ['*'] });
+    const any = await startTestServer({ ...NO_SPEECH, transport, allowedOrigins: ['*'] });
     t.teardown(() => any.close(0));
     const foreign = await handshake(`${any.wsUrl}/v1/stream`, { origin: 'https://evil.example' });
     t.ok(foreign.ok, '--allowed-origins * lets any page in');
@@ -81,7 +84,7 @@ for (const transport of TRANSPORTS) {
   });
 
   t.test(`keys and the hello deadline on the native door over ${transport}`, async (t) => {
-    const server = await startTestServer({ transport, apiKeys: ['k1'], helloTimeoutMs: 300, idleTimeoutMs: 0 });
+    const server = await startTestServer({ ...NO_SPEECH, transport, apiKeys: ['k1'], helloTimeoutMs: 300, idleTimeoutMs: 0 });
     t.teardown(() => server.close(0));
     const url = `${server.wsUrl}/v1/stream`;
     refused(t, await handshake(url, { authorization: 'Bearer wrong' }), 401, 'unauthorized', 'a wrong key on the upgrade');
@@ -117,14 +120,14 @@ for (const transport of TRANSPORTS) {
   });
 
   t.test(`idle timeout and maximum duration over ${transport}`, async (t) => {
-    const idle = await startTestServer({ transport, idleTimeoutMs: 300 });
+    const idle = await startTestServer({ ...NO_SPEECH, transport, idleTimeoutMs: 300 });
     t.teardown(() => idle.close(0));
     const quiet = await TestClient.connect(`${idle.wsUrl}/v1/stream`);
     await quiet.hello({ codec: 'pcm16', sampleRate: 16000 });
     t.match(await quiet.waitFor((m) => m.type === 'error'), { code: 'idle_timeout', fatal: true }, 'a silent client is told why');
     t.equal(await quiet.waitForClose(), 1001, 'then closed with 1001 (going away)');
 
-    const lasting = await startTestServer({ transport, idleTimeoutMs: 0, sessionMaxDurationMs: 500 });
+    const lasting = await startTestServer({ ...NO_SPEECH, transport, idleTimeoutMs: 0, sessionMaxDurationMs: 500 });
     t.teardown(() => lasting.close(0));
     const chatty = await TestClient.connect(`${lasting.wsUrl}/v1/stream`);
     await chatty.hello({ codec: 'pcm16', sampleRate: 16000 });
@@ -155,7 +158,7 @@ t.test('an active client outlives the idle timeout', async (t) => {
 });
 
 t.test('per-key request rate on REST and websocket upgrades', async (t) => {
-  const server = await startTestServer({ apiKeys: ['key-one', 'key-two'], requestsPerMinutePerKey: 3 });
+  const server = await startTestServer({ ...NO_SPEECH, apiKeys: ['key-one', 'key-two'], requestsPerMinutePerKey: 3 });
   t.teardown(() => server.close(0));
   const models = (key: string) => fetch(`${server.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } });
   for (let i = 0; i < 3; i++) t.equal((await models('key-one')).status, 200, `request ${i + 1} within the allowance`);
@@ -178,7 +181,7 @@ t.test('per-key request rate on REST and websocket upgrades', async (t) => {
 });
 
 t.test('the Realtime door says why before an idle close', async (t) => {
-  const server = await startTestServer({ idleTimeoutMs: 300 });
+  const server = await startTestServer({ ...NO_SPEECH, idleTimeoutMs: 300 });
   t.teardown(() => server.close(0));
   const client = await RealtimeClient.connect(`${server.wsUrl}/v1/realtime`);
   await client.waitForType('session.created');
