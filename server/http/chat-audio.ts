@@ -57,7 +57,7 @@ async function gather(reply: SpokenReply): Promise<Pcm24k[]> {
 }
 
 async function encodeWhole(chunks: Pcm24k[], spoken: SpokenOutput): Promise<string> {
-  const encoder = await createSpeechEncoder(spoken.format, spoken.opus, chunks.reduce((n, c) => n + c.length, 0));
+  const encoder = createSpeechEncoder(spoken.format, spoken.opus, chunks.reduce((n, c) => n + c.length, 0));
   try {
     const parts = [encoder.start(), ...(await Promise.all(chunks.map((c) => encoder.encode(c)))), await encoder.end()];
     return Buffer.concat(parts).toString('base64');

@@ -3,12 +3,11 @@
  * `audio.format`), each as a streaming encoder: bytes for a reply's audio as it is made, so a
  * streamed response carries sound before the whole text is spoken. OpenAI also offers aac and
  * flac; no encoder for them is at hand on npm, so they are refused with the list of these.
- * Opus is encoded on the voice stage's Opus thread, off the event loop (~0.2 ms a packet: a
- * sentence's audio arrives as seconds at once, so encoded on the loop it stalled every
- * session's frames behind it); the Ogg pages around the packets are made here.
+ * Opus and MP3 are encoded on the voice stage's encoding thread, off the event loop (a sentence's
+ * audio arrives as seconds at once: ~0.2 ms a packet for Opus, ~30 ms a 3 s sentence for MP3,
+ * which on the loop stalled every session's frames behind it); Ogg pages are made here.
  */
 import type { SPEECH_FORMATS } from '../../protocol/openai.js';
-import { Mp3Encoder } from '../audio/mp3-encoder.js';
 import { OggOpusWriter } from '../audio/ogg-writer.js';
 import { OPUS_FRAME_MS } from '../audio/opus-encoder.js';
 import { pcm16Bytes, WAV_STREAMED_SIZE, wavHeader16 } from '../audio/wav.js';
@@ -36,11 +35,16 @@ export interface SpeechEncoder {
   close(): void;
 }
 
+/** What the encoding thread answers a stream's call with. */
+function answer(run: (done: (chunks: Uint8Array[] | Error) => void) => void): Promise<Uint8Array[]> {
+  return new Promise((resolve, reject) => run((result) => (result instanceof Error ? reject(result) : resolve(result))));
+}
+
 /**
- * `opus`: the thread Opus is encoded on. `knownLength`: samples of the whole reply, when all
+ * `opus`: the thread Opus and MP3 are encoded on. `knownLength`: samples of the whole reply, when all
  * audio exists before the first byte (a WAV then gets exact sizes).
  */
-export async function createSpeechEncoder(format: SpeechFormat, opus: OpusThread, knownLength?: number): Promise<SpeechEncoder> {
+export function createSpeechEncoder(format: SpeechFormat, opus: OpusThread, knownLength?: number): SpeechEncoder {
   const contentType = CONTENT_TYPES[format];
   const none = new Uint8Array(0);
   const nothing = async () => none;
@@ -56,25 +60,35 @@ export async function createSpeechEncoder(format: SpeechFormat, opus: OpusThread
         close: () => {},
       };
     case 'mp3': {
-      const mp3 = await Mp3Encoder.create();
-      return { contentType, start: () => none, encode: async (pcm) => mp3.encode(pcm), end: async () => mp3.end(), close: () => {} };
+      const stream = opus.openMp3();
+      return {
+        contentType,
+        start: () => none,
+        encode: async (pcm) => Buffer.concat(await answer((done) => stream.push(pcm, done))),
+        end: async () => {
+          try {
+            return Buffer.concat(await answer((done) => stream.flush(done)));
+          } finally {
+            stream.close();
+          }
+        },
+        close: () => stream.close(),
+      };
     }
     case 'opus': {
       const stream = opus.open(VOICE_SAMPLE_RATE);
       const ogg = new OggOpusWriter(VOICE_SAMPLE_RATE, (VOICE_SAMPLE_RATE * OPUS_FRAME_MS) / 1000);
-      const packets = (run: (done: (packets: Uint8Array[] | Error) => void) => void) =>
-        new Promise<Uint8Array[]>((resolve, reject) => run((result) => (result instanceof Error ? reject(result) : resolve(result))));
       let samples = 0;
       return {
         contentType,
         start: () => ogg.header(),
         encode: async (pcm) => {
           samples += pcm.length;
-          return ogg.pages(await packets((done) => stream.push(pcm, done)));
+          return ogg.pages(await answer((done) => stream.push(pcm, done)));
         },
         end: async () => {
           try {
-            return ogg.end(await packets((done) => stream.flush(done)), samples);
+            return ogg.end(await answer((done) => stream.flush(done)), samples);
           } finally {
             stream.close();
           }

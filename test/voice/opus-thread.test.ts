@@ -4,6 +4,7 @@
  * instead of never answering (the native door waits in line for each answer).
  */
 import t from 'tap';
+import { Mp3Encoder } from '../../server/audio/mp3-encoder.js';
 import { OpusEncoder } from '../../server/audio/opus-encoder.js';
 import { createLogger } from '../../server/observability/log.js';
 import { OpusThread, type OpusStream } from '../../server/voice/opus/threads.js';
@@ -45,4 +46,21 @@ t.test('a stream whose encoder went with its thread answers with an error', asyn
   const late = await answer((done) => stream.push(pcm, done));
   t.ok(late instanceof Error, `answered: ${(late as Error).message}`);
   await thread.stop();
+});
+
+t.test('MP3 streams (REST speech): the same bytes as encoding on the spot, in order', async (t) => {
+  const thread = new OpusThread(createLogger('silent'));
+  t.teardown(() => thread.stop());
+  const local = await Mp3Encoder.create();
+  const expected = Buffer.concat([local.encode(pcm.subarray(0, 10_000)), local.encode(pcm.subarray(10_000)), local.end()]);
+  const stream = thread.openMp3();
+  const parts = await Promise.all([
+    answer((done) => stream.push(pcm.subarray(0, 10_000), done)),
+    answer((done) => stream.push(pcm.subarray(10_000), done)),
+    answer((done) => stream.flush(done)),
+  ]);
+  stream.close();
+  t.notOk(parts.some((p) => p instanceof Error), 'every call answered with bytes');
+  const bytes = Buffer.concat(parts.flatMap((p) => (p instanceof Error ? [] : p)));
+  t.ok(bytes.length > 1000 && bytes.equals(expected), `${bytes.length} bytes, byte for byte`);
 });

@@ -3,6 +3,8 @@ import type { OpusEncodeRate } from '../../audio/opus-encoder.js';
 
 export type OpusJob =
   | { type: 'open'; stream: number; rate: OpusEncodeRate }
+  /** An MP3 stream (REST speech): each answer holds the bytes LAME completed, as one chunk. */
+  | { type: 'open'; stream: number; mp3: true }
   | { type: 'encode'; stream: number; pcm: Int16Array }
   | { type: 'flush'; stream: number }
   | { type: 'close'; stream: number }

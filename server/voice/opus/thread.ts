@@ -3,15 +3,29 @@
  * PCM in, 20 ms packets out, answered in the order the jobs came. Off the event loop because
  * opusscript costs ~0.2 ms a packet and a synthesised sentence arrives as seconds of audio at
  * once: encoded on the loop it stalled every session's frames behind it (bench/voice-lag.ts).
+ * REST speech's MP3 is encoded here too, for the same reason (LAME: ~30 ms for a 3 s sentence).
  */
 import { parentPort } from 'node:worker_threads';
+import { Mp3Encoder } from '../../audio/mp3-encoder.js';
 import { OpusEncoder } from '../../audio/opus-encoder.js';
 import { runInBackground } from '../../threads.js';
 import type { OpusJob, OpusResult } from './messages.js';
 
 runInBackground();
 
-const encoders = new Map<number, OpusEncoder>();
+/** What a stream encodes with: chunks of bytes out (Opus packets, or MP3 bytes as one chunk). */
+interface StreamEncoder {
+  encode(pcm: Int16Array): Uint8Array[];
+  flush(): Uint8Array[];
+  close(): void;
+}
+
+async function mp3Stream(): Promise<StreamEncoder> {
+  const mp3 = await Mp3Encoder.create();
+  return { encode: (pcm) => [mp3.encode(pcm)], flush: () => [mp3.end()], close: () => {} };
+}
+
+const encoders = new Map<number, StreamEncoder>();
 
 function run(job: Exclude<OpusJob, { type: 'open' | 'close' | 'stop' }>): OpusResult {
   const encoder = encoders.get(job.stream);
@@ -23,10 +37,10 @@ function run(job: Exclude<OpusJob, { type: 'open' | 'close' | 'stop' }>): OpusRe
   }
 }
 
-parentPort!.on('message', (job: OpusJob) => {
+async function handle(job: OpusJob): Promise<void> {
   switch (job.type) {
     case 'open':
-      encoders.set(job.stream, new OpusEncoder(job.rate));
+      encoders.set(job.stream, 'mp3' in job ? await mp3Stream() : new OpusEncoder(job.rate));
       return;
     case 'close':
       encoders.get(job.stream)?.close();
@@ -41,4 +55,11 @@ parentPort!.on('message', (job: OpusJob) => {
       parentPort!.postMessage(result, 'packets' in result ? result.packets.map((p) => p.buffer as ArrayBuffer) : []);
     }
   }
+}
+
+// One job at a time, in order: opening an MP3 encoder waits for its WASM, and the jobs after it wait too.
+let jobs = Promise.resolve();
+parentPort!.on('message', (job: OpusJob) => {
+  // Only opening can fail (run() answers its own errors): the stream's jobs then answer 'no such stream'.
+  jobs = jobs.then(() => handle(job)).catch(() => {});
 });

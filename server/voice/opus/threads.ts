@@ -1,5 +1,5 @@
 /**
- * Opus encoding of spoken replies off the event loop: a thread holds each stream's encoder and
+ * Opus encoding of spoken replies (and MP3 of REST speech) off the event loop: a thread holds each stream's encoder and
  * answers each job with the packets it completed, in order. A stream's results come back in the
  * order its jobs went, so a caller keeps one FIFO of waiting jobs per stream. Started with the
  * first stream; a server whose clients never ask for Opus voices pays nothing.
@@ -25,9 +25,18 @@ export class OpusThread {
 
   /** A stream of 24 kHz PCM to 20 ms packets at `rate`. */
   open(rate: OpusEncodeRate): OpusStream {
+    return this.openStream(rate);
+  }
+
+  /** A stream of 24 kHz PCM to MP3 (REST speech): each answer is one chunk of bytes. */
+  openMp3(): OpusStream {
+    return this.openStream('mp3');
+  }
+
+  private openStream(format: OpusEncodeRate | 'mp3'): OpusStream {
     const stream = this.nextStream++;
     this.waiting.set(stream, []);
-    this.post({ type: 'open', stream, rate });
+    this.post(format === 'mp3' ? { type: 'open', stream, mp3: true } : { type: 'open', stream, rate: format });
     return new OpusStream(this, stream);
   }
 
