@@ -31,8 +31,9 @@ t.test('sessions on different shards share one engine batch, and metrics add up'
   for (const c of clients) c.close();
 });
 
+// The tests below send text only: WebRTC VAD alone, so no shard loads a Silero model it would not use.
 t.test('Realtime sessions and REST work through shards: what the door sends on open arrives first', async (t) => {
-  const server = await startTestServer({ transport: 'uws', shards: SHARDS, tts: 'none' });
+  const server = await startTestServer({ transport: 'uws', shards: SHARDS, vad: 'webrtc', tts: 'none' });
   t.teardown(() => server.close(0));
   const clients = await Promise.all(Array.from({ length: 4 }, () => RealtimeClient.connect(`${server.wsUrl}/v1/realtime`)));
   await Promise.all(clients.map((c) => c.waitForType('session.created')));
@@ -54,7 +55,7 @@ t.test('Realtime sessions and REST work through shards: what the door sends on o
 });
 
 t.test('the ws transport takes --shards as one listening thread, and works', async (t) => {
-  const server = await startTestServer({ transport: 'ws', shards: SHARDS, tts: 'none' });
+  const server = await startTestServer({ transport: 'ws', shards: SHARDS, vad: 'webrtc', tts: 'none' });
   t.teardown(() => server.close(0));
   t.notMatch(server.transport.name, /shards/, 'one thread');
   const client = await TestClient.connect(`${server.wsUrl}/v1/stream`);
@@ -66,7 +67,7 @@ t.test('the ws transport takes --shards as one listening thread, and works', asy
 });
 
 t.test('drain closes every shard\'s sessions with 1001 and stops accepting', async (t) => {
-  const server = await startTestServer({ transport: 'uws', shards: SHARDS, tts: 'none' });
+  const server = await startTestServer({ transport: 'uws', shards: SHARDS, vad: 'webrtc', tts: 'none' });
   const clients = await Promise.all(Array.from({ length: 8 }, () => TestClient.connect(`${server.wsUrl}/v1/stream`)));
   await Promise.all(clients.map((c) => c.hello({ codec: 'pcm16', sampleRate: 16000 })));
   const codes = Promise.all(clients.map((c) => c.waitForClose()));
