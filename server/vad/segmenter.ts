@@ -54,8 +54,13 @@ const IN_WINDOW = -2;
  * any of 16 offsets after silence (v4 still takes the chord for speech at half of them).
  */
 const LEAD_IN = 256;
-/** Silero's own hysteresis (its reference iterator): speech ends below threshold - 0.15. */
-const NEGATIVE_MARGIN = 0.15;
+/**
+ * Hysteresis: once speech, Silero's verdict stays speech until it falls below threshold - this.
+ * Silero's own iterator uses 0.15 (0.5 in, 0.35 out); with v5's default threshold of 0.8 that let
+ * a soft sentence end go 230 ms early (test/integration/concurrency.test.ts, fixture 25), so
+ * speech ends below 0.5 here (bench/vad.ts's accuracy part gives the same figures with it).
+ */
+const NEGATIVE_MARGIN = 0.3;
 /**
  * Frames waiting for verdicts: real-time input keeps a handful; input sent faster than real time
  * (a file, a test) may run ahead of Silero by this much (30 s, the default utterance cap; the ring
