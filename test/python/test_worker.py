@@ -400,12 +400,12 @@ class WorkerProcessTest(unittest.TestCase):
         self.assertEqual(worker.next(), {"type": "pong"})
 
     def test_download_progress_comes_before_ready(self):
-        worker = WorkerProcess(self, env={"STANDIN_DOWNLOAD_BYTES": "4000000000", "STANDIN_DOWNLOAD_STEPS": "4", "STANDIN_DOWNLOAD_STEP_MS": "1100"})
+        worker = WorkerProcess(self, env={"STANDIN_DOWNLOAD_BYTES": "3000000000", "STANDIN_DOWNLOAD_STEPS": "3", "STANDIN_DOWNLOAD_STEP_MS": "1100"})
         ready, progress = worker.ready()
         self.assertEqual(ready["type"], "ready")
         downloads = [p for p in progress if p["stage"] == "download"]
         self.assertGreaterEqual(len(downloads), 3, "one report per second while bytes move")
-        self.assertEqual(downloads[-1], {"type": "loading", "stage": "download", "doneBytes": 4_000_000_000, "totalBytes": 4_000_000_000, "percent": 100.0, "doneFiles": 4, "totalFiles": 4})
+        self.assertEqual(downloads[-1], {"type": "loading", "stage": "download", "doneBytes": 3_000_000_000, "totalBytes": 3_000_000_000, "percent": 100.0, "doneFiles": 4, "totalFiles": 4})
         percents = [p["percent"] for p in downloads]
         self.assertEqual(percents, sorted(percents))
         self.assertLess(percents[0], 100)
