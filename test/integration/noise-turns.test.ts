@@ -2,16 +2,19 @@
  * Issue 15 through the real server: plucked-string music, clicks every 200 ms and a tremolo
  * chord, each followed by one spoken sentence, as 16 kHz PCM16 over /v1/stream. With hybrid
  * (the default, on the event loop and on audio threads) and silero the only turn is the
- * sentence; with webrtc the noise itself becomes a turn.
+ * sentence; with webrtc the noise itself becomes a turn. On the Realtime door, OpenAI's default
+ * threshold keeps music out too.
  */
 import t from 'tap';
 import { joinClips } from '../../server/audio/clip.js';
+import { resample } from '../../server/audio/resample.js';
 import type { Config } from '../../server/config.js';
 import { NOISE_CLIPS, noiseClip } from '../fixtures/noise.js';
 import { speechFixture } from '../fixtures/speech.js';
 import { pcmPackets, TestClient } from '../helpers/native-client.js';
 import { startTestServer } from '../helpers/server.js';
 import { NO_BARGE_IN, QUEUED_TURNS } from '../helpers/turn-checks.js';
+import { appendEvent, pcmChunks, RealtimeClient } from '../realtime/helpers.js';
 
 const PER_MS = 16;
 const TOLERANCE_MS = 150;
@@ -54,4 +57,32 @@ t.test('noise makes no turn with Silero; the sentence after it does', async (t) 
     );
     await server.close(0);
   }
+});
+
+t.test("Realtime clients send OpenAI's default threshold 0.5: it means the server's tuned threshold, so music after silence is still no turn", async (t) => {
+  const fixture = await speechFixture(0, { sentences: 1 });
+  const music = await noiseClip('music');
+  const server = await startTestServer({ tts: 'none' });
+  t.teardown(() => server.close(0));
+  // Where the music's first note falls against Silero's chunks matters (bench/vad.ts --parts accuracy): several silences before it.
+  await Promise.all(
+    [500, 532, 564, 596, 628, 660, 692].map(async (silenceMs) => {
+      const input = joinClips([new Float32Array(silenceMs * PER_MS), music.samples16k, new Float32Array(GAP_MS * PER_MS), fixture.samples16k]);
+      const speechStartMs = silenceMs + music.durationMs + GAP_MS + fixture.truth[0]!.startMs;
+      const c = await RealtimeClient.connect(`${server.wsUrl}/v1/realtime`);
+      t.teardown(() => c.close());
+      await c.waitForType('session.created');
+      c.send({ type: 'session.update', session: { type: 'realtime', audio: { input: { turn_detection: { type: 'server_vad', threshold: 0.5 } } } } });
+      const updated = await c.waitForType('session.updated');
+      t.equal(updated.session.audio.input.turn_detection.threshold, 0.5, "reported on OpenAI's scale, as sent");
+      for (const chunk of pcmChunks(toPcm16(resample(input, 16000, 24000)), 24000, 100)) c.send(appendEvent(chunk));
+      const started = await c.waitForType('input_audio_buffer.speech_started');
+      // audio_start_ms includes the prefix padding, as at OpenAI.
+      const paddingMs = updated.session.audio.input.turn_detection.prefix_padding_ms;
+      t.ok(
+        Math.abs(started.audio_start_ms + paddingMs - speechStartMs) <= TOLERANCE_MS,
+        `${silenceMs} ms of silence, music, the sentence: the first speech is the sentence (at ${started.audio_start_ms} + ${paddingMs} vs ${speechStartMs} ms), not the music`,
+      );
+    }),
+  );
 });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { helpText, parseConfig } from '../../server/config.js';
+import { vadJudging } from '../../server/realtime/config.js';
 
 t.test('flags beat env beat file beat defaults', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'earshot-config-'));
@@ -44,4 +45,14 @@ t.test('--help puts every option\'s text in one column, the longest flag include
   const columns = new Set(rows.map((line) => line.search(/(?<=\S {2,})\S/)));
   t.same([...columns], [rows[0]!.search(/(?<=\S {2,})\S/)], 'one column');
   t.ok(rows.every((line) => /^ {2}--\S+( [A-Z]+)? {2,}\S/.test(line)), 'each flag is followed by at least two spaces');
+});
+
+t.test("Realtime's turn_detection.threshold is on OpenAI's scale: 0.5 is the server's tuned Silero threshold", async (t) => {
+  const config = parseConfig([]);
+  t.equal(vadJudging(config, 0.5).threshold, config.vadThreshold, '0.5 (OpenAI\'s default) is --vad-threshold');
+  t.equal(vadJudging(config, 0).threshold, 0);
+  t.equal(vadJudging(config, 1).threshold, 1);
+  t.equal(vadJudging(parseConfig(['--vad-threshold', '0.6']), 0.75).threshold, 0.8, 'halfway to 1 above it');
+  t.equal(vadJudging(parseConfig(['--vad-threshold', '0.6']), 0.25).threshold, 0.3, 'halfway to 0 below it');
+  t.match(vadJudging(parseConfig(['--vad', 'webrtc']), 0.5), { mode: 'webrtc', aggressiveness: 3 }, 'with --vad webrtc it picks the WebRTC mode');
 });
