@@ -143,7 +143,8 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
       running.stopListening();
       scheduler.close();
       const until = Date.now() + deadlineMs;
-      while (scheduler.inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      // Turns still answering, and replies still being spoken after their text is done.
+      while ((scheduler.inFlight > 0 || (voice?.speaking ?? 0) > 0) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
       // Each front door says goodbye in its own protocol and closes with 1001; stragglers are cut below.
       await guard.closeAll(new EarshotError('shutting_down', 'server is shutting down', { fatal: true }), Math.min(2_000, Math.max(100, until - Date.now())));
       guard.stop();

@@ -89,7 +89,7 @@ const OPTIONS = {
   maxTokens: [positiveInt, 512, 'default max tokens per reply'],
   temperature: [z.coerce.number().min(0).max(2), 0.7, 'default sampling temperature'],
   helloTimeoutMs: [ms, 10_000, '/v1/stream: close a socket that has not sent hello by then (0 = never); bounds unauthenticated connections'],
-  drainTimeoutMs: [ms, 10_000, 'on SIGTERM/SIGINT: how long running turns may finish before they are cancelled and sockets close with 1001'],
+  drainTimeoutMs: [ms, 10_000, 'on SIGTERM/SIGINT: how long running turns (and replies still being spoken) may finish before they are cancelled and sockets close with 1001'],
   idleTimeoutMs: [ms, 120_000, 'websocket closed after this long without a message (0 = never)'],
   sessionMaxDurationMs: [ms, 4 * 3_600_000, 'websocket session closed after this long, however busy (0 = never)'],
   maxConnections: [positiveInt, 4096, 'open websockets in total (more: upgrade refused with 503)'],

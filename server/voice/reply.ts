@@ -26,6 +26,9 @@ export class StreamedReply implements SpokenReply {
   private error: EarshotError | undefined;
   /** Wakes the reader when audio arrives, the reply finishes or is aborted. */
   private wakeReader: (() => void) | undefined;
+  private settle: () => void = () => undefined;
+  /** Resolves when the reply is over: its audio read to the end (or the reader gone), or aborted. A draining server waits for it. */
+  readonly settled = new Promise<void>((resolve) => (this.settle = resolve));
 
   constructor(tts: Tts, voice: string, signal: AbortSignal, options: SpeakOptions = {}, chunker?: ChunkerOptions) {
     this.tts = tts;
@@ -33,7 +36,14 @@ export class StreamedReply implements SpokenReply {
     this.signal = signal;
     this.speakOptions = options;
     this.chunker = new Chunker(chunker);
-    signal.addEventListener('abort', () => this.finish(), { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        this.finish();
+        this.settle();
+      },
+      { once: true },
+    );
   }
 
   get spoken(): ReadonlyArray<{ text: string; startSample: number }> {
@@ -59,15 +69,19 @@ export class StreamedReply implements SpokenReply {
   async *audio(): AsyncIterable<Pcm24k> {
     if (this.reading) throw new Error('SpokenReply.audio() can be read once');
     this.reading = true;
-    for (;;) {
-      if (this.signal.aborted) return;
-      const chunk = this.out.shift();
-      if (chunk) {
-        yield chunk;
-        continue;
+    try {
+      for (;;) {
+        if (this.signal.aborted) return;
+        const chunk = this.out.shift();
+        if (chunk) {
+          yield chunk;
+          continue;
+        }
+        if (this.finished) return;
+        await new Promise<void>((resolve) => (this.wakeReader = resolve));
       }
-      if (this.finished) return;
-      await new Promise<void>((resolve) => (this.wakeReader = resolve));
+    } finally {
+      this.settle();
     }
   }
 

@@ -28,6 +28,8 @@ export interface VoiceStage {
   resolveVoice(requested: string | undefined | null, param?: string): string;
   /** Speaks a reply as its text streams in; `voice` is an engine voice (see resolveVoice). */
   reply(voice: string, signal: AbortSignal, options?: SpeakOptions): SpokenReply;
+  /** Replies being spoken now: a draining server lets them finish. */
+  readonly speaking: number;
   /** Speaks a whole text, cut into sentences, audio in order as it is made. Throws the engine's error. */
   speak(text: string, voice: string, signal: AbortSignal, options?: SpeakOptions): AsyncIterable<Pcm24k>;
   close(): Promise<void>;
@@ -60,8 +62,17 @@ class Stage implements VoiceStage {
     return this.book.resolve(requested, param);
   }
 
+  private active = 0;
+
+  get speaking(): number {
+    return this.active;
+  }
+
   reply(voice: string, signal: AbortSignal, options: SpeakOptions = {}): SpokenReply {
-    return new StreamedReply(this.tts, voice, signal, options);
+    const reply = new StreamedReply(this.tts, voice, signal, options);
+    this.active++;
+    void reply.settled.then(() => this.active--);
+    return reply;
   }
 
   async *speak(text: string, voice: string, signal: AbortSignal, options: SpeakOptions = {}): AsyncIterable<Pcm24k> {

@@ -39,6 +39,24 @@ for (const transport of TRANSPORTS) {
   });
 }
 
+t.test('Ctrl-C signals the whole process group: the reply being spoken finishes with its voice, then the server exits 0', { skip: process.platform === 'win32' && 'process groups' }, async (t) => {
+  const server = await spawnServer(['--echo-token-delay-ms', '40'], { detached: true });
+  t.teardown(() => server.child.kill('SIGKILL'));
+  const client = await TestClient.connect(`${server.url.replace(/^http/, 'ws')}/v1/stream`);
+  await client.hello({ codec: 'pcm16', sampleRate: 16000, voice: { codec: 'pcm16', raw: false } });
+  client.send({ type: 'text', text: 'Good morning. Please open the window.' });
+  await client.waitFor((m) => m.type === 'audio');
+  const exited = once(server.child, 'exit');
+  // As a terminal's Ctrl-C: SIGINT to every process of the group, the synthesis processes included.
+  process.kill(-server.child.pid!, 'SIGINT');
+  const done = await client.waitFor((m) => m.type === 'done');
+  t.match(done, { finish: 'stop' }, 'the turn finished');
+  t.notOk(client.messages.some((m) => m.type === 'error' && m.code === 'voice_error'), 'and its voice did not fail');
+  const [code] = (await exited) as [number | null];
+  t.equal(code, 0, 'exit code 0');
+  t.notMatch(server.stderr(), /flite process exited/, 'no synthesis process died under the server');
+});
+
 t.test('past --drain-timeout-ms running turns are cancelled, every door says why, new connections are refused', async (t) => {
   // 400 ms per word: the reply cannot finish within the 600 ms drain.
   const server = await spawnServer(['--echo-token-delay-ms', '400', '--drain-timeout-ms', '600']);

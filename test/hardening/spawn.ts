@@ -7,8 +7,9 @@ export interface Spawned {
   stderr: () => string;
 }
 
-export async function spawnServer(args: string[]): Promise<Spawned> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--port', '0', '--engine', 'echo', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+/** `detached`: the server leads a process group of its own, so a test can signal the group as a terminal's Ctrl-C does. */
+export async function spawnServer(args: string[], { detached = false } = {}): Promise<Spawned> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--port', '0', '--engine', 'echo', ...args], { stdio: ['ignore', 'ignore', 'pipe'], detached });
   let stderr = '';
   const url = await new Promise<string>((resolve, reject) => {
     child.stderr!.on('data', (chunk: Buffer) => {

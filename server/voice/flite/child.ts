@@ -45,3 +45,8 @@ process.on('message', (job: SynthesisJob) => {
 
 // The engine closed or its process ended: nothing is left to do.
 process.on('disconnect', () => process.exit(0));
+// Ctrl-C (or a service manager's stop) signals the whole process group: the server drains and then
+// closes the engine, which ends this process through the IPC channel. Dying on the signal instead
+// would fail the sentences still being spoken while the server drains.
+process.on('SIGINT', () => undefined);
+process.on('SIGTERM', () => undefined);

@@ -17,6 +17,9 @@ import type { Pcm24k, SpeakOptions, Tts, VoiceInfo } from '../types.js';
 import type { SynthesisJob, SynthesisResult } from './messages.js';
 
 /** Flite's built-in voices; awb was the most intelligible to pocketsphinx when the voices were compared. */
+/** A synthesis process that has not ended this long after its channel closed (stuck in a sentence) is killed. */
+const CLOSE_GRACE_MS = 2_000;
+
 const VOICES: VoiceInfo[] = [
   { id: 'awb', language: 'en-GB', gender: 'male' },
   { id: 'slt', language: 'en-US', gender: 'female' },
@@ -85,11 +88,16 @@ export class FliteTts implements Tts {
       this.threads.map(async ({ child }) => {
         if (child.exitCode !== null || child.signalCode !== null) return;
         const exited = once(child, 'exit');
-        child.kill();
+        // The process ignores SIGINT and SIGTERM (see child.ts) and ends when its channel closes.
+        child.disconnect();
+        const stuck = setTimeout(() => child.kill('SIGKILL'), CLOSE_GRACE_MS);
         // Waited for, so nothing outlives close(); a timer holds the loop meanwhile (a process
         // wrapped by a harness, as tap wraps them, may not hold it with its own handle).
         const holding = setInterval(() => {}, 100);
-        await exited.finally(() => clearInterval(holding));
+        await exited.finally(() => {
+          clearInterval(holding);
+          clearTimeout(stuck);
+        });
       }),
     );
   }
