@@ -4,6 +4,7 @@ import { EarshotClient, EarshotServerError, type Turn } from '../../clients/node
 import { OpusPacketDecoder } from '../../server/audio/opus.js';
 import { speechFixture } from '../fixtures/speech.js';
 import { unheard } from '../helpers/hear.js';
+import { TestClient } from '../helpers/native-client.js';
 import { startTestServer } from '../helpers/server.js';
 
 async function nextTurn(turns: AsyncIterator<Turn>): Promise<Turn> {
@@ -57,6 +58,13 @@ t.test('a reply is spoken in PCM16 frames, says its text, and done follows the l
   t.equal((await fastTurn.done).text, result.text, 'the same reply');
   t.ok(fastSamples < pcmOf(frames).length * 0.75, `speed 2: ${fastSamples} samples against ${pcmOf(frames).length} at speed 1`);
   t.throws(() => new EarshotClient({ url: `${server.wsUrl}/v1/stream`, voice: { codec: 'pcm16', speed: 9 } }), /speed/, 'hello\'s schema bounds the speed');
+  // The server checks it too, for clients that are not this one: a bad_message naming the field, then the close.
+  const raw = await TestClient.connect(`${server.wsUrl}/v1/stream`);
+  raw.send({ type: 'hello', codec: 'pcm16', sampleRate: 16000, voice: { codec: 'pcm16', speed: 9 } } as never);
+  t.match(await raw.waitFor((m) => m.type === 'error'), { code: 'bad_message', message: /speed/ });
+  t.ok((await raw.waitForClose()) >= 1000, 'and the socket closes');
+  const other = await client.sync().then(() => 'served', (err: unknown) => String(err));
+  t.equal(other, 'served', 'the session beside it goes on');
 });
 
 t.test('cancel stops the audio; truncate keeps what was heard; raw frames', async (t) => {
