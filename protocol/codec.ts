@@ -47,7 +47,8 @@ export function decodeClientMessage(bytes: Uint8Array): ClientMessage {
     const issue = parsed.error.issues[0];
     const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
     const what = typeof type === 'string' ? `invalid '${type}' message` : 'invalid message';
-    throw new EarshotError('bad_message', `${what}${where}: ${issue?.message ?? 'schema violation'}`);
+    // A hello the server cannot read starts no session, as one it cannot serve starts none: both end the connection.
+    throw new EarshotError('bad_message', `${what}${where}: ${issue?.message ?? 'schema violation'}`, { fatal: type === 'hello' });
   }
   return parsed.data;
 }

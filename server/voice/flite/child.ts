@@ -40,7 +40,9 @@ process.on('message', (job: SynthesisJob) => {
   } catch (err) {
     result = { id: job.id, error: (err as Error).message };
   }
-  process.send!(result);
+  // The server may have closed the channel (or ended) while this sentence ran: the answer has
+  // nowhere to go, and the failed write is not an error worth a crash report.
+  if (process.connected) process.send!(result, undefined, {}, () => undefined);
 });
 
 // The engine closed or its process ended: nothing is left to do.
