@@ -9,7 +9,8 @@
  * within 20% of off).
  *
  *   node --import tsx bench/voice-lag.ts [--sessions 100] [--rounds 2] [--window 20] [--warmup 5]
- *     [--transport uws|ws] [--vad hybrid|webrtc|silero] [--codec opus|pcm16] [--barge-in on|off] [--profile DIR]
+ *     [--transport uws|ws] [--vad hybrid|webrtc|silero] [--codec opus|pcm16] [--barge-in on|off]
+ *     [--against voice|spin|memory] [--profile DIR]
  *
  * The fixtures speak almost without pause, so with barge-in on (the default) a reply is spoken
  * only until the next utterance starts; `--barge-in off` lets every reply be spoken to its end
@@ -20,6 +21,12 @@
  * --vad webrtc it is frame-to-VAD, with hybrid or silero it ends where Silero takes over) and
  * decision lag the sparse one (deciding frame sent → `vad silence` received, in every mode).
  *
+ * `--against spin` or `memory` replaces the voice in the "on" steps by one process at the lowest
+ * priority (nice 19, SCHED_IDLE, as the synthesis processes run) that keeps a core busy: `spin`
+ * in registers only, `memory` writing a fresh 21 MB buffer again and again (what Flite's WASM
+ * memory per sentence does to the caches). No session speaks then: what is left of the lag is
+ * what a busy spare core costs listening on this machine, whatever keeps it busy.
+ *
  * Both lags include waiting for a CPU: each step also prints how long the server's event loop
  * was runnable but not running (Linux schedstat), what the server's other threads used (the
  * voice threads run at the lowest priority, "background"), and the generator's own CPU,
@@ -27,6 +34,7 @@
  * machine without a spare core shows as such. --profile DIR writes each step's CPU profile of
  * the server's main thread (read with bench/profile.ts; the profiler adds lag of its own).
  */
+import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -46,6 +54,7 @@ const { values: args } = parseArgs({
     vad: { type: 'string', default: 'hybrid' },
     codec: { type: 'string', default: 'opus' },
     'barge-in': { type: 'string', default: 'on' },
+    against: { type: 'string', default: 'voice' },
     profile: { type: 'string' },
   },
 });
@@ -74,7 +83,7 @@ interface Step {
 const transport = args.transport as 'uws' | 'ws';
 const config = { ...pipelineConfig(transport), vad: args.vad as 'hybrid' | 'webrtc' | 'silero', tts: 'flite' as const, logLevel: 'error' as const };
 log(`earshot bench/voice-lag.ts on ${cpus().length} × ${cpus()[0]?.model}, node ${process.version}, load average ${loadavg().map((x) => round(x)).join(' ')}`);
-log(`${SESSIONS} real-time Opus sessions, ${transport}, --vad ${config.vad}, voice ${args.codec}, barge-in ${args['barge-in']}, ${args.rounds} rounds of voice off then on, ${args.warmup} s warm-up + ${args.window} s window per step`);
+log(`${SESSIONS} real-time Opus sessions, ${transport}, --vad ${config.vad}, voice ${args.codec}, barge-in ${args['barge-in']}, against ${args.against}, ${args.rounds} rounds of voice off then on, ${args.warmup} s warm-up + ${args.window} s window per step`);
 const fixtures = await Promise.all([0, 1, 2, 3].map((id) => speechFixture(id)));
 const voices = fixtures.map((f) => voiceOf(f.opusPackets));
 const server = await ServerChild.start({ mode: 'pipeline', config });
@@ -85,9 +94,22 @@ const loopDelay = monitorEventLoopDelay({ resolution: 1 });
 loopDelay.enable();
 const steps: Step[] = [];
 
+/** Loops that keep a core busy at the lowest priority (--against spin|memory). */
+const BUSY = {
+  spin: 'for (;;) {}',
+  memory: 'for (;;) new Uint8Array(21 << 20).fill(1)',
+};
+
+function busyCore(kind: keyof typeof BUSY): () => void {
+  const child = spawn('chrt', ['--idle', '0', 'nice', '-n', '19', process.execPath, '-e', BUSY[kind]], { stdio: 'ignore' });
+  return () => child.kill('SIGKILL');
+}
+
 async function step(voice: boolean): Promise<Step> {
   const fleet = new Fleet();
-  const hello: HelloOptions = { bargeIn: args['barge-in'] !== 'off', ...(voice ? { voice: { codec: args.codec as 'opus' | 'pcm16' } } : {}) };
+  const speak = voice && args.against === 'voice';
+  const hello: HelloOptions = { bargeIn: args['barge-in'] !== 'off', ...(speak ? { voice: { codec: args.codec as 'opus' | 'pcm16' } } : {}) };
+  const idle = voice && args.against !== 'voice' ? busyCore(args.against as keyof typeof BUSY) : undefined;
   try {
     await fleet.add(server.url, SESSIONS, voices, hello);
     await sleep(Number(args.warmup) * 1000);
@@ -129,6 +151,7 @@ async function step(voice: boolean): Promise<Step> {
     );
     return result;
   } finally {
+    idle?.();
     fleet.close();
     // Let the server close the fleet's sessions before the next one connects.
     await sleep(1000);
