@@ -28,7 +28,10 @@ export interface VoiceStage {
   resolveVoice(requested: string | undefined | null, param?: string): string;
   /** Speaks a reply as its text streams in; `voice` is an engine voice (see resolveVoice). */
   reply(voice: string, signal: AbortSignal, options?: SpeakOptions): SpokenReply;
-  /** Replies being spoken now: a draining server lets them finish. */
+  /**
+   * Replies being spoken now, and encoding jobs not yet answered (a reply's last Opus frames and
+   * its `done` wait for them): a draining server lets them finish.
+   */
   readonly speaking: number;
   /** Speaks a whole text, cut into sentences, audio in order as it is made. Throws the engine's error. */
   speak(text: string, voice: string, signal: AbortSignal, options?: SpeakOptions): AsyncIterable<Pcm24k>;
@@ -65,7 +68,7 @@ class Stage implements VoiceStage {
   private active = 0;
 
   get speaking(): number {
-    return this.active;
+    return this.active + this.opus.encoding;
   }
 
   reply(voice: string, signal: AbortSignal, options: SpeakOptions = {}): SpokenReply {

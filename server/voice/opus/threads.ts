@@ -51,6 +51,11 @@ export class OpusThread {
     if (this.owed++ === 0) this.worker?.ref();
   }
 
+  /** Jobs posted and not yet answered: audio that is made but not yet sent. */
+  get encoding(): number {
+    return this.owed;
+  }
+
   private answered(): void {
     if (--this.owed === 0) this.worker?.unref();
   }
