@@ -6,9 +6,12 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { RealtimeClient } from '../realtime/helpers.js';
 import { TestClient } from '../helpers/native-client.js';
-import { TRANSPORTS } from '../helpers/server.js';
+import { compiledServer } from '../helpers/compiled.js';
+import { TRANSPORTS } from '../helpers/transports.js';
 import { spawnServer } from './spawn.js';
 import { handshake } from './upgrade-client.js';
 import { until } from '../helpers/until.js';
@@ -122,10 +125,11 @@ t.test('API keys never appear in logs', async (t) => {
 });
 
 t.test('the logger redacts key fields wherever a caller puts them', async (t) => {
-  const script = `import { createLogger } from './server/observability/log.ts';
+  const log = pathToFileURL(join(await compiledServer(), 'server', 'observability', 'log.js')).href;
+  const script = `import { createLogger } from '${log}';
 const log = createLogger('info');
 log.info({ token: '${SECRET}', apiKeys: ['${SECRET}'], config: { apiKeys: ['${SECRET}'], upstreamKey: '${SECRET}' }, hello: { token: '${SECRET}' }, headers: { authorization: 'Bearer ${SECRET}' } }, 'probe');`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
   let out = '';
   child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString()));
   await once(child, 'exit');

@@ -3,7 +3,7 @@ import { startServer, type RunningServer, type StartOptions } from '../../server
 import type { Config } from '../../server/config.js';
 import { createLogger } from '../../server/observability/log.js';
 
-export const TRANSPORTS = ['uws', 'ws'] as const;
+export { TRANSPORTS } from './transports.js';
 
 /**
  * A real server on a free loopback port; quiet logs unless EARSHOT_TEST_LOG is set. A test that
