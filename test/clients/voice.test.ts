@@ -24,9 +24,12 @@ function pcmOf(frames: Uint8Array[]): Int16Array {
   return new Int16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2);
 }
 
+// One server for the tests with its defaults: each server starts its own Silero thread, Opus
+// thread and Flite processes. Every test's sessions close with its teardown.
+const server = await startTestServer();
+t.teardown(() => server.close(0));
+
 t.test('a reply is spoken in PCM16 frames, says its text, and done follows the last frame', async (t) => {
-  const server = await startTestServer();
-  t.teardown(() => server.close(0));
   const client = new EarshotClient({ url: `${server.wsUrl}/v1/stream`, voice: { codec: 'pcm16', sampleRate: 16000 } });
   const ready = await client.connect();
   t.teardown(() => client.close());
@@ -68,9 +71,9 @@ t.test('a reply is spoken in PCM16 frames, says its text, and done follows the l
 });
 
 t.test('cancel stops the audio; truncate keeps what was heard; raw frames', async (t) => {
-  const server = await startTestServer({ echoTokenDelayMs: 20 });
-  t.teardown(() => server.close(0));
-  const client = new EarshotClient({ url: `${server.wsUrl}/v1/stream`, voice: { codec: 'pcm16', raw: true } });
+  const slow = await startTestServer({ echoTokenDelayMs: 20 });
+  t.teardown(() => slow.close(0));
+  const client = new EarshotClient({ url: `${slow.wsUrl}/v1/stream`, voice: { codec: 'pcm16', raw: true } });
   const ready = await client.connect();
   t.teardown(() => client.close());
   t.equal(ready.voice?.raw, true);
@@ -100,8 +103,6 @@ t.test('cancel stops the audio; truncate keeps what was heard; raw frames', asyn
 });
 
 t.test('Opus: 20 ms packets at 48 kHz that decode to the spoken reply', async (t) => {
-  const server = await startTestServer();
-  t.teardown(() => server.close(0));
   const client = new EarshotClient({ url: `${server.wsUrl}/v1/stream`, voice: { codec: 'opus', sampleRate: 48000 } });
   const ready = await client.connect();
   t.teardown(() => client.close());
@@ -138,8 +139,6 @@ t.test('Opus: 20 ms packets at 48 kHz that decode to the spoken reply', async (t
 });
 
 t.test('vad messages go out at once, ahead of spoken frames still encoding; other messages keep their place', async (t) => {
-  const server = await startTestServer();
-  t.teardown(() => server.close(0));
   // Every Opus answer is held until the test lets it go: the reply's frames stay "encoding"
   // (as on a busy machine, where the encoding thread runs last) while the user speaks.
   const opus = server.ctx.voice!.opus;
@@ -148,6 +147,8 @@ t.test('vad messages go out at once, ahead of spoken frames still encoding; othe
   let holding = true;
   let firstHeld!: () => void;
   const encoding = new Promise<void>((resolve) => (firstHeld = resolve));
+  // The shared server's thread answers as before once this test is over.
+  t.teardown(() => void delete (opus as Partial<typeof opus>).request);
   opus.request = (job, done) =>
     request(job, (result) => {
       if (!holding) return done(result);
@@ -187,8 +188,6 @@ t.test('vad messages go out at once, ahead of spoken frames still encoding; othe
 });
 
 t.test('an unknown voice or rate is refused at hello, naming what is available', async (t) => {
-  const server = await startTestServer();
-  t.teardown(() => server.close(0));
   const voice = new EarshotClient({ url: `${server.wsUrl}/v1/stream`, voice: { codec: 'pcm16', name: 'nobody' } });
   const err = await voice.connect().catch((e: unknown) => e);
   t.type(err, EarshotServerError);
