@@ -1,8 +1,8 @@
 /**
  * `server/main.ts` as a child process, as an operator runs it; the URL comes from its JSON
  * start-up log line. It runs compiled (test/helpers/compiled.ts), ~2 s of CPU sooner than
- * through tsx, with its threads and synthesis processes under plain node too; startup.test
- * and config.test run it from its sources.
+ * through tsx, with its threads and synthesis processes under plain node too; config.test
+ * runs it from its sources.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';

@@ -7,15 +7,17 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { compiledServer } from '../helpers/compiled.js';
 import { startTestServer, TRANSPORTS } from '../helpers/server.js';
 import { selfSignedCert } from '../helpers/tls.js';
 
 const tls = await selfSignedCert();
 t.teardown(tls.dispose);
 
-/** Runs `server/main.ts` to its exit, as an operator would; returns its exit code and stderr. */
+/** Runs `server/main.ts` (compiled, as spawn.ts does) to its exit, as an operator would; returns its exit code and stderr. */
 async function runToExit(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--engine', 'echo', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const main = join(await compiledServer(), 'server', 'main.js');
+  const child = spawn(process.execPath, [main, '--engine', 'echo', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
