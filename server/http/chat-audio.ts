@@ -15,7 +15,7 @@ import type { Logger } from '../observability/log.js';
 import type { TurnSink } from '../scheduler/scheduler.js';
 import type { HttpResponse } from '../transport/types.js';
 import { createSpeechEncoder, type SpeechFormat } from '../voice/formats.js';
-import type { OpusThread } from '../voice/opus/threads.js';
+import type { EncodingThread } from '../voice/encoding/threads.js';
 import type { Pcm24k, SpokenReply } from '../voice/types.js';
 import { chunkOf, cutShort, usageOf, type Reply } from './chat.js';
 import { errorOf, sendError, sendJson } from './respond.js';
@@ -30,7 +30,7 @@ export interface SpokenOutput {
   format: SpeechFormat;
   id: string;
   /** Where Opus is encoded (the voice stage's thread). */
-  opus: OpusThread;
+  encoding: EncodingThread;
 }
 
 /** The spoken output a request asks for, checked at the edge; undefined for text only. */
@@ -44,7 +44,7 @@ export function spokenOutput(ctx: ServerContext, body: ChatCompletionRequest, si
   const voice = stage.resolveVoice(body.audio.voice, 'audio.voice');
   if (body.stream && body.audio.format !== 'pcm16') throw new EarshotError('bad_message', `streamed audio output supports pcm16 only, not ${body.audio.format}`, { param: 'audio.format' });
   const format = body.audio.format === 'pcm16' ? 'pcm' : body.audio.format;
-  return { reply: stage.reply(voice, signal), format, id: `audio_${randomUUID().replace(/-/g, '')}`, opus: stage.opus };
+  return { reply: stage.reply(voice, signal), format, id: `audio_${randomUUID().replace(/-/g, '')}`, encoding: stage.encoding };
 }
 
 const expiresAt = () => Math.floor(Date.now() / 1000) + AUDIO_TTL_S;
@@ -57,7 +57,7 @@ async function gather(reply: SpokenReply): Promise<Pcm24k[]> {
 }
 
 async function encodeWhole(chunks: Pcm24k[], spoken: SpokenOutput): Promise<string> {
-  const encoder = createSpeechEncoder(spoken.format, spoken.opus, chunks.reduce((n, c) => n + c.length, 0));
+  const encoder = createSpeechEncoder(spoken.format, spoken.encoding, chunks.reduce((n, c) => n + c.length, 0));
   try {
     const parts = [encoder.start(), ...(await Promise.all(chunks.map((c) => encoder.encode(c)))), await encoder.end()];
     return Buffer.concat(parts).toString('base64');

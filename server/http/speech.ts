@@ -38,7 +38,7 @@ async function speech(ctx: ServerContext, req: HttpRequest, res: HttpResponse): 
   if (body.input.length > ctx.config.speechMaxInputChars)
     throw new EarshotError('bad_message', `input is ${body.input.length} characters; the limit is ${ctx.config.speechMaxInputChars}`, { param: 'input' });
   const voice = stage.resolveVoice(typeof body.voice === 'string' ? body.voice : body.voice.id);
-  const encoder = createSpeechEncoder(body.response_format, stage.opus);
+  const encoder = createSpeechEncoder(body.response_format, stage.encoding);
   const sse = body.stream_format === 'sse' ? new SseStream(res, ctx.config.maxBufferedBytes) : undefined;
   let opened = false;
   const send = (bytes: Uint8Array) => {

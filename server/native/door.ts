@@ -183,7 +183,7 @@ class NativeConnection implements SocketHandler, Expirable {
       this.voice = new NativeVoiceOut(
         voice,
         { frame: (frame, turnId) => this.sendAudio(frame, turnId), message: (bytes) => this.connection.send(bytes), failed: (error) => this.fail(error) },
-        stage.opus,
+        stage.encoding,
       );
     const session = new Session(
       this.sessionId,

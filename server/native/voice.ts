@@ -8,7 +8,7 @@
 import { EarshotError } from '../../protocol/errors.js';
 import { PCM_RATES, type VoiceRequest, type VoiceSettings } from '../../protocol/native.js';
 import { OPUS_FRAME_MS, type OpusEncodeRate } from '../audio/opus-encoder.js';
-import type { OpusThread } from '../voice/opus/threads.js';
+import type { EncodingThread } from '../voice/encoding/threads.js';
 import { createOutputEncoder, type OutputEncoder } from '../voice/output.js';
 import { VOICE_SAMPLE_RATE, type Pcm24k } from '../voice/types.js';
 
@@ -95,14 +95,14 @@ export interface VoiceOutput {
 export class NativeVoiceOut {
   readonly settings: VoiceSettings;
   private readonly out: VoiceOutput;
-  private readonly opus: OpusThread;
+  private readonly encoding: EncodingThread;
   private framer: Framer;
   private readonly queue: Outgoing[] = [];
 
-  constructor(settings: VoiceSettings, out: VoiceOutput, opus: OpusThread) {
+  constructor(settings: VoiceSettings, out: VoiceOutput, encoding: EncodingThread) {
     this.settings = settings;
     this.out = out;
-    this.opus = opus;
+    this.encoding = encoding;
     this.framer = this.newFramer();
   }
 
@@ -159,6 +159,6 @@ export class NativeVoiceOut {
 
   private newFramer(): Framer {
     const { codec, sampleRate } = this.settings;
-    return codec === 'opus' ? this.opus.open(sampleRate as OpusEncodeRate) : new PcmFramer(sampleRate);
+    return codec === 'opus' ? this.encoding.open(sampleRate as OpusEncodeRate) : new PcmFramer(sampleRate);
   }
 }

@@ -11,7 +11,7 @@ import type { SPEECH_FORMATS } from '../../protocol/openai.js';
 import { OggOpusWriter } from '../audio/ogg-writer.js';
 import { OPUS_FRAME_MS } from '../audio/opus-encoder.js';
 import { pcm16Bytes, WAV_STREAMED_SIZE, wavHeader16 } from '../audio/wav.js';
-import type { OpusThread } from './opus/threads.js';
+import type { EncodingThread } from './encoding/threads.js';
 import { VOICE_SAMPLE_RATE, type Pcm24k } from './types.js';
 
 export type SpeechFormat = (typeof SPEECH_FORMATS)[number];
@@ -41,10 +41,10 @@ function answer(run: (done: (chunks: Uint8Array[] | Error) => void) => void): Pr
 }
 
 /**
- * `opus`: the thread Opus and MP3 are encoded on. `knownLength`: samples of the whole reply, when all
+ * `encoding`: the thread Opus and MP3 are encoded on. `knownLength`: samples of the whole reply, when all
  * audio exists before the first byte (a WAV then gets exact sizes).
  */
-export function createSpeechEncoder(format: SpeechFormat, opus: OpusThread, knownLength?: number): SpeechEncoder {
+export function createSpeechEncoder(format: SpeechFormat, encoding: EncodingThread, knownLength?: number): SpeechEncoder {
   const contentType = CONTENT_TYPES[format];
   const none = new Uint8Array(0);
   const nothing = async () => none;
@@ -60,7 +60,7 @@ export function createSpeechEncoder(format: SpeechFormat, opus: OpusThread, know
         close: () => {},
       };
     case 'mp3': {
-      const stream = opus.openMp3();
+      const stream = encoding.openMp3();
       return {
         contentType,
         start: () => none,
@@ -76,7 +76,7 @@ export function createSpeechEncoder(format: SpeechFormat, opus: OpusThread, know
       };
     }
     case 'opus': {
-      const stream = opus.open(VOICE_SAMPLE_RATE);
+      const stream = encoding.open(VOICE_SAMPLE_RATE);
       const ogg = new OggOpusWriter(VOICE_SAMPLE_RATE, (VOICE_SAMPLE_RATE * OPUS_FRAME_MS) / 1000);
       let samples = 0;
       return {

@@ -9,7 +9,7 @@ import type { Logger } from '../observability/log.js';
 import { createLogger } from '../observability/log.js';
 import { FliteTts } from './flite/engine.js';
 import { OpenAiSpeechTts } from './openai-speech.js';
-import { OpusThread } from './opus/threads.js';
+import { EncodingThread } from './encoding/threads.js';
 import { StreamedReply } from './reply.js';
 import { SayTts } from './say.js';
 import type { Pcm24k, SpeakOptions, SpokenReply, Tts, VoiceInfo } from './types.js';
@@ -18,7 +18,7 @@ import { VoiceBook } from './voices.js';
 export interface VoiceStage {
   readonly tts: Tts;
   /** Opus encoding of spoken replies, off the event loop (native Opus voices). */
-  readonly opus: OpusThread;
+  readonly encoding: EncodingThread;
   /** The voice used when a client names none. */
   readonly defaultVoice: string;
   /** Every voice name a client may send: the engine's own, then OpenAI's. */
@@ -40,12 +40,12 @@ export interface VoiceStage {
 
 class Stage implements VoiceStage {
   readonly tts: Tts;
-  readonly opus: OpusThread;
+  readonly encoding: EncodingThread;
   private readonly book: VoiceBook;
 
   constructor(tts: Tts, defaultVoice: string | undefined, logger: Logger) {
     this.tts = tts;
-    this.opus = new OpusThread(logger.child({ room: 'voice' }));
+    this.encoding = new EncodingThread(logger.child({ room: 'voice' }));
     this.book = new VoiceBook(tts.name, tts.voices(), defaultVoice);
   }
 
@@ -68,7 +68,7 @@ class Stage implements VoiceStage {
   private active = 0;
 
   get speaking(): number {
-    return this.active + this.opus.encoding;
+    return this.active + this.encoding.encoding;
   }
 
   reply(voice: string, signal: AbortSignal, options: SpeakOptions = {}): SpokenReply {
@@ -87,7 +87,7 @@ class Stage implements VoiceStage {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.tts.close(), this.opus.stop()]);
+    await Promise.all([this.tts.close(), this.encoding.stop()]);
   }
 }
 

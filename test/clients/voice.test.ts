@@ -141,7 +141,7 @@ t.test('Opus: 20 ms packets at 48 kHz that decode to the spoken reply', async (t
 t.test('vad messages go out at once, ahead of spoken frames still encoding; other messages keep their place', async (t) => {
   // Every Opus answer is held until the test lets it go: the reply's frames stay "encoding"
   // (as on a busy machine, where the encoding thread runs last) while the user speaks.
-  const opus = server.ctx.voice!.opus;
+  const opus = server.ctx.voice!.encoding;
   const request = opus.request.bind(opus);
   const held: (() => void)[] = [];
   let holding = true;

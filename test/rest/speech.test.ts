@@ -43,7 +43,7 @@ t.test('pcm, mp3 and Ogg Opus hold the same speech as wav', async (t) => {
   t.equal(pcm.length, wav.length * 2, 'pcm: raw 24 kHz 16-bit samples, as many as the wav holds');
 
   // MP3 and Opus are encoded on the voice stage's encoding thread, not on the event loop.
-  const thread = server.ctx.voice!.opus;
+  const thread = server.ctx.voice!.encoding;
   const request = thread.request.bind(thread);
   let jobs = 0;
   thread.request = (job, done) => (jobs++, request(job, done));

@@ -126,7 +126,7 @@ t.test('a reply\'s first piece is synthesised ahead of queued later pieces; a ca
 
 t.test('synthesis and Opus encoding run at the lowest CPU priority, so a machine without a spare core hears before it speaks', { skip: process.platform !== 'linux' && 'thread priorities are read from /proc' }, async (t) => {
   const { FliteTts } = await import('../../server/voice/flite/engine.js');
-  const { OpusThread } = await import('../../server/voice/opus/threads.js');
+  const { EncodingThread } = await import('../../server/voice/encoding/threads.js');
   const { createLogger } = await import('../../server/observability/log.js');
   const { BACKGROUND_NICE, SCHED_IDLE } = await import('../../server/threads.js');
   const { spawnSync } = await import('node:child_process');
@@ -146,7 +146,7 @@ t.test('synthesis and Opus encoding run at the lowest CPU priority, so a machine
   t.same([...new Set(synthesis)], [background], `every thread of the synthesis process (V8's collector helpers too) runs at ${background}`);
 
   const before = readdirSync('/proc/self/task');
-  const opus = new OpusThread(createLogger('silent'));
+  const opus = new EncodingThread(createLogger('silent'));
   t.teardown(() => opus.stop());
   const stream = opus.open(24_000);
   await new Promise((resolve) => stream.push(new Int16Array(4800), resolve));

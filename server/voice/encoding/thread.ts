@@ -1,5 +1,5 @@
 /**
- * The Opus encoding thread of spoken replies: one encoder per stream (a session's voice), 24 kHz
+ * The encoding thread of spoken replies (Opus) and REST speech (MP3): one encoder per stream (a session's voice), 24 kHz
  * PCM in, 20 ms packets out, answered in the order the jobs came. Off the event loop because
  * opusscript costs ~0.2 ms a packet and a synthesised sentence arrives as seconds of audio at
  * once: encoded on the loop it stalled every session's frames behind it (bench/voice-lag.ts).
@@ -9,7 +9,7 @@ import { parentPort } from 'node:worker_threads';
 import { Mp3Encoder } from '../../audio/mp3-encoder.js';
 import { OpusEncoder } from '../../audio/opus-encoder.js';
 import { runInBackground } from '../../threads.js';
-import type { OpusJob, OpusResult } from './messages.js';
+import type { EncodingJob, EncodingResult } from './messages.js';
 
 runInBackground();
 
@@ -27,7 +27,7 @@ async function mp3Stream(): Promise<StreamEncoder> {
 
 const encoders = new Map<number, StreamEncoder>();
 
-function run(job: Exclude<OpusJob, { type: 'open' | 'close' | 'stop' }>): OpusResult {
+function run(job: Exclude<EncodingJob, { type: 'open' | 'close' | 'stop' }>): EncodingResult {
   const encoder = encoders.get(job.stream);
   if (!encoder) return { stream: job.stream, error: 'no such stream' };
   try {
@@ -37,7 +37,7 @@ function run(job: Exclude<OpusJob, { type: 'open' | 'close' | 'stop' }>): OpusRe
   }
 }
 
-async function handle(job: OpusJob): Promise<void> {
+async function handle(job: EncodingJob): Promise<void> {
   switch (job.type) {
     case 'open':
       encoders.set(job.stream, 'mp3' in job ? await mp3Stream() : new OpusEncoder(job.rate));
@@ -59,7 +59,7 @@ async function handle(job: OpusJob): Promise<void> {
 
 // One job at a time, in order: opening an MP3 encoder waits for its WASM, and the jobs after it wait too.
 let jobs = Promise.resolve();
-parentPort!.on('message', (job: OpusJob) => {
+parentPort!.on('message', (job: EncodingJob) => {
   // Only opening can fail (run() answers its own errors): the stream's jobs then answer 'no such stream'.
   jobs = jobs.then(() => handle(job)).catch(() => {});
 });

@@ -8,11 +8,11 @@ import type { Worker } from 'node:worker_threads';
 import type { OpusEncodeRate } from '../../audio/opus-encoder.js';
 import type { Logger } from '../../observability/log.js';
 import { startThread, stopThread } from '../../threads.js';
-import type { OpusJob, OpusResult } from './messages.js';
+import type { EncodingJob, EncodingResult } from './messages.js';
 
 type Waiter = (result: Uint8Array[] | Error) => void;
 
-export class OpusThread {
+export class EncodingThread {
   private worker: Worker | undefined;
   private readonly waiting = new Map<number, Waiter[]>();
   private nextStream = 1;
@@ -24,27 +24,27 @@ export class OpusThread {
   }
 
   /** A stream of 24 kHz PCM to 20 ms packets at `rate`. */
-  open(rate: OpusEncodeRate): OpusStream {
+  open(rate: OpusEncodeRate): EncodingStream {
     return this.openStream(rate);
   }
 
   /** A stream of 24 kHz PCM to MP3 (REST speech): each answer is one chunk of bytes. */
-  openMp3(): OpusStream {
+  openMp3(): EncodingStream {
     return this.openStream('mp3');
   }
 
-  private openStream(format: OpusEncodeRate | 'mp3'): OpusStream {
+  private openStream(format: OpusEncodeRate | 'mp3'): EncodingStream {
     const stream = this.nextStream++;
     this.waiting.set(stream, []);
     this.post(format === 'mp3' ? { type: 'open', stream, mp3: true } : { type: 'open', stream, rate: format });
-    return new OpusStream(this, stream);
+    return new EncodingStream(this, stream);
   }
 
   /** Posts a job that answers with packets; `done` gets them (or the error) in the stream's order. */
-  request(job: Extract<OpusJob, { type: 'encode' | 'flush' }>, done: Waiter): void {
+  request(job: Extract<EncodingJob, { type: 'encode' | 'flush' }>, done: Waiter): void {
     const waiters = this.waiting.get(job.stream);
     // Its encoder went with a thread that exited.
-    if (!waiters) return done(new Error('the opus encoding thread exited'));
+    if (!waiters) return done(new Error('the encoding thread exited'));
     waiters.push(done);
     this.post(job, job.type === 'encode' ? [job.pcm.buffer as ArrayBuffer] : []);
     // The thread keeps the process alive only while it owes answers.
@@ -73,26 +73,26 @@ export class OpusThread {
     if (worker) await stopThread(worker, { type: 'stop' }, 2000);
   }
 
-  private post(job: OpusJob, transfer: ArrayBuffer[] = []): void {
+  private post(job: EncodingJob, transfer: ArrayBuffer[] = []): void {
     this.start().postMessage(job, transfer);
   }
 
   private start(): Worker {
     if (this.worker) return this.worker;
     const worker = startThread(import.meta.url, 'thread');
-    worker.on('message', (result: OpusResult) => {
+    worker.on('message', (result: EncodingResult) => {
       this.answered();
       this.waiting.get(result.stream)?.shift()?.('packets' in result ? result.packets : new Error(result.error));
     });
-    worker.on('error', (err) => this.logger.error({ err }, 'opus encoding thread failed'));
+    worker.on('error', (err) => this.logger.error({ err }, 'encoding thread failed'));
     worker.on('exit', (code) => {
       if (this.worker !== worker) return;
       this.worker = undefined;
-      this.logger.warn({ code }, 'opus encoding thread exited');
+      this.logger.warn({ code }, 'encoding thread exited');
       this.owed = 0;
       // Every open stream loses its encoder: its waiting jobs fail, later jobs fail at once.
       for (const [stream, waiters] of this.waiting) {
-        for (const waiter of waiters.splice(0)) waiter(new Error(`opus encoding thread exited with code ${code}`));
+        for (const waiter of waiters.splice(0)) waiter(new Error(`encoding thread exited with code ${code}`));
         this.waiting.delete(stream);
       }
     });
@@ -102,9 +102,9 @@ export class OpusThread {
   }
 }
 
-export class OpusStream {
+export class EncodingStream {
   constructor(
-    private readonly thread: OpusThread,
+    private readonly thread: EncodingThread,
     private readonly stream: number,
   ) {}
 

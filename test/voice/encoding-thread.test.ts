@@ -1,5 +1,5 @@
 /**
- * The voice stage's Opus encoding thread: a stream's packets come back in order and are the
+ * The voice stage's encoding thread (Opus, MP3): a stream's packets come back in order and are the
  * same bytes as encoding on the spot; a stream whose encoder is gone answers with an error
  * instead of never answering (the native door waits in line for each answer).
  */
@@ -7,7 +7,7 @@ import t from 'tap';
 import { Mp3Encoder } from '../../server/audio/mp3-encoder.js';
 import { OpusEncoder } from '../../server/audio/opus-encoder.js';
 import { createLogger } from '../../server/observability/log.js';
-import { OpusThread, type OpusStream } from '../../server/voice/opus/threads.js';
+import { EncodingThread, type EncodingStream } from '../../server/voice/encoding/threads.js';
 
 const answer = (run: (done: (r: Uint8Array[] | Error) => void) => void) => new Promise<Uint8Array[] | Error>((resolve) => run(resolve));
 
@@ -15,12 +15,12 @@ const answer = (run: (done: (r: Uint8Array[] | Error) => void) => void) => new P
 const pcm = Int16Array.from({ length: 31_200 }, (_, i) => Math.round(Math.sin(i / 7) * 6000 + ((i * 7919) % 101) * 10));
 
 t.test('packets in order, the same as encoding on the spot, over several streams at once', async (t) => {
-  const thread = new OpusThread(createLogger('silent'));
+  const thread = new EncodingThread(createLogger('silent'));
   t.teardown(() => thread.stop());
   const local = new OpusEncoder(24_000);
   const expected = [...local.encode(pcm.subarray(0, 10_000)), ...local.encode(pcm.subarray(10_000)), ...local.flush()];
   local.close();
-  const streams: OpusStream[] = [thread.open(24_000), thread.open(24_000)];
+  const streams: EncodingStream[] = [thread.open(24_000), thread.open(24_000)];
   const answered = Promise.all(
     streams.map(async (stream) => {
       const parts = await Promise.all([
@@ -43,7 +43,7 @@ t.test('packets in order, the same as encoding on the spot, over several streams
 });
 
 t.test('a stream whose encoder went with its thread answers with an error', async (t) => {
-  const thread = new OpusThread(createLogger('silent'));
+  const thread = new EncodingThread(createLogger('silent'));
   const stream = thread.open(48_000);
   t.notOk((await answer((done) => stream.push(pcm, done))) instanceof Error);
   await thread.stop();
@@ -53,7 +53,7 @@ t.test('a stream whose encoder went with its thread answers with an error', asyn
 });
 
 t.test('MP3 streams (REST speech): the same bytes as encoding on the spot, in order', async (t) => {
-  const thread = new OpusThread(createLogger('silent'));
+  const thread = new EncodingThread(createLogger('silent'));
   t.teardown(() => thread.stop());
   const local = await Mp3Encoder.create();
   const expected = Buffer.concat([local.encode(pcm.subarray(0, 10_000)), local.encode(pcm.subarray(10_000)), local.end()]);
