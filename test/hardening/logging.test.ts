@@ -6,6 +6,9 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { compiledServer } from '../helpers/compiled.js';
 import { TestClient } from '../helpers/native-client.js';
 import { speechFixture } from '../fixtures/speech.js';
 import { spawnServer } from './spawn.js';
@@ -48,8 +51,9 @@ t.test('the default level logs every turn and every error as a JSON line', async
 
 /** Runs a script that logs one line through createLogger, with stderr on a pipe or (through `script`) a terminal. */
 async function logOnce(terminal: boolean): Promise<string> {
-  const code = `import { createLogger } from './server/observability/log.ts'; createLogger('info').info({ session: 's-42', door: 'native' }, 'turn');`;
-  const node = [process.execPath, '--import', 'tsx', '--input-type=module', '-e', code];
+  const log = pathToFileURL(join(await compiledServer(), 'server', 'observability', 'log.js')).href;
+  const code = `import { createLogger } from '${log}'; createLogger('info').info({ session: 's-42', door: 'native' }, 'turn');`;
+  const node = [process.execPath, '--input-type=module', '-e', code];
   const quoted = node.map((arg) => `'${arg.replace(/'/g, `'\\''`)}'`).join(' ');
   const child = terminal ? spawn('script', ['-qec', `${quoted} 2>&1`, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(node[0]!, node.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   let out = '';
