@@ -12,6 +12,11 @@ async function nextTurn(turns: AsyncIterator<Turn>): Promise<Turn> {
   return next.value;
 }
 
+// One server for the tests that need nothing else of it. Coalescing off: a file streamed
+// faster than real time would otherwise have its later sentences answered together.
+const server = await startTestServer({ coalesce: false });
+t.teardown(() => server.close(0));
+
 t.test('invalid options are refused before any connection', async (t) => {
   t.throws(() => new EarshotClient({ url: 'ftp://127.0.0.1:1/v1/stream' }), { name: 'TypeError', message: /http\(s\):\/\/ or ws\(s\):\/\//u });
   t.throws(() => new EarshotClient({ url: '127.0.0.1:8080' }), /give the server's address, e.g. http:\/\/127\.0\.0\.1:8080/);
@@ -25,16 +30,12 @@ t.test('the server address: an http(s) base URL finds /v1/stream, a websocket UR
   t.equal(urlOf('https://voice.example/v1/'), 'wss://voice.example/v1/stream', 'an OpenAI-style base URL');
   t.equal(urlOf('ws://127.0.0.1:8080/v1/stream'), 'ws://127.0.0.1:8080/v1/stream');
   t.equal(urlOf('https://proxy.example/earshot/v1/stream?token=k'), 'wss://proxy.example/earshot/v1/stream?token=k', 'a full path is left alone');
-  const server = await startTestServer();
-  t.teardown(() => server.close(0));
   const client = new EarshotClient({ url: server.url });
   t.equal((await client.connect()).engine, 'echo', 'and it connects');
   await client.close();
 });
 
 t.test('a rate the server does not take fails connect() with its error code', async (t) => {
-  const server = await startTestServer();
-  t.teardown(() => server.close(0));
   const client = new EarshotClient({ url: `${server.wsUrl}/v1/stream`, codec: 'pcm16', sampleRate: 44100 });
   const err = await client.connect().catch((e: unknown) => e);
   t.type(err, EarshotServerError);
@@ -43,8 +44,6 @@ t.test('a rate the server does not take fails connect() with its error code', as
 });
 
 t.test('a file streamed through a tiny send buffer still yields one reply per sentence', async (t) => {
-  const server = await startTestServer({ coalesce: false });
-  t.teardown(() => server.close(0));
   const fixture = await speechFixture(0);
   const source = await fileSource(await readFile(fixture.opusPath));
   // A 2 KiB high-water mark makes sendAudio wait for the socket many times over.
@@ -74,9 +73,9 @@ t.test('a file streamed through a tiny send buffer still yields one reply per se
 });
 
 t.test('a cancelled turn is reported as cancelled, with what streamed before it', async (t) => {
-  const server = await startTestServer({ echoTokenDelayMs: 150 });
-  t.teardown(() => server.close(0));
-  const client = new EarshotClient({ url: `${server.wsUrl}/v1/stream` });
+  const slow = await startTestServer({ echoTokenDelayMs: 150 });
+  t.teardown(() => slow.close(0));
+  const client = new EarshotClient({ url: `${slow.wsUrl}/v1/stream` });
   await client.connect();
   t.teardown(() => client.close());
   const turns = client.turns();
@@ -104,9 +103,9 @@ for (const transport of TRANSPORTS) {
     // A fixed port: uSockets sets SO_REUSEADDR only when asked for a port, and without it the
     // closed connections' TIME_WAIT would block listening there again for a minute.
     const port = await freePort();
-    let server = await startTestServer({ transport, port });
-    t.teardown(() => server.close(0));
-    const client = new EarshotClient({ url: `${server.wsUrl}/v1/stream`, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
+    let restarting = await startTestServer({ transport, port });
+    t.teardown(() => restarting.close(0));
+    const client = new EarshotClient({ url: `${restarting.wsUrl}/v1/stream`, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
     const first = await client.connect();
     t.teardown(() => client.close());
     const states: string[] = [];
@@ -116,9 +115,9 @@ for (const transport of TRANSPORTS) {
     let attempts = 0;
     const readyAgain = new Promise<string>((resolve) => client.on('ready', (m) => resolve(m.sessionId)));
     const retrying = new Promise<void>((resolve) => client.on('reconnecting', () => ++attempts === 2 && resolve()));
-    await server.close(0);
+    await restarting.close(0);
     await retrying; // the server is down: at least one attempt has failed
-    server = await startTestServer({ transport, port });
+    restarting = await startTestServer({ transport, port });
     const second = await readyAgain;
     t.not(second, first.sessionId, 'a new session');
     t.same(states.slice(0, 1), ['reconnecting']);
