@@ -12,7 +12,7 @@
  *          (bench/run.ts --only a --sweep 'uws,uws --vad webrtc' runs the full ramp);
  * accuracy false turns on the noise clips and turn boundaries on real speech, per mode.
  * Usage: node --import tsx bench/vad.ts [--parts cpu,server,held,accuracy] [--modes webrtc,hybrid,silero,silero-1 (cpu, server)]
- *        [--streams 32] [--seconds 10] [--pace real|rounds (cpu)] [--sessions 40] [--steps 50,100,200] [--vad-model FILE] [--vad-threshold P] (cpu, accuracy; defaults: the server's)
+ *        [--streams 32] [--seconds 10] [--pace real|rounds (cpu)] [--sessions 40] [--rounds 1 (server)] [--steps 50,100,200] [--vad-model FILE] [--vad-threshold P] (cpu, accuracy; defaults: the server's)
  * On a busy machine, instruction counts are the repeatable per-frame measure: run the cpu part of
  * one mode with --pace rounds (each round judged before the next, so the batches do not depend on
  * the clock, and spot-checks gain nothing from waiting) under `valgrind
@@ -42,6 +42,8 @@ const PARTS = new Set(arg('parts', 'cpu,server,held,accuracy').split(','));
 const STREAMS = Number(arg('streams', '32'));
 const SECONDS = Number(arg('seconds', '10'));
 const SESSIONS = Number(arg('sessions', '40'));
+/** Server part: the modes run this many times each, alternating. */
+const ROUNDS = Number(arg('rounds', '1'));
 const STEPS = arg('steps', '50,100,200').split(',').map(Number);
 const MODEL = arg('vad-model', defaultModelPath());
 /** --pace rounds: each round of frames judged before the next, whatever the clock says (repeatable under callgrind). */
@@ -208,13 +210,21 @@ async function main(): Promise<void> {
   const voices = fixtures.map((f) => voiceOf(f.opusPackets));
   if (PARTS.has('server')) {
     log(`(server) server CPU per stream, ${SESSIONS} real-time Opus sessions (speech fixtures 0-3 on loop), ${WINDOW_MS / 1000} s window after ${WARMUP_MS / 1000} s warm-up`);
-    const perFrame = new Map<string, number>();
-    for (const { label, config } of MODES.filter((m) => MODE_KEYS.has(m.key))) {
-      const result = await runRamp(voices, { transport: 'uws', steps: [SESSIONS], warmupMs: WARMUP_MS, windowMs: WINDOW_MS, config, log: (line) => log(`${line}  [${label}]`) });
-      perFrame.set(label, result.steps[0]!.serverUsPerFrame);
+    // Modes alternate round after round, so the box's drift spreads over all of them; each mode's figure is its mean.
+    const perFrame = new Map<string, number[]>();
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const { label, config } of MODES.filter((m) => MODE_KEYS.has(m.key))) {
+        const result = await runRamp(voices, { transport: 'uws', steps: [SESSIONS], warmupMs: WARMUP_MS, windowMs: WINDOW_MS, config, log: (line) => log(`${line}  [${label}]`) });
+        perFrame.set(label, [...(perFrame.get(label) ?? []), result.steps[0]!.serverUsPerFrame]);
+      }
     }
-    const webrtc = perFrame.get('webrtc');
-    log(`  µs of server CPU per 20 ms frame: ${[...perFrame].map(([label, us]) => `${label} ${us}${webrtc ? ` (${round(us / webrtc)}× webrtc)` : ''}`).join(', ')}`);
+    const mean = (xs: number[]) => round(xs.reduce((a, b) => a + b, 0) / xs.length, 1);
+    const webrtc = perFrame.has('webrtc') ? mean(perFrame.get('webrtc')!) : undefined;
+    const spread = (xs: number[]) => (xs.length > 1 ? ` [${Math.min(...xs)}–${Math.max(...xs)}]` : '');
+    log(
+      `  µs of server CPU per 20 ms frame${ROUNDS > 1 ? `, mean of ${ROUNDS} rounds [range]` : ''}: ` +
+        [...perFrame].map(([label, xs]) => `${label} ${mean(xs)}${spread(xs)}${webrtc ? ` (${round(mean(xs) / webrtc)}× webrtc)` : ''}`).join(', '),
+    );
   }
   if (PARTS.has('held')) {
     log(`(held) sessions held (p99 frame-to-VAD lag < 30 ms), steps ${STEPS.join(', ')}`);
