@@ -1,0 +1,12 @@
+/**
+ * The test processes' TypeScript loader (.taprc's node-arg), in place of tsx's: each .ts module
+ * compiled by esbuild (as tsx does) and cached on disk; every other import goes to Node as is.
+ * Loader hooks run on a second thread in Node 20 and every import makes a round trip to it;
+ * tsx's hooks do more work per import (a failed .js lookup before each .ts one, its CommonJS
+ * hooks, tsconfig paths), and cost about a second of CPU more per test process. Children and
+ * threads the tests start still use tsx, as the server and its users do.
+ */
+import { register } from 'node:module';
+
+process.setSourceMapsEnabled(true);
+register('./hooks.mjs', import.meta.url);
