@@ -59,6 +59,7 @@ const OPTIONS = {
   ttsVoices: [list, [], 'openai TTS: voice names the upstream offers (empty = OpenAI\'s: alloy, ash, ... onyx)'],
   ttsTimeoutMs: [positiveInt, 30_000, 'openai TTS: time to the upstream\'s first byte and between chunks'],
   ttsMaxQueue: [positiveInt, 512, 'voice stage: sentences waiting for synthesis before new ones fail with busy'],
+  ttsLeadMs: [z.coerce.number().int().min(0).max(600_000), 1_500, 'voice stage: live replies (native, Realtime) are synthesised at most this far ahead of playback, so a barge-in wastes at most this much synthesis (0 = as fast as it goes)'],
   speechMaxInputChars: [positiveInt, 4096, 'POST /v1/audio/speech: longest input text (OpenAI\'s limit is 4096)'],
 
   maxBatch: [positiveInt, 8, 'scheduler: most turns handed to the engine in one batch'],

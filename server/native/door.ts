@@ -187,7 +187,7 @@ class NativeConnection implements SocketHandler, Expirable {
       );
     const session = new Session(
       this.sessionId,
-      { scheduler: this.ctx.scheduler, metrics: this.ctx.metrics, logger: this.ctx.logger, door: 'native', speak: stage && ((name, signal, speed) => stage.reply(name, signal, { speed })) },
+      { scheduler: this.ctx.scheduler, metrics: this.ctx.metrics, logger: this.ctx.logger, door: 'native', speak: stage && ((name, signal, speed) => stage.reply(name, signal, { speed, live: true })) },
       {
         ...defaults,
         voice: voice?.name,

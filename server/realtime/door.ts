@@ -58,7 +58,7 @@ class RealtimeConnection implements SocketHandler {
     const stage = ctx.voice;
     this.session = new Session(
       this.wire.sessionId,
-      { scheduler: ctx.scheduler, metrics: ctx.metrics, logger: ctx.logger, door: 'realtime', speak: stage && ((voice, signal, speed) => stage.reply(voice, signal, { speed })) },
+      { scheduler: ctx.scheduler, metrics: ctx.metrics, logger: ctx.logger, door: 'realtime', speak: stage && ((voice, signal, speed) => stage.reply(voice, signal, { speed, live: true })) },
       { ...defaults, params: { ...defaults.params }, autoRespond: false, coalesce: false },
       this.events(),
     );

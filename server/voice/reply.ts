@@ -1,13 +1,17 @@
 /**
  * One reply being spoken. Text deltas go through the chunker; pieces are synthesised one after
  * another by a single loop that runs ahead of the reader, so the next sentence is being made
- * while the previous one plays. Abort (barge-in, cancel, a client gone) ends the audio at
- * once: the loop stops, queued audio is dropped and the engine's signal aborts its work. A
- * failing engine ends the audio with `failed` set; the reply's text is not affected.
+ * while the previous one plays. A live reply (`leadMs`) runs at most that far ahead of its
+ * playback, counted from its first audio: a model's reply can be paragraphs long, and a barge-in
+ * after its first sentence would otherwise have paid for synthesising all of them. Abort
+ * (barge-in, cancel, a client gone) ends the audio at once: the loop stops, queued audio is
+ * dropped and the engine's signal aborts its work. A failing engine ends the audio with `failed`
+ * set; the reply's text is not affected.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { EarshotError } from '../../protocol/errors.js';
 import { Chunker, type ChunkerOptions } from './chunker.js';
-import type { Pcm24k, SpeakOptions, SpokenReply, Tts } from './types.js';
+import { VOICE_SAMPLE_RATE, type Pcm24k, type SpeakOptions, type SpokenReply, type Tts } from './types.js';
 
 export class StreamedReply implements SpokenReply {
   private readonly tts: Tts;
@@ -23,6 +27,9 @@ export class StreamedReply implements SpokenReply {
   private running = false;
   private reading = false;
   private samples = 0;
+  /** When the first audio was made (performance.now()): playback is taken to start there. */
+  private firstAudioAt: number | undefined;
+  private readonly leadMs: number;
   private error: EarshotError | undefined;
   /** Wakes the reader when audio arrives, the reply finishes or is aborted. */
   private wakeReader: (() => void) | undefined;
@@ -30,11 +37,13 @@ export class StreamedReply implements SpokenReply {
   /** Resolves when the reply is over: its audio read to the end (or the reader gone), or aborted. A draining server waits for it. */
   readonly settled = new Promise<void>((resolve) => (this.settle = resolve));
 
-  constructor(tts: Tts, voice: string, signal: AbortSignal, options: SpeakOptions = {}, chunker?: ChunkerOptions) {
+  /** `leadMs`: synthesise at most this far ahead of real-time playback (0 = as fast as it goes). */
+  constructor(tts: Tts, voice: string, signal: AbortSignal, options: SpeakOptions = {}, leadMs = 0, chunker?: ChunkerOptions) {
     this.tts = tts;
     this.voice = voice;
     this.signal = signal;
     this.speakOptions = options;
+    this.leadMs = leadMs;
     this.chunker = new Chunker(chunker);
     signal.addEventListener(
       'abort',
@@ -95,10 +104,13 @@ export class StreamedReply implements SpokenReply {
     this.running = true;
     try {
       for (let text = this.pieces.shift(); text !== undefined && !this.signal.aborted; text = this.pieces.shift()) {
+        await this.keepLead();
+        if (this.signal.aborted) break;
         const first = this.spokenPieces.length === 0;
         this.spokenPieces.push({ text, startSample: this.samples });
         for await (const pcm of this.tts.speak(text, this.voice, this.signal, { ...this.speakOptions, first })) {
           if (this.signal.aborted) break;
+          this.firstAudioAt ??= performance.now();
           this.samples += pcm.length;
           this.out.push(pcm);
           this.wake();
@@ -112,6 +124,13 @@ export class StreamedReply implements SpokenReply {
       this.running = false;
     }
     if (this.ended || this.signal.aborted) this.finish();
+  }
+
+  /** Waits while the audio made runs more than leadMs ahead of playback (or until the reply is aborted). */
+  private async keepLead(): Promise<void> {
+    if (this.leadMs === 0 || this.firstAudioAt === undefined) return;
+    const aheadMs = (this.samples / VOICE_SAMPLE_RATE) * 1000 - (performance.now() - this.firstAudioAt);
+    if (aheadMs > this.leadMs) await sleep(aheadMs - this.leadMs, undefined, { signal: this.signal }).catch(() => undefined);
   }
 
   private finish(): void {

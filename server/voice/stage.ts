@@ -26,8 +26,12 @@ export interface VoiceStage {
   voices(): VoiceInfo[];
   /** The engine voice for a client's name (OpenAI names map; none = the default); unknown → bad_message listing the names. */
   resolveVoice(requested: string | undefined | null, param?: string): string;
-  /** Speaks a reply as its text streams in; `voice` is an engine voice (see resolveVoice). */
-  reply(voice: string, signal: AbortSignal, options?: SpeakOptions): SpokenReply;
+  /**
+   * Speaks a reply as its text streams in; `voice` is an engine voice (see resolveVoice). A `live`
+   * reply is played as it arrives (native, Realtime): its synthesis keeps at most --tts-lead-ms
+   * ahead of playback. Otherwise (REST) it goes as fast as it can.
+   */
+  reply(voice: string, signal: AbortSignal, options?: ReplyOptions): SpokenReply;
   /**
    * Replies being spoken now, and encoding jobs not yet answered (a reply's last Opus frames and
    * its `done` wait for them): a draining server lets them finish.
@@ -38,13 +42,19 @@ export interface VoiceStage {
   close(): Promise<void>;
 }
 
+export interface ReplyOptions extends SpeakOptions {
+  live?: boolean;
+}
+
 class Stage implements VoiceStage {
   readonly tts: Tts;
+  private readonly leadMs: number;
   readonly encoding: EncodingThread;
   private readonly book: VoiceBook;
 
-  constructor(tts: Tts, defaultVoice: string | undefined, logger: Logger) {
+  constructor(tts: Tts, defaultVoice: string | undefined, leadMs: number, logger: Logger) {
     this.tts = tts;
+    this.leadMs = leadMs;
     this.encoding = new EncodingThread(logger.child({ room: 'voice' }));
     this.book = new VoiceBook(tts.name, tts.voices(), defaultVoice);
   }
@@ -71,8 +81,8 @@ class Stage implements VoiceStage {
     return this.active + this.encoding.encoding;
   }
 
-  reply(voice: string, signal: AbortSignal, options: SpeakOptions = {}): SpokenReply {
-    const reply = new StreamedReply(this.tts, voice, signal, options);
+  reply(voice: string, signal: AbortSignal, { live, ...options }: ReplyOptions = {}): SpokenReply {
+    const reply = new StreamedReply(this.tts, voice, signal, options, live ? this.leadMs : 0);
     this.active++;
     void reply.settled.then(() => this.active--);
     return reply;
@@ -111,7 +121,7 @@ export async function createVoiceStage(config: Config, logger: Logger = createLo
   const tts = given ?? (await createTts(config, logger));
   if (!tts) return undefined;
   try {
-    return new Stage(tts, config.ttsVoice, logger);
+    return new Stage(tts, config.ttsVoice, config.ttsLeadMs, logger);
   } catch (err) {
     await tts.close();
     throw err;

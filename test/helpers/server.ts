@@ -9,11 +9,13 @@ export { TRANSPORTS } from './transports.js';
  * A real server on a free loopback port; quiet logs unless EARSHOT_TEST_LOG is set. A test that
  * asks for uws fails if no uWebSockets.js build loaded, rather than quietly running on the ws fallback.
  * One listening thread unless the test asks for shards: tests observe the one event loop (its
- * audio path, its metrics), and a thread per core per server would slow the suite.
+ * audio path, its metrics), and a thread per core per server would slow the suite. Live replies
+ * are synthesised as fast as they go (--tts-lead-ms 0) unless a test asks: test/voice/pacing
+ * tests the lead; elsewhere it would only make tests wait out the playback time of every reply.
  */
 export async function startTestServer(config: Partial<Config> = {}, options: StartOptions = {}): Promise<RunningServer> {
   const server = await startServer(
-    { host: '127.0.0.1', port: 0, engine: 'echo', echoTokenDelayMs: 2, shards: 1, ...config },
+    { host: '127.0.0.1', port: 0, engine: 'echo', echoTokenDelayMs: 2, shards: 1, ttsLeadMs: 0, ...config },
     { logger: createLogger(process.env.EARSHOT_TEST_LOG ?? 'silent'), ...options },
   );
   if (config.transport === 'uws' && !server.transport.name.startsWith('uws')) {
