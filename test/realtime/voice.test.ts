@@ -36,9 +36,13 @@ function pcmOf(events: RealtimeEvent[], type: string, responseId: string): Buffe
 const tls = await selfSignedCert();
 t.teardown(tls.dispose);
 
+// One TLS server for the two tests through the SDK (each server starts its own Silero thread
+// and Flite processes); 10 ms a word, so that speech can barge in on a reply still streaming.
+const tlsServer = await startTestServer({ tlsCert: tls.cert, tlsKey: tls.key, echoTokenDelayMs: 10 });
+t.teardown(() => tlsServer.close(0));
+
 t.test('openai SDK, default session: the response is spoken, says its transcript, in the GA order; barge-in stops it; truncate keeps what was heard', async (t) => {
-  const server = await startTestServer({ tlsCert: tls.cert, tlsKey: tls.key, echoTokenDelayMs: 10 });
-  t.teardown(() => server.close(0));
+  const server = tlsServer;
   const client = new OpenAI({ apiKey: 'unused', baseURL: `${server.url}/v1` });
   const rt = new OpenAIRealtimeWS({ model: 'earshot-echo-test-engine', options: { rejectUnauthorized: false } }, client);
   const { events, errors, until } = recordSdkEvents(rt, WAIT_LIMIT_MS);
@@ -158,8 +162,7 @@ t.test('beta client: G.711 μ-law output under the beta names, speed; the voice 
 });
 
 t.test('openai SDK: a response may pick its own voice and format; the session speed is asked of the TTS engine; bad values are errors', async (t) => {
-  const server = await startTestServer({ tlsCert: tls.cert, tlsKey: tls.key });
-  t.teardown(() => server.close(0));
+  const server = tlsServer;
   const client = new OpenAI({ apiKey: 'unused', baseURL: `${server.url}/v1` });
   const rt = new OpenAIRealtimeWS({ model: 'earshot-echo-test-engine', options: { rejectUnauthorized: false } }, client);
   const { events, until } = recordSdkEvents(rt, WAIT_LIMIT_MS);
