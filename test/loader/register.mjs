@@ -10,3 +10,9 @@ import { register } from 'node:module';
 
 process.setSourceMapsEnabled(true);
 register('./hooks.mjs', import.meta.url);
+
+// tap starts each test process with its process-info hooks (coverage bookkeeping, off in
+// .taprc) and puts them in NODE_OPTIONS for every Node process the test starts in turn: CLI
+// runs, spawned servers, Flite processes. There they cost ~0.5 s of CPU each and serve nothing.
+const PROCESS_INFO = /"[^"]*@tapjs\/processinfo[^"]*"|\S*@tapjs\/processinfo\S*/g;
+if (process.env.NODE_OPTIONS) process.env.NODE_OPTIONS = process.env.NODE_OPTIONS.replace(PROCESS_INFO, '').trim();
