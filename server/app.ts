@@ -1,4 +1,5 @@
 /** Wires the rooms together: one pipeline (engine → scheduler) behind every front door and transport. */
+import { accessSync, constants } from 'node:fs';
 import { EarshotError } from '../protocol/errors.js';
 import { keyChecker } from './auth/keys.js';
 import { defaultConfig, type Config } from './config.js';
@@ -49,6 +50,8 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
   const config = defaultConfig(overrides as Partial<Config>);
   const logger = options.logger ?? createLogger(config.logLevel);
   await loadFvad();
+  // Unreadable TLS files stop the start before a model loads (the transport checks that they load as a pair).
+  for (const file of [config.tlsCert, config.tlsKey]) if (file) accessSync(file, constants.R_OK);
   // First, so a bad model stops the start before anything else is running.
   const silero = config.vad === 'webrtc' ? undefined : { modelPath: config.vadModel ?? defaultModelPath(), maxBatch: config.vadMaxBatch };
   const confirmer = silero && (await BatchConfirmer.start(silero, logger));
@@ -118,6 +121,7 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
     await audioThreads?.close();
     await confirmer?.close();
     await engine.close();
+    await voice?.close();
     throw err;
   }
   const scheme = config.tlsCert ? 'https' : 'http';

@@ -45,6 +45,8 @@ for (const transport of TRANSPORTS) {
     await t.rejects(startTestServer({ transport, tlsCert: missing, tlsKey: tls.key }), { code: 'ENOENT', message: new RegExp(`no such file.*${missing}`) }, 'a missing certificate');
     const missingKey = join(tls.cert, '..', 'missing-key.pem');
     await t.rejects(startTestServer({ transport, tlsCert: tls.cert, tlsKey: missingKey }), { message: new RegExp(missingKey) }, 'a missing key');
+    // Checked before any model loads: a model that would fail too is never reached.
+    await t.rejects(startTestServer({ transport, tlsCert: missing, tlsKey: tls.key, vadModel: join(tls.cert, '..', 'no-model.onnx') }), { message: new RegExp(missing) }, 'before the VAD model');
     const garbage = join(tls.cert, '..', 'garbage.pem');
     await writeFile(garbage, 'not a certificate');
     await t.rejects(startTestServer({ transport, tlsCert: garbage, tlsKey: tls.key }), { message: transport === 'uws' ? new RegExp(garbage) : /PEM|certificate|key/i }, 'a file that is not PEM');
