@@ -138,6 +138,8 @@ export class CpuWindow {
 
 export const round = (x: number, digits = 2) => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x);
 
+export const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
 /** One thread's CPU and run-queue wait so far (/proc/<pid>/task/<tid>/schedstat: ns on CPU, ns runnable but waiting). */
 interface ThreadTimes {
   nice: number;

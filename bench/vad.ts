@@ -31,7 +31,7 @@ import { NOISE_CLIPS, noiseClip } from '../test/fixtures/noise.js';
 import { speechFixture, type SpeechFixture } from '../test/fixtures/speech.js';
 import { runRamp } from './capacity.js';
 import { voiceOf } from './load.js';
-import { round } from './stats.js';
+import { mean, round } from './stats.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, fallback: string) => {
@@ -218,12 +218,12 @@ async function main(): Promise<void> {
         perFrame.set(label, [...(perFrame.get(label) ?? []), result.steps[0]!.serverUsPerFrame]);
       }
     }
-    const mean = (xs: number[]) => round(xs.reduce((a, b) => a + b, 0) / xs.length, 1);
-    const webrtc = perFrame.has('webrtc') ? mean(perFrame.get('webrtc')!) : undefined;
+    const average = (xs: number[]) => round(mean(xs), 1);
+    const webrtc = perFrame.has('webrtc') ? average(perFrame.get('webrtc')!) : undefined;
     const spread = (xs: number[]) => (xs.length > 1 ? ` [${Math.min(...xs)}–${Math.max(...xs)}]` : '');
     log(
       `  µs of server CPU per 20 ms frame${ROUNDS > 1 ? `, mean of ${ROUNDS} rounds [range]` : ''}: ` +
-        [...perFrame].map(([label, xs]) => `${label} ${mean(xs)}${spread(xs)}${webrtc ? ` (${round(mean(xs) / webrtc)}× webrtc)` : ''}`).join(', '),
+        [...perFrame].map(([label, xs]) => `${label} ${average(xs)}${spread(xs)}${webrtc ? ` (${round(average(xs) / webrtc)}× webrtc)` : ''}`).join(', '),
     );
   }
   if (PARTS.has('held')) {

@@ -42,7 +42,7 @@ import { speechFixture } from '../test/fixtures/speech.js';
 import { pipelineConfig } from './capacity.js';
 import { ServerChild } from './child.js';
 import { FRAME_MS, Fleet, voiceOf, type HelloOptions } from './load.js';
-import { CpuWindow, round, ThreadWindow, type Percentiles, type ThreadsSummary } from './stats.js';
+import { CpuWindow, mean, round, ThreadWindow, type Percentiles, type ThreadsSummary } from './stats.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -167,7 +167,6 @@ try {
   await server.stop();
 }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const p99 = (voice: boolean, lag: 'frameLagMs' | 'decisionLagMs') => mean(steps.filter((s) => s.voice === voice).map((s) => s[lag].p99));
 for (const lag of ['frameLagMs', 'decisionLagMs'] as const) {
   const off = p99(false, lag);

@@ -50,7 +50,7 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
   const config = defaultConfig(overrides as Partial<Config>);
   const logger = options.logger ?? createLogger(config.logLevel);
   await loadFvad();
-  // Unreadable TLS files stop the start before a model loads (the transport checks that they load as a pair).
+  // Unreadable TLS files stop the start before a model loads, on either transport (each then checks that they load as a pair).
   for (const file of [config.tlsCert, config.tlsKey]) if (file) accessSync(file, constants.R_OK);
   // First, so a bad model stops the start before anything else is running.
   const silero = config.vad === 'webrtc' ? undefined : { modelPath: config.vadModel ?? defaultModelPath(), maxBatch: config.vadMaxBatch };

@@ -4,7 +4,6 @@
  * older npm mirror). Message ArrayBuffers are neutered when a handler returns, so
  * handlers get a view that is valid only during the call (the SocketHandler contract).
  */
-import { accessSync, constants } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { CLOSE_GOING_AWAY, EarshotError } from '../../protocol/errors.js';
@@ -217,9 +216,11 @@ export class UwsTransport implements Transport {
   }
 }
 
-/** uWS says only "App construction failed"; name the file at fault, as the ws transport does. */
+/**
+ * uWS says only "App construction failed": name the files, as the ws transport does (startServer
+ * has already named one it cannot read).
+ */
 function sslApp(uws: UwsModule, tls: { certFile: string; keyFile: string }): UwsApp {
-  for (const file of [tls.certFile, tls.keyFile]) accessSync(file, constants.R_OK);
   try {
     return uws.SSLApp({ cert_file_name: tls.certFile, key_file_name: tls.keyFile });
   } catch {

@@ -17,7 +17,7 @@ import { VoiceBook } from './voices.js';
 
 export interface VoiceStage {
   readonly tts: Tts;
-  /** Opus encoding of spoken replies, off the event loop (native Opus voices). */
+  /** Opus and MP3 encoding off the event loop (native Opus voices, REST Ogg Opus and MP3). */
   readonly encoding: EncodingThread;
   /** The voice used when a client names none. */
   readonly defaultVoice: string;
@@ -51,6 +51,8 @@ class Stage implements VoiceStage {
   private readonly leadMs: number;
   readonly encoding: EncodingThread;
   private readonly book: VoiceBook;
+  /** Replies made by reply() and not yet settled. */
+  private active = 0;
 
   constructor(tts: Tts, defaultVoice: string | undefined, leadMs: number, logger: Logger) {
     this.tts = tts;
@@ -75,10 +77,8 @@ class Stage implements VoiceStage {
     return this.book.resolve(requested, param);
   }
 
-  private active = 0;
-
   get speaking(): number {
-    return this.active + this.encoding.encoding;
+    return this.active + this.encoding.unanswered;
   }
 
   reply(voice: string, signal: AbortSignal, { live, ...options }: ReplyOptions = {}): SpokenReply {

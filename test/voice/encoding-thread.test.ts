@@ -33,9 +33,9 @@ t.test('packets in order, the same as encoding on the spot, over several streams
     }),
   );
   // A draining server counts these as speech still going out (VoiceStage.speaking).
-  t.equal(thread.encoding, 6, 'six jobs owed until the thread answers them');
+  t.equal(thread.unanswered, 6, 'six jobs owed until the thread answers them');
   const results = await answered;
-  t.equal(thread.encoding, 0, 'none once answered');
+  t.equal(thread.unanswered, 0, 'none once answered');
   for (const packets of results) {
     t.equal(packets.length, expected.length, `${expected.length} packets (65 frames of 20 ms, the last padded)`);
     t.ok(packets.every((p, i) => Buffer.from(p).equals(Buffer.from(expected[i]!))), 'byte for byte');

@@ -1,9 +1,10 @@
 /**
- * The encoding thread of spoken replies (Opus) and REST speech (MP3): one encoder per stream (a session's voice), 24 kHz
- * PCM in, 20 ms packets out, answered in the order the jobs came. Off the event loop because
- * opusscript costs ~0.2 ms a packet and a synthesised sentence arrives as seconds of audio at
- * once: encoded on the loop it stalled every session's frames behind it (bench/voice-lag.ts).
- * REST speech's MP3 is encoded here too, for the same reason (LAME: ~30 ms for a 3 s sentence).
+ * The encoding thread of spoken replies (Opus) and REST speech (MP3): one encoder per stream (a
+ * session's voice, a REST response), 24 kHz PCM in, 20 ms packets (or MP3 bytes) out, answered
+ * in the order the jobs came. Off the event loop because opusscript costs ~0.2 ms a packet and
+ * a synthesised sentence arrives as seconds of audio at once: encoded on the loop it stalled
+ * every session's frames behind it (bench/voice-lag.ts). MP3 for the same reason (LAME: ~30 ms
+ * for a 3 s sentence).
  */
 import { parentPort } from 'node:worker_threads';
 import { Mp3Encoder } from '../../audio/mp3-encoder.js';

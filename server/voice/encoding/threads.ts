@@ -1,8 +1,9 @@
 /**
- * Opus encoding of spoken replies (and MP3 of REST speech) off the event loop: a thread holds each stream's encoder and
- * answers each job with the packets it completed, in order. A stream's results come back in the
- * order its jobs went, so a caller keeps one FIFO of waiting jobs per stream. Started with the
- * first stream; a server whose clients never ask for Opus voices pays nothing.
+ * Opus encoding of spoken replies (and MP3 of REST speech) off the event loop: a thread holds
+ * each stream's encoder and answers each job with the packets it completed, in order. A stream's
+ * results come back in the order its jobs went, so a caller keeps one FIFO of waiting jobs per
+ * stream. Started with the first stream; a server whose clients never ask for Opus or MP3 pays
+ * nothing.
  */
 import type { Worker } from 'node:worker_threads';
 import type { OpusEncodeRate } from '../../audio/opus-encoder.js';
@@ -52,7 +53,7 @@ export class EncodingThread {
   }
 
   /** Jobs posted and not yet answered: audio that is made but not yet sent. */
-  get encoding(): number {
+  get unanswered(): number {
     return this.owed;
   }
 

@@ -5,8 +5,9 @@
  * processes at the lowest CPU priority (see child.ts for why not worker threads), fed from one
  * queue: a reply enqueues one sentence at a time, so replies of many sessions interleave
  * sentence by sentence, a reply's first piece goes ahead of later pieces (they have playback to
- * hide behind), and a queued sentence whose reply was cancelled is dropped before it costs anything. A running sentence cannot be interrupted (it is short), its
- * result is discarded. Processes start with the first sentences.
+ * hide behind), and a queued sentence whose reply was cancelled is dropped before it costs
+ * anything. A running sentence cannot be interrupted (it is short); its result is discarded.
+ * Processes start with the first sentences.
  */
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
