@@ -68,9 +68,9 @@ function counted(confirmer: BatchConfirmer): { confirmer: Confirmer; chunks: () 
       open(verdict, failed) {
         const stream = confirmer.open(verdict, failed);
         return {
-          push(chunk, reset, urgent) {
+          push(chunk, reset, waitMs) {
             chunks++;
-            stream.push(chunk, reset, urgent);
+            stream.push(chunk, reset, waitMs);
           },
           close: () => stream.close(),
         };

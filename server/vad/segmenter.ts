@@ -40,9 +40,22 @@ const DENSE_CHUNKS = 10;
  * 8) hears a fifth fewer chunks of ongoing speech (bench/vad.ts, cpu: 11.8 → 9.6 chunks per
  * stream-second on the speech fixtures), with the same boundaries on real speech; typing after
  * speech ends the turn up to a window later (128 ms). One in 16 let typing hold it too long.
+ * Windows of 2 chunks (6.5 rather than 8.2 chunks per stream-second) passed bench/vad.ts's
+ * accuracy part but cut 7 of the sentences of test/integration/concurrency.test.ts's 50 fixtures.
  */
 const SPOT_EVERY = 12;
 const SPOT_WINDOW = 3;
+/**
+ * How long a chunk may wait for other sessions' chunks to share its Silero call (BatchConfirmer),
+ * by what its verdict decides. `silero` alone: every frame waits on it, the end of a turn too.
+ * Hybrid's dense phase: a turn's start, announced up to ~50 ms later with 64 than with 16 (its
+ * atMs is unchanged), for ~40% less inference CPU (bench/RESULTS.md); hybrid never holds a frame
+ * WebRTC calls unvoiced for a verdict, so the end of a turn does not wait. Spot-checks: only
+ * whether ongoing speech still counts.
+ */
+const SILERO_WAIT_MS = 16;
+const ONSET_WAIT_MS = 64;
+const SPOT_WAIT_MS = 128;
 /** `sent` marks: a warm-up chunk (no verdict wanted) and a chunk whose verdict waits for the rest of its window. */
 const WARM_UP = -1;
 const IN_WINDOW = -2;
@@ -232,7 +245,10 @@ export class VadSegmenter implements Segmenter {
     }
     const episodeStart = !this.inEpisode && webrtcVoiced;
     if (episodeStart) this.startEpisode();
-    const need = this.inEpisode ? this.listen(webrtcVoiced) : 0;
+    // Hybrid judges a frame WebRTC calls unvoiced without Silero (only an onset asks Silero to agree),
+    // so it waits for no verdict: the end of a turn is never held up by the spot-check before it.
+    const heard = this.inEpisode ? this.listen(webrtcVoiced) : 0;
+    const need = webrtcVoiced || this.mode !== 'hybrid' ? heard : 0;
     this.rememberRecent();
     if (pending.count === 0 && need === 0 && !episodeStart && this.flushAt === Infinity) {
       this.judge(this.frame, 0, webrtcVoiced, this.sileroSpeech);
@@ -253,7 +269,7 @@ export class VadSegmenter implements Segmenter {
     this.unvoicedSamples = 0;
     const received = (this.arrived - 1) * FRAME_SAMPLES;
     // Warm-up: the chunk before the lead-in, with fresh recurrent state; its verdict judges no frame.
-    this.warm = received >= CHUNK_SAMPLES + LEAD_IN && this.send(this.recent.subarray(0, CHUNK_SAMPLES), true, WARM_UP, true);
+    this.warm = received >= CHUNK_SAMPLES + LEAD_IN && this.send(this.recent.subarray(0, CHUNK_SAMPLES), true, WARM_UP, this.waitFor(0));
     if (received >= LEAD_IN) {
       this.chunk.set(this.recent.subarray(CHUNK_SAMPLES));
       this.chunkFill = LEAD_IN;
@@ -277,7 +293,7 @@ export class VadSegmenter implements Segmenter {
       const end = frameEnd - FRAME_SAMPLES + offset;
       const k = this.episodeChunk++;
       const rest = this.restOfWindow(k);
-      if (this.heard(k) && this.send(this.chunk, k === 0 && !this.warm, rest === 0 ? end : IN_WINDOW, this.mode === 'silero' || k < DENSE_CHUNKS) && offset === FRAME_SAMPLES) need = end + rest * CHUNK_SAMPLES;
+      if (this.heard(k) && this.send(this.chunk, k === 0 && !this.warm, rest === 0 ? end : IN_WINDOW, this.waitFor(k)) && offset === FRAME_SAMPLES) need = end + rest * CHUNK_SAMPLES;
       // An episode ends between verdicts, never inside a window some frame waits on.
       if (this.mode === 'hybrid' && rest === 0 && this.unvoicedSamples >= EPISODE_GAP_MS * SAMPLES_PER_MS) {
         this.inEpisode = false;
@@ -300,16 +316,17 @@ export class VadSegmenter implements Segmenter {
     return SPOT_WINDOW - 1 - ((k - DENSE_CHUNKS) % SPOT_EVERY);
   }
 
-  /**
-   * Queues a chunk for Silero; false (nothing sent, no frame waits) if more are in flight than
-   * MAX_PENDING_FRAMES can wait on. Spot-checks are not `urgent`: they end a turn only once
-   * silence follows, so they may wait for a fuller batch; onset chunks decide when a turn starts.
-   */
-  private send(chunk: Float32Array, reset: boolean, end: number, urgent: boolean): boolean {
+  /** How long chunk `k` of an episode may wait to share a call (see SILERO_WAIT_MS). */
+  private waitFor(k: number): number {
+    return this.mode === 'silero' ? SILERO_WAIT_MS : k < DENSE_CHUNKS ? ONSET_WAIT_MS : SPOT_WAIT_MS;
+  }
+
+  /** Queues a chunk for Silero; false (nothing sent, no frame waits) if more are in flight than MAX_PENDING_FRAMES can wait on. */
+  private send(chunk: Float32Array, reset: boolean, end: number, waitMs: number): boolean {
     if (this.sentCount === this.sent.length) return false;
     this.sent[(this.sentHead + this.sentCount) % this.sent.length] = end;
     this.sentCount++;
-    this.silero!.push(chunk, reset, urgent);
+    this.silero!.push(chunk, reset, waitMs);
     return true;
   }
 
