@@ -10,7 +10,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EarshotError } from '../../protocol/errors.js';
-import { Chunker, type ChunkerOptions } from './chunker.js';
+import { Chunker } from './chunker.js';
 import { VOICE_SAMPLE_RATE, type Pcm24k, type SpeakOptions, type SpokenReply, type Tts } from './types.js';
 
 export class StreamedReply implements SpokenReply {
@@ -38,13 +38,13 @@ export class StreamedReply implements SpokenReply {
   readonly settled = new Promise<void>((resolve) => (this.settle = resolve));
 
   /** `leadMs`: synthesise at most this far ahead of real-time playback (0 = as fast as it goes). */
-  constructor(tts: Tts, voice: string, signal: AbortSignal, options: SpeakOptions = {}, leadMs = 0, chunker?: ChunkerOptions) {
+  constructor(tts: Tts, voice: string, signal: AbortSignal, options: SpeakOptions = {}, leadMs = 0) {
     this.tts = tts;
     this.voice = voice;
     this.signal = signal;
     this.speakOptions = options;
     this.leadMs = leadMs;
-    this.chunker = new Chunker(chunker);
+    this.chunker = new Chunker();
     signal.addEventListener(
       'abort',
       () => {

@@ -6,9 +6,8 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { compiledServer } from '../helpers/compiled.js';
+import { compiledFile } from '../helpers/compiled.js';
 import { TestClient } from '../helpers/native-client.js';
 import { speechFixture } from '../fixtures/speech.js';
 import { spawnServer } from './spawn.js';
@@ -51,7 +50,7 @@ t.test('the default level logs every turn and every error as a JSON line', async
 
 /** Runs a script that logs one line through createLogger, with stderr on a pipe or (through `script`) a terminal. */
 async function logOnce(terminal: boolean): Promise<string> {
-  const log = pathToFileURL(join(await compiledServer(), 'server', 'observability', 'log.js')).href;
+  const log = pathToFileURL(await compiledFile('server', 'observability', 'log.js')).href;
   const code = `import { createLogger } from '${log}'; createLogger('info').info({ session: 's-42', door: 'native' }, 'turn');`;
   const node = [process.execPath, '--input-type=module', '-e', code];
   const quoted = node.map((arg) => `'${arg.replace(/'/g, `'\\''`)}'`).join(' ');

@@ -6,11 +6,10 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { RealtimeClient } from '../realtime/helpers.js';
 import { TestClient } from '../helpers/native-client.js';
-import { compiledServer } from '../helpers/compiled.js';
+import { compiledFile } from '../helpers/compiled.js';
 import { TRANSPORTS } from '../helpers/transports.js';
 import { spawnServer } from './spawn.js';
 import { handshake } from './upgrade-client.js';
@@ -125,7 +124,7 @@ t.test('API keys never appear in logs', async (t) => {
 });
 
 t.test('the logger redacts key fields wherever a caller puts them', async (t) => {
-  const log = pathToFileURL(join(await compiledServer(), 'server', 'observability', 'log.js')).href;
+  const log = pathToFileURL(await compiledFile('server', 'observability', 'log.js')).href;
   const script = `import { createLogger } from '${log}';
 const log = createLogger('info');
 log.info({ token: '${SECRET}', apiKeys: ['${SECRET}'], config: { apiKeys: ['${SECRET}'], upstreamKey: '${SECRET}' }, hello: { token: '${SECRET}' }, headers: { authorization: 'Bearer ${SECRET}' } }, 'probe');`;

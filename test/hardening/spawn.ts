@@ -5,8 +5,7 @@
  * runs it from its sources.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
-import { compiledServer } from '../helpers/compiled.js';
+import { compiledFile } from '../helpers/compiled.js';
 
 export interface Spawned {
   child: ChildProcess;
@@ -16,7 +15,7 @@ export interface Spawned {
 
 /** `detached`: the server leads a process group of its own, so a test can signal the group as a terminal's Ctrl-C does. */
 export async function spawnServer(args: string[], { detached = false } = {}): Promise<Spawned> {
-  const main = join(await compiledServer(), 'server', 'main.js');
+  const main = await compiledFile('server', 'main.js');
   const child = spawn(process.execPath, [main, '--port', '0', '--engine', 'echo', ...args], { stdio: ['ignore', 'ignore', 'pipe'], detached });
   let stderr = '';
   const url = await new Promise<string>((resolve, reject) => {

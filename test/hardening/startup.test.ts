@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { compiledServer } from '../helpers/compiled.js';
+import { compiledFile } from '../helpers/compiled.js';
 import { startTestServer, TRANSPORTS } from '../helpers/server.js';
 import { selfSignedCert } from '../helpers/tls.js';
 
@@ -16,7 +16,7 @@ t.teardown(tls.dispose);
 
 /** Runs `server/main.ts` (compiled, as spawn.ts does) to its exit, as an operator would; returns its exit code and stderr. */
 async function runToExit(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  const main = join(await compiledServer(), 'server', 'main.js');
+  const main = await compiledFile('server', 'main.js');
   const child = spawn(process.execPath, [main, '--engine', 'echo', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));

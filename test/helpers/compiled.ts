@@ -24,6 +24,11 @@ export function compiledServer(): Promise<string> {
   return compiled;
 }
 
+/** A file of the compiled tree, e.g. compiledFile('server', 'main.js'). */
+export async function compiledFile(...parts: string[]): Promise<string> {
+  return join(await compiledServer(), ...parts);
+}
+
 async function compile(): Promise<string> {
   const cache = join(ROOT, 'node_modules', '.cache');
   await mkdir(cache, { recursive: true });
