@@ -10,7 +10,7 @@
  *
  *   node --import tsx bench/voice-lag.ts [--sessions 100] [--rounds 2] [--window 20] [--warmup 5]
  *     [--transport uws|ws] [--vad hybrid|webrtc|silero] [--codec opus|pcm16] [--barge-in on|off]
- *     [--against voice|spin|memory] [--profile DIR]
+ *     [--against voice|spin|memory] [--profile DIR] [--generator-cpu N]
  *
  * The fixtures speak almost without pause, so with barge-in on (the default) a reply is spoken
  * only until the next utterance starts; `--barge-in off` lets every reply be spoken to its end
@@ -33,8 +33,12 @@
  * run-queue wait and event-loop delay, so a lag that comes from the generator or from a
  * machine without a spare core shows as such. --profile DIR writes each step's CPU profile of
  * the server's main thread (read with bench/profile.ts; the profiler adds lag of its own).
+ *
+ * `--generator-cpu N` keeps the load generator (this process, every thread) on CPU N once the
+ * server has started on all of them (Linux, taskset), as a generator on another machine would
+ * stay out of the server's way: the server's threads then meet only each other.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -56,6 +60,7 @@ const { values: args } = parseArgs({
     'barge-in': { type: 'string', default: 'on' },
     against: { type: 'string', default: 'voice' },
     profile: { type: 'string' },
+    'generator-cpu': { type: 'string' },
   },
 });
 const SESSIONS = Number(args.sessions);
@@ -83,10 +88,12 @@ interface Step {
 const transport = args.transport as 'uws' | 'ws';
 const config = { ...pipelineConfig(transport), vad: args.vad as 'hybrid' | 'webrtc' | 'silero', tts: 'flite' as const, logLevel: 'error' as const };
 log(`earshot bench/voice-lag.ts on ${cpus().length} × ${cpus()[0]?.model}, node ${process.version}, load average ${loadavg().map((x) => round(x)).join(' ')}`);
-log(`${SESSIONS} real-time Opus sessions, ${transport}, --vad ${config.vad}, voice ${args.codec}, barge-in ${args['barge-in']}, against ${args.against}, ${args.rounds} rounds of voice off then on, ${args.warmup} s warm-up + ${args.window} s window per step`);
+log(`${SESSIONS} real-time Opus sessions, ${transport}, --vad ${config.vad}, voice ${args.codec}, barge-in ${args['barge-in']}, against ${args.against}, ${args.rounds} rounds of voice off then on, ${args.warmup} s warm-up + ${args.window} s window per step${args['generator-cpu'] === undefined ? '' : `, generator on CPU ${args['generator-cpu']} only`}`);
 const fixtures = await Promise.all([0, 1, 2, 3].map((id) => speechFixture(id)));
 const voices = fixtures.map((f) => voiceOf(f.opusPackets));
 const server = await ServerChild.start({ mode: 'pipeline', config });
+// After the server started (it keeps every CPU): the generator's threads move to one CPU.
+if (args['generator-cpu'] !== undefined) execFileSync('taskset', ['--all-tasks', '--cpu-list', '--pid', args['generator-cpu'], String(process.pid)], { stdio: 'ignore' });
 const cpu = new CpuWindow(server.pid);
 const serverThreads = new ThreadWindow(server.pid);
 const generatorThreads = new ThreadWindow(process.pid, false);
