@@ -10,9 +10,10 @@
  *   starts only when Silero agrees, and a spoken frame counts only while Silero's last verdict
  *   says speech, so music, tones and typing that fool WebRTC VAD make no turn and end one.
  * - silero: Silero alone, on every chunk.
- * Frames Silero hears wait (in order, with those behind them) until its verdict is back, so the
- * state machine sees the same input at any speed; a start is announced a few ms later than with
- * WebRTC alone but carries the same atMs.
+ * Frames whose judgement needs Silero wait (in order, with those behind them) until its verdict
+ * is back, so the state machine sees the same input at any speed; a start is announced up to
+ * ~100 ms later than with WebRTC alone but carries the same atMs. In hybrid a frame WebRTC calls
+ * unvoiced needs no verdict, so the end of a turn never waits for one.
  */
 import type { Pcm16k } from '../audio/format.js';
 import { CHUNK_SAMPLES, type Confirmer, type ConfirmerStream } from './confirmer.js';
