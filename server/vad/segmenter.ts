@@ -140,6 +140,8 @@ export class VadSegmenter implements Segmenter {
   private sentHead = 0;
   private sentCount = 0;
   private heardUntil = 0;
+  /** End sample of the last verdict asked for (heardUntil once it is back). */
+  private askedUntil = 0;
   private sileroSpeech = false;
   private windowMax = 0;
   /** A flush asked for while verdicts were out: it ends the utterance at frame `flushAt` once `flushWaits` more verdicts are in. */
@@ -247,9 +249,11 @@ export class VadSegmenter implements Segmenter {
     const episodeStart = !this.inEpisode && webrtcVoiced;
     if (episodeStart) this.startEpisode();
     // Hybrid judges a frame WebRTC calls unvoiced without Silero (only an onset asks Silero to agree),
-    // so it waits for no verdict: the end of a turn is never held up by the spot-check before it.
+    // so it waits for no verdict: the end of a turn is never held up by the spot-check before it. A
+    // voiced frame waits for every verdict asked before it (a window of only unvoiced frames holds
+    // nothing back), so it is judged on the same verdicts at any speed.
     const heard = this.inEpisode ? this.listen(webrtcVoiced) : 0;
-    const need = webrtcVoiced || this.mode !== 'hybrid' ? heard : 0;
+    const need = this.mode !== 'hybrid' ? heard : webrtcVoiced ? Math.max(heard, this.askedUntil) : 0;
     this.rememberRecent();
     if (pending.count === 0 && need === 0 && !episodeStart && this.flushAt === Infinity) {
       this.judge(this.frame, 0, webrtcVoiced, this.sileroSpeech);
@@ -327,6 +331,7 @@ export class VadSegmenter implements Segmenter {
     if (this.sentCount === this.sent.length) return false;
     this.sent[(this.sentHead + this.sentCount) % this.sent.length] = end;
     this.sentCount++;
+    if (end >= 0) this.askedUntil = end;
     this.silero!.push(chunk, reset, waitMs);
     return true;
   }

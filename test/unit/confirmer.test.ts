@@ -164,6 +164,81 @@ t.test('hybrid and silero', async (t) => {
   });
 });
 
+/**
+ * The real Silero verdicts, handed to the segmenter when the test says: `release()` waits until
+ * the confirmer has answered every chunk pushed so far, then gives them all back.
+ */
+function heldConfirmer(confirmer: Confirmer): { confirmer: Confirmer; release: () => Promise<void> } {
+  let asked = 0;
+  const answered: (() => void)[] = [];
+  return {
+    confirmer: {
+      open(verdict, failed) {
+        const stream = confirmer.open((p) => answered.push(() => verdict(p)), failed);
+        return {
+          // At once: when the segmenter sees the verdict is the test's to say.
+          push(chunk, reset) {
+            asked++;
+            stream.push(chunk, reset, 0);
+          },
+          close: () => stream.close(),
+        };
+      },
+      close: () => confirmer.close(),
+    },
+    async release() {
+      while (answered.length < asked) await tick();
+      asked = 0;
+      for (const give of answered.splice(0)) give();
+    },
+  };
+}
+
+t.test('hybrid segments the same whenever the verdicts come back: each voiced frame is judged on every verdict asked before it', async (t) => {
+  const confirmer = await BatchConfirmer.start({ modelPath: defaultModelPath(), maxBatch: 64 });
+  t.teardown(() => confirmer.close());
+  const fvad = await loadFvad();
+  /** Pushes 20 ms frames; the verdicts are given back every `everyFrames` frames, and at the end. */
+  const run = async (samples: Float32Array, everyFrames: number, silenceMs: number) => {
+    const held = heldConfirmer(confirmer);
+    const events: string[] = [];
+    const segmenter = segmenterFor(fvad, { mode: 'hybrid', aggressiveness: 3, threshold: defaultConfig().vadThreshold }, { ...DEFAULTS, silenceMs }, held.confirmer, (e) =>
+      events.push(e.type === 'speech_stopped' ? `stopped ${e.startMs}-${e.endMs} (${e.audio.length} samples)` : e.type === 'speech_started' ? `started ${e.atMs}` : e.type),
+    );
+    try {
+      for (let frame = 0, at = 0; at < samples.length; frame++, at += FRAME) {
+        segmenter.push(samples.subarray(at, at + FRAME));
+        if ((frame + 1) % everyFrames === 0) await held.release();
+      }
+      while (!segmenter.settled) await held.release();
+      return events;
+    } finally {
+      segmenter.close();
+    }
+  };
+  const same = async (label: string, samples: Float32Array, silenceMs: number) => {
+    const prompt = await run(samples, 1, silenceMs);
+    t.ok(prompt.some((e) => e.startsWith('stopped')), `${label}: utterances found`);
+    for (const everyFrames of [3, 8, 25]) t.same(await run(samples, everyFrames, silenceMs), prompt, `${label}: verdicts back every ${everyFrames} frames segment as verdicts back at once`);
+  };
+  // A short silence rule ends turns inside the pauses between words, where a late verdict would move the end.
+  for (const silenceMs of [500, 120]) {
+    for (const [id, noisy] of [[0, false], [1, true], [2, false], [3, true]] as const) {
+      await same(`fixture ${id}${noisy ? ' (noisy)' : ''}, silence ${silenceMs} ms`, (await speechFixture(id, { noisy })).samples16k, silenceMs);
+    }
+  }
+  // A 250 ms pause inside a sentence: shorter than an episode's gap, so Silero's spot-checks go on
+  // through it, and at some of these offsets a whole spot-check window hears only the pause. Its
+  // verdict (silence) must reach the voiced frames after it at any speed.
+  const sentence = (await speechFixture(0)).samples16k;
+  const first = (await speechFixture(0)).truth[0]!;
+  for (let offset = 0; offset < 8; offset++) {
+    const cut = (first.startMs + 600 + offset * 48) * PER_MS;
+    const paused = joinClips([sentence.subarray(0, cut), new Float32Array(250 * PER_MS), sentence.subarray(cut)]);
+    await same(`a 250 ms pause ${600 + offset * 48} ms into the first sentence`, paused, 500);
+  }
+});
+
 t.test('an inference failure after start fails every open stream; a fresh thread serves new ones, or they fail at once if it cannot load', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'earshot-vad-'));
   const model = join(dir, 'silero_vad.onnx');
