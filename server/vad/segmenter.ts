@@ -13,7 +13,8 @@
  * Frames whose judgement needs Silero wait (in order, with those behind them) until its verdict
  * is back, so the state machine sees the same input at any speed; a start is announced up to
  * ~100 ms later than with WebRTC alone but carries the same atMs. In hybrid a frame WebRTC calls
- * unvoiced needs no verdict, so the end of a turn never waits for one.
+ * unvoiced needs no verdict, so the end of a turn waits for none unless the silence rule is
+ * shorter than the ~200 ms the last voiced frame may wait for its spot-check.
  */
 import type { Pcm16k } from '../audio/format.js';
 import { CHUNK_SAMPLES, type Confirmer, type ConfirmerStream } from './confirmer.js';
@@ -51,7 +52,8 @@ const SPOT_WINDOW = 3;
  * by what its verdict decides. `silero` alone: every frame waits on it, the end of a turn too.
  * Hybrid's dense phase: a turn's start, announced up to ~50 ms later with 64 than with 16 (its
  * atMs is unchanged), for ~40% less inference CPU (bench/RESULTS.md); hybrid never holds a frame
- * WebRTC calls unvoiced for a verdict, so the end of a turn does not wait. Spot-checks: only
+ * WebRTC calls unvoiced for a verdict, so the end of a turn does not wait (the last voiced
+ * frame's spot-check is back within ~200 ms, inside the default 500 ms silence rule). Spot-checks: only
  * whether ongoing speech still counts.
  */
 const SILERO_WAIT_MS = 16;
@@ -249,7 +251,7 @@ export class VadSegmenter implements Segmenter {
     const episodeStart = !this.inEpisode && webrtcVoiced;
     if (episodeStart) this.startEpisode();
     // Hybrid judges a frame WebRTC calls unvoiced without Silero (only an onset asks Silero to agree),
-    // so it waits for no verdict: the end of a turn is never held up by the spot-check before it. A
+    // so it waits for no verdict: the silence that ends a turn is not held up by a spot-check of it. A
     // voiced frame waits for every verdict asked before it (a window of only unvoiced frames holds
     // nothing back), so it is judged on the same verdicts at any speed.
     const heard = this.inEpisode ? this.listen(webrtcVoiced) : 0;
