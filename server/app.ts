@@ -53,7 +53,7 @@ export async function startServer(overrides: Partial<Config> | Config = {}, opti
   // Unreadable TLS files stop the start before a model loads, on either transport (each then checks that they load as a pair).
   for (const file of [config.tlsCert, config.tlsKey]) if (file) accessSync(file, constants.R_OK);
   // First, so a bad model stops the start before anything else is running.
-  const silero = config.vad === 'webrtc' ? undefined : { modelPath: config.vadModel ?? defaultModelPath(), maxBatch: config.vadMaxBatch };
+  const silero = config.vad === 'webrtc' ? undefined : { modelPath: config.vadModel ?? defaultModelPath(), maxBatch: config.vadMaxBatch, waits: { onset: config.vadOnsetWaitMs } };
   const confirmer = silero && (await BatchConfirmer.start(silero, logger));
   const engine = options.engine ?? (await createEngine(config, logger));
   const voice = await createVoiceStage(config, logger, options.tts);

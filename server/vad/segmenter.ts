@@ -11,13 +11,14 @@
  *   says speech, so music, tones and typing that fool WebRTC VAD make no turn and end one.
  * - silero: Silero alone, on every chunk.
  * Frames whose judgement needs Silero wait (in order, with those behind them) until its verdict
- * is back, so the state machine sees the same input at any speed; a start is announced up to
- * ~100 ms later than with WebRTC alone but carries the same atMs. In hybrid a frame WebRTC calls
+ * is back, so the state machine sees the same input at any speed; a start is announced up to the
+ * onset wait (--vad-onset-wait-ms, 64 by default) plus ~35 ms later than with WebRTC alone, but
+ * carries the same atMs. In hybrid a frame WebRTC calls
  * unvoiced needs no verdict, so the end of a turn waits for none unless the silence rule is
  * shorter than the ~200 ms the last voiced frame may wait for its spot-check.
  */
 import type { Pcm16k } from '../audio/format.js';
-import { CHUNK_SAMPLES, type Confirmer, type ConfirmerStream } from './confirmer.js';
+import { CHUNK_SAMPLES, type ChunkPurpose, type Confirmer, type ConfirmerStream } from './confirmer.js';
 import type { WebRtcVad } from './fvad.js';
 import { PendingFrames } from './pending.js';
 import { FRAME_MS, FRAME_SAMPLES, Utterance, type SegmentEvent, type SegmenterSettings } from './utterance.js';
@@ -47,18 +48,6 @@ const DENSE_CHUNKS = 10;
  */
 const SPOT_EVERY = 12;
 const SPOT_WINDOW = 3;
-/**
- * How long a chunk may wait for other sessions' chunks to share its Silero call (BatchConfirmer),
- * by what its verdict decides. `silero` alone: every frame waits on it, the end of a turn too.
- * Hybrid's dense phase: a turn's start, announced up to ~50 ms later with 64 than with 16 (its
- * atMs is unchanged), for ~40% less inference CPU (bench/RESULTS.md); hybrid never holds a frame
- * WebRTC calls unvoiced for a verdict, so the end of a turn does not wait (the last voiced
- * frame's spot-check is back within ~200 ms, inside the default 500 ms silence rule). Spot-checks: only
- * whether ongoing speech still counts.
- */
-const SILERO_WAIT_MS = 16;
-const ONSET_WAIT_MS = 64;
-const SPOT_WAIT_MS = 128;
 /** `sent` marks: a warm-up chunk (no verdict wanted) and a chunk whose verdict waits for the rest of its window. */
 const WARM_UP = -1;
 const IN_WINDOW = -2;
@@ -276,7 +265,7 @@ export class VadSegmenter implements Segmenter {
     this.unvoicedSamples = 0;
     const received = (this.arrived - 1) * FRAME_SAMPLES;
     // Warm-up: the chunk before the lead-in, with fresh recurrent state; its verdict judges no frame.
-    this.warm = received >= CHUNK_SAMPLES + LEAD_IN && this.send(this.recent.subarray(0, CHUNK_SAMPLES), true, WARM_UP, this.waitFor(0));
+    this.warm = received >= CHUNK_SAMPLES + LEAD_IN && this.send(this.recent.subarray(0, CHUNK_SAMPLES), true, WARM_UP, this.purposeOf(0));
     if (received >= LEAD_IN) {
       this.chunk.set(this.recent.subarray(CHUNK_SAMPLES));
       this.chunkFill = LEAD_IN;
@@ -300,7 +289,7 @@ export class VadSegmenter implements Segmenter {
       const end = frameEnd - FRAME_SAMPLES + offset;
       const k = this.episodeChunk++;
       const rest = this.restOfWindow(k);
-      if (this.heard(k) && this.send(this.chunk, k === 0 && !this.warm, rest === 0 ? end : IN_WINDOW, this.waitFor(k)) && offset === FRAME_SAMPLES) need = end + rest * CHUNK_SAMPLES;
+      if (this.heard(k) && this.send(this.chunk, k === 0 && !this.warm, rest === 0 ? end : IN_WINDOW, this.purposeOf(k)) && offset === FRAME_SAMPLES) need = end + rest * CHUNK_SAMPLES;
       // An episode ends between verdicts, never inside a window some frame waits on.
       if (this.mode === 'hybrid' && rest === 0 && this.unvoicedSamples >= EPISODE_GAP_MS * SAMPLES_PER_MS) {
         this.inEpisode = false;
@@ -323,18 +312,18 @@ export class VadSegmenter implements Segmenter {
     return SPOT_WINDOW - 1 - ((k - DENSE_CHUNKS) % SPOT_EVERY);
   }
 
-  /** How long chunk `k` of an episode may wait to share a call (see SILERO_WAIT_MS). */
-  private waitFor(k: number): number {
-    return this.mode === 'silero' ? SILERO_WAIT_MS : k < DENSE_CHUNKS ? ONSET_WAIT_MS : SPOT_WAIT_MS;
+  /** What the verdict on chunk `k` of an episode decides (how long it may wait to share a call). */
+  private purposeOf(k: number): ChunkPurpose {
+    return this.mode === 'silero' ? 'every-frame' : k < DENSE_CHUNKS ? 'onset' : 'spot-check';
   }
 
   /** Queues a chunk for Silero; false (nothing sent, no frame waits) if more are in flight than MAX_PENDING_FRAMES can wait on. */
-  private send(chunk: Float32Array, reset: boolean, end: number, waitMs: number): boolean {
+  private send(chunk: Float32Array, reset: boolean, end: number, purpose: ChunkPurpose): boolean {
     if (this.sentCount === this.sent.length) return false;
     this.sent[(this.sentHead + this.sentCount) % this.sent.length] = end;
     this.sentCount++;
     if (end >= 0) this.askedUntil = end;
-    this.silero!.push(chunk, reset, waitMs);
+    this.silero!.push(chunk, reset, purpose);
     return true;
   }
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { defaultConfig } from '../../server/config.js';
-import { BatchConfirmer, CHUNK_SAMPLES, defaultModelPath, type Confirmer } from '../../server/vad/confirmer.js';
+import { BatchConfirmer, CHUNK_SAMPLES, DEFAULT_WAITS, defaultModelPath, type ChunkPurpose, type Confirmer } from '../../server/vad/confirmer.js';
 import { loadFvad } from '../../server/vad/fvad.js';
 import { segmenterFor } from '../../server/vad/judging.js';
 import type { SegmentEvent, SegmenterSettings, VadMode, VadSegmenter } from '../../server/vad/segmenter.js';
@@ -70,7 +70,7 @@ for (const [generation, model] of [['v5 (the default)', defaultModelPath()], ['v
     const judge = async (confirmer: Confirmer, streams: Float32Array[]): Promise<number[][]> => {
       const heard = streams.map(() => [] as number[]);
       const opened = streams.map((_, i) => confirmer.open((p) => heard[i]!.push(p), (message) => t.fail(message)));
-      for (let c = 0; c < chunks; c++) opened.forEach((s, i) => s.push(streams[i]!.subarray(c * CHUNK_SAMPLES, (c + 1) * CHUNK_SAMPLES), c === 0, 16));
+      for (let c = 0; c < chunks; c++) opened.forEach((s, i) => s.push(streams[i]!.subarray(c * CHUNK_SAMPLES, (c + 1) * CHUNK_SAMPLES), c === 0, 'every-frame'));
       while (heard.some((h) => h.length < chunks)) await tick();
       for (const s of opened) s.close();
       return heard;
@@ -88,22 +88,33 @@ for (const [generation, model] of [['v5 (the default)', defaultModelPath()], ['v
   });
 }
 
-t.test('a chunk that may wait long (a spot-check) rides in the call a more pressing chunk of another stream starts, and alone still gets its verdict', async (t) => {
-  const confirmer = await BatchConfirmer.start({ modelPath: defaultModelPath(), maxBatch: 64 });
+t.test('each chunk waits as long as its purpose allows: a spot-check rides in the call a more pressing chunk of another stream starts, and alone still gets its verdict', async (t) => {
+  // --vad-onset-wait-ms sets the onset wait: 100 here; spot-checks may wait a minute.
+  const confirmer = await BatchConfirmer.start({ modelPath: defaultModelPath(), maxBatch: 64, waits: { 'every-frame': 0, onset: 100, 'spot-check': 60_000 } });
   // The inference thread is unref'd (it never holds a server open): this keeps the test's process up while it waits.
   const alive = setInterval(() => undefined, 1000);
   t.teardown(() => {
     clearInterval(alive);
     return confirmer.close();
   });
-  const judged = (waitMs: number) =>
-    new Promise<number>((resolve) => confirmer.open(resolve, (message) => t.fail(message)).push(new Float32Array(CHUNK_SAMPLES), true, waitMs));
+  const judged = (purpose: ChunkPurpose) =>
+    new Promise<number>((resolve) => confirmer.open(resolve, (message) => t.fail(message)).push(new Float32Array(CHUNK_SAMPLES), true, purpose));
   const calls = confirmer.counts.calls;
-  await Promise.all([judged(10_000), judged(16)]);
+  await Promise.all([judged('spot-check'), judged('every-frame')]);
   t.equal(confirmer.counts.calls - calls, 1, 'one call judged both');
-  const alone = await judged(128);
-  t.ok(alone >= 0 && alone <= 1, `a chunk alone is judged too, once its wait is over (${alone})`);
+  const asked = performance.now();
+  const alone = await judged('onset');
+  t.ok(alone >= 0 && alone <= 1, `a chunk alone is judged too (${alone})`);
+  t.ok(performance.now() - asked >= 99, 'once its wait is over (timers never fire early)');
   t.equal(confirmer.counts.calls - calls, 2, 'in a call of its own');
+});
+
+t.test('--vad-onset-wait-ms sets how long onset chunks wait, and only that', async (t) => {
+  const server = await startTestServer({ vadOnsetWaitMs: 5 });
+  t.teardown(() => server.close(0));
+  const confirmer = server.ctx.confirmer;
+  t.ok(confirmer instanceof BatchConfirmer, 'hybrid starts a batcher');
+  t.same((confirmer as BatchConfirmer).waits, { ...DEFAULT_WAITS, onset: 5 });
 });
 
 t.test('hybrid and silero', async (t) => {
@@ -176,10 +187,9 @@ function heldConfirmer(confirmer: Confirmer): { confirmer: Confirmer; release: (
       open(verdict, failed) {
         const stream = confirmer.open((p) => answered.push(() => verdict(p)), failed);
         return {
-          // At once: when the segmenter sees the verdict is the test's to say.
-          push(chunk, reset) {
+          push(chunk, reset, purpose) {
             asked++;
-            stream.push(chunk, reset, 0);
+            stream.push(chunk, reset, purpose);
           },
           close: () => stream.close(),
         };
@@ -195,7 +205,8 @@ function heldConfirmer(confirmer: Confirmer): { confirmer: Confirmer; release: (
 }
 
 t.test('hybrid segments the same whenever the verdicts come back: each voiced frame is judged on every verdict asked before it', async (t) => {
-  const confirmer = await BatchConfirmer.start({ modelPath: defaultModelPath(), maxBatch: 64 });
+  // No chunk waits to share a call: when the segmenter sees a verdict is the test's to say.
+  const confirmer = await BatchConfirmer.start({ modelPath: defaultModelPath(), maxBatch: 64, waits: { 'every-frame': 0, onset: 0, 'spot-check': 0 } });
   t.teardown(() => confirmer.close());
   const fvad = await loadFvad();
   /** Pushes 20 ms frames; the verdicts are given back every `everyFrames` frames, and at the end. */
@@ -256,7 +267,7 @@ t.test('an inference failure after start fails every open stream; a fresh thread
         () => resolve('verdict'),
         (message) => resolve(message),
       );
-      stream.push(new Float32Array(CHUNK_SAMPLES), true, 16);
+      stream.push(new Float32Array(CHUNK_SAMPLES), true, 'every-frame');
     });
   const failing = new Promise<string>((resolve) => confirmer.open(() => resolve('verdict'), resolve));
   confirmer.failNextCall('injected fault');
