@@ -105,7 +105,8 @@ t.test('each chunk waits as long as its purpose allows: a spot-check rides in th
   const asked = performance.now();
   const alone = await judged('onset');
   t.ok(alone >= 0 && alone <= 1, `a chunk alone is judged too (${alone})`);
-  t.ok(performance.now() - asked >= 99, 'once its wait is over (timers never fire early)');
+  // Not before its 100 ms wait, less the few ms a timer may count from the loop's cached clock.
+  t.ok(performance.now() - asked >= 90, 'once its wait is over');
   t.equal(confirmer.counts.calls - calls, 2, 'in a call of its own');
 });
 
