@@ -57,8 +57,9 @@ t.teardown(() => server.close(0));
 function checkHolds(t: Test): void {
   const pieces = tts.calls.slice(1).map((call) => ({ text: call.text, startedMs: call.at - tts.firstAudioAt!, earliestMs: call.madeMs - LEAD_MS }));
   t.equal(pieces.length, 2, `the reply's 3 pieces: ${tts.calls.map((c) => JSON.stringify(c.text)).join(', ')}`);
+  // Less 10 ms: a Node timer counts from the event loop's cached clock, which may run a few ms behind performance.now().
   for (const piece of pieces)
-    t.ok(piece.startedMs >= piece.earliestMs - 2, `"${piece.text.slice(0, 24)}…" started ${piece.startedMs.toFixed(0)} ms after the first audio, not before ${piece.earliestMs.toFixed(0)}`);
+    t.ok(piece.startedMs >= piece.earliestMs - 10, `"${piece.text.slice(0, 24)}…" started ${piece.startedMs.toFixed(0)} ms after the first audio, not before ${piece.earliestMs.toFixed(0)}`);
   t.ok(pieces.some((piece) => piece.earliestMs > 1000), 'some piece had to wait for playback');
 }
 
