@@ -28,6 +28,7 @@ import { loadFvad } from '../server/vad/fvad.js';
 import { segmenterFor } from '../server/vad/judging.js';
 import type { SegmentEvent, VadMode } from '../server/vad/segmenter.js';
 import { NOISE_CLIPS, noiseClip } from '../test/fixtures/noise.js';
+import { tappedConfirmer } from '../test/helpers/confirmer.js';
 import { speechFixture, type SpeechFixture } from '../test/fixtures/speech.js';
 import { runRamp } from './capacity.js';
 import { voiceOf } from './load.js';
@@ -64,19 +65,7 @@ const MODES: { key: string; label: string; config: Record<string, unknown> }[] =
 function counted(confirmer: BatchConfirmer): { confirmer: Confirmer; chunks: () => number; calls: () => number } {
   let chunks = 0;
   return {
-    confirmer: {
-      open(verdict, failed) {
-        const stream = confirmer.open(verdict, failed);
-        return {
-          push(chunk, reset, waitMs) {
-            chunks++;
-            stream.push(chunk, reset, waitMs);
-          },
-          close: () => stream.close(),
-        };
-      },
-      close: () => confirmer.close(),
-    },
+    confirmer: tappedConfirmer(confirmer, () => chunks++),
     chunks: () => chunks,
     calls: () => confirmer.counts.calls,
   };

@@ -13,9 +13,9 @@
  * Frames whose judgement needs Silero wait (in order, with those behind them) until its verdict
  * is back, so the state machine sees the same input at any speed; a start is announced up to the
  * onset wait (--vad-onset-wait-ms, 64 by default) plus ~35 ms later than with WebRTC alone, but
- * carries the same atMs. In hybrid a frame WebRTC calls
- * unvoiced needs no verdict, so the end of a turn waits for none unless the silence rule is
- * shorter than the ~200 ms the last voiced frame may wait for its spot-check.
+ * carries the same atMs. In hybrid a frame WebRTC calls unvoiced needs no verdict, so the end of
+ * a turn waits for none unless the silence rule is shorter than the ~200 ms the last voiced frame
+ * may wait for its spot-check.
  */
 import type { Pcm16k } from '../audio/format.js';
 import { CHUNK_SAMPLES, type ChunkPurpose, type Confirmer, type ConfirmerStream } from './confirmer.js';

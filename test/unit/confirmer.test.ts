@@ -16,6 +16,7 @@ import { segmenterFor } from '../../server/vad/judging.js';
 import type { SegmentEvent, SegmenterSettings, VadMode, VadSegmenter } from '../../server/vad/segmenter.js';
 import { NOISE_CLIPS, noiseClip } from '../fixtures/noise.js';
 import { speechFixture } from '../fixtures/speech.js';
+import { tappedConfirmer } from '../helpers/confirmer.js';
 import { startTestServer } from '../helpers/server.js';
 import { joinClips } from '../../server/audio/clip.js';
 
@@ -184,19 +185,7 @@ function heldConfirmer(confirmer: Confirmer): { confirmer: Confirmer; release: (
   let asked = 0;
   const answered: (() => void)[] = [];
   return {
-    confirmer: {
-      open(verdict, failed) {
-        const stream = confirmer.open((p) => answered.push(() => verdict(p)), failed);
-        return {
-          push(chunk, reset, purpose) {
-            asked++;
-            stream.push(chunk, reset, purpose);
-          },
-          close: () => stream.close(),
-        };
-      },
-      close: () => confirmer.close(),
-    },
+    confirmer: tappedConfirmer(confirmer, () => asked++, (give) => answered.push(give)),
     async release() {
       while (answered.length < asked) await tick();
       asked = 0;
