@@ -12,7 +12,7 @@
  *          (bench/run.ts --only a --sweep 'uws,uws --vad webrtc' runs the full ramp);
  * accuracy false turns on the noise clips and turn boundaries on real speech, per mode.
  * Usage: node --import tsx bench/vad.ts [--parts cpu,server,held,accuracy] [--modes webrtc,hybrid,silero,silero-1 (cpu, server)]
- *        [--streams 32] [--seconds 10] [--pace real|rounds (cpu)] [--sessions 40] [--rounds 1 (server)] [--steps 50,100,200] [--vad-model FILE] [--vad-threshold P] (cpu, accuracy; defaults: the server's)
+ *        [--streams 32] [--seconds 10] [--pace real|rounds (cpu)] [--sessions 40] [--rounds 1 (cpu, server)] [--warmup-s 20 (cpu, server), 3 (held)] [--window-s 6 (server, held)] [--steps 50,100,200] [--vad-model FILE] [--vad-threshold P] (cpu, accuracy; defaults: the server's)
  * On a busy machine, instruction counts are the repeatable per-frame measure: run the cpu part of
  * one mode with --pace rounds (each round judged before the next, so the batches do not depend on
  * the clock, and spot-checks gain nothing from waiting) under `valgrind
@@ -50,8 +50,16 @@ const MODEL = arg('vad-model', defaultModelPath());
 /** --pace rounds: each round of frames judged before the next, whatever the clock says (repeatable under callgrind). */
 const REAL_TIME = arg('pace', 'real') === 'real';
 const THRESHOLD = Number(arg('vad-threshold', String(defaultConfig().vadThreshold)));
-const WARMUP_MS = 3000;
-const WINDOW_MS = 6000;
+/**
+ * Load before a measure, not counted (--warmup-s overrides; cpu and server 20 s, held 3 s). For
+ * the first ~10-15 s of hybrid, V8 keeps deoptimising and recompiling the inference thread's
+ * `run` (--trace-deopt: "weak objects", 26-40 ms of TurboFan per compile), and its platform
+ * threads then spend ~12% of the process's CPU compiling: a 3 s warm-up measured start-up, not
+ * the steady state a serving server lives in (bench/RESULTS.md). The held ramp measures lag, not
+ * CPU per frame, and keeps the short one.
+ */
+const warmupMs = (fallbackS: number) => Number(arg('warmup-s', String(fallbackS))) * 1000;
+const WINDOW_MS = Number(arg('window-s', '6')) * 1000;
 const log = (line: string) => process.stdout.write(`${line}\n`);
 
 const MODES: { key: string; label: string; config: Record<string, unknown> }[] = [
@@ -79,66 +87,82 @@ const CPU_MODES: { key: string; label: string; mode: VadMode; maxBatch: number }
 ];
 const MODE_KEYS = new Set(arg('modes', CPU_MODES.map((m) => m.key).join(',')).split(','));
 
-const WARMUP_FRAMES = 50;
+const WARMUP_FRAMES = warmupMs(20) / 20;
 
-/** Part cpu: decode + VAD CPU per stream-frame per mode, in this process (see the header). */
+/** One mode of part cpu: decode + VAD CPU per stream-frame, in this process (see the header); logs the Silero counts. */
+async function vadCpuOnce(fixtures: SpeechFixture[], { label, mode, maxBatch }: (typeof CPU_MODES)[number]): Promise<number> {
+  const frames = (SECONDS * 1000) / 20;
+  const silero = mode === 'webrtc' ? undefined : counted(await BatchConfirmer.start({ modelPath: MODEL, maxBatch }));
+  const streams = await Promise.all(
+    Array.from({ length: STREAMS }, async (_, i) => {
+      const packets = fixtures[i % fixtures.length]!.opusPackets;
+      return {
+        packets,
+        offset: Math.floor((i / STREAMS) * packets.length),
+        decoder: await createDecoder({ codec: 'opus', sampleRate: 16_000, channels: 1 }),
+        segmenter: segmenterFor(await loadFvad(), { mode, aggressiveness: 3, threshold: THRESHOLD }, { prefixPaddingMs: 300, silenceMs: 500, minSpeechMs: 200, maxUtteranceMs: 30_000 }, silero?.confirmer, () => undefined),
+      };
+    }),
+  );
+  // The warm-up (JIT, WASM, the model's first calls) is not counted.
+  let before = process.cpuUsage();
+  let chunksBefore = 0;
+  let callsBefore = 0;
+  const settled = () => Promise.all(streams.map((s) => new Promise<void>((resolve) => s.segmenter.settle(resolve))));
+  const start = performance.now() + WARMUP_FRAMES * 20;
+  for (let f = -WARMUP_FRAMES; f < frames; f++) {
+    if (f === 0) {
+      await settled();
+      before = process.cpuUsage();
+      chunksBefore = silero?.chunks() ?? 0;
+      callsBefore = silero?.calls() ?? 0;
+    }
+    // Real time: a round every 20 ms (back to back if behind), as live sessions send.
+    const due = start + f * 20 - performance.now();
+    if (REAL_TIME && due > 0) await new Promise((resolve) => setTimeout(resolve, due));
+    for (const s of streams) s.segmenter.push(s.decoder.decode(s.packets[(s.offset + f + WARMUP_FRAMES) % s.packets.length]!));
+    if (!REAL_TIME && silero) await settled();
+  }
+  // The verdicts still out (all of them, if one stream at a time fell behind) are part of the cost.
+  await settled();
+  const used = process.cpuUsage(before);
+  const usPerFrame = (used.user + used.system) / (frames * STREAMS);
+  for (const s of streams) {
+    s.decoder.close();
+    s.segmenter.close();
+  }
+  await silero?.confirmer.close();
+  const judged = (silero?.chunks() ?? 0) - chunksBefore;
+  const calls = (silero?.calls() ?? 0) - callsBefore;
+  const chunks = silero
+    ? `, Silero chunks per stream-second ${round(judged / (STREAMS * SECONDS), 1)} of ${round(1000 / 32, 1)}, ${round(calls / SECONDS, 1)} calls per second of ${round(judged / calls, 1)} chunks`
+    : '';
+  // --seconds 0 runs start-up and warm-up only (the baseline of a callgrind difference): nothing to divide.
+  if (frames > 0) log(`  ${label.padEnd(28)} ${round(usPerFrame, 1)} µs of CPU per stream per 20 ms frame${chunks}`);
+  return usPerFrame;
+}
+
+/** Part cpu: each mode in turn, the modes alternating round after round (--rounds) so the box's drift spreads over all of them. */
 async function vadCpu(): Promise<void> {
   const fixtures = await Promise.all([0, 1, 2, 3].map((id) => speechFixture(id)));
-  const frames = (SECONDS * 1000) / 20;
-  log(`(cpu) decode + VAD CPU time per stream, ${STREAMS} Opus streams × ${SECONDS} s (speech fixtures 0-3 on loop, staggered), one 20 ms frame per stream ${REAL_TIME ? 'every 20 ms (real time)' : 'per round, each round judged before the next'}, every verdict in before the CPU time is read`);
-  const results = new Map<string, number>();
-  for (const { label, mode, maxBatch } of CPU_MODES.filter((m) => MODE_KEYS.has(m.key))) {
-    const silero = mode === 'webrtc' ? undefined : counted(await BatchConfirmer.start({ modelPath: MODEL, maxBatch }));
-    const streams = await Promise.all(
-      Array.from({ length: STREAMS }, async (_, i) => {
-        const packets = fixtures[i % fixtures.length]!.opusPackets;
-        return {
-          packets,
-          offset: Math.floor((i / STREAMS) * packets.length),
-          decoder: await createDecoder({ codec: 'opus', sampleRate: 16_000, channels: 1 }),
-          segmenter: segmenterFor(await loadFvad(), { mode, aggressiveness: 3, threshold: THRESHOLD }, { prefixPaddingMs: 300, silenceMs: 500, minSpeechMs: 200, maxUtteranceMs: 30_000 }, silero?.confirmer, () => undefined),
-        };
-      }),
-    );
-    // The first second warms up (JIT, WASM, the model's first calls) and is not counted.
-    let before = process.cpuUsage();
-    let chunksBefore = 0;
-    let callsBefore = 0;
-    const settled = () => Promise.all(streams.map((s) => new Promise<void>((resolve) => s.segmenter.settle(resolve))));
-    const start = performance.now() + WARMUP_FRAMES * 20;
-    for (let f = -WARMUP_FRAMES; f < frames; f++) {
-      if (f === 0) {
-        await settled();
-        before = process.cpuUsage();
-        chunksBefore = silero?.chunks() ?? 0;
-        callsBefore = silero?.calls() ?? 0;
-      }
-      // Real time: a round every 20 ms (back to back if behind), as live sessions send.
-      const due = start + f * 20 - performance.now();
-      if (REAL_TIME && due > 0) await new Promise((resolve) => setTimeout(resolve, due));
-      for (const s of streams) s.segmenter.push(s.decoder.decode(s.packets[(s.offset + f + WARMUP_FRAMES) % s.packets.length]!));
-      if (!REAL_TIME && silero) await settled();
-    }
-    // The verdicts still out (all of them, if one stream at a time fell behind) are part of the cost.
-    await settled();
-    const used = process.cpuUsage(before);
-    const usPerFrame = (used.user + used.system) / (frames * STREAMS);
-    if (frames > 0) results.set(label, usPerFrame);
-    for (const s of streams) {
-      s.decoder.close();
-      s.segmenter.close();
-    }
-    await silero?.confirmer.close();
-    const judged = (silero?.chunks() ?? 0) - chunksBefore;
-    const calls = (silero?.calls() ?? 0) - callsBefore;
-    const chunks = silero
-      ? `, Silero chunks per stream-second ${round(judged / (STREAMS * SECONDS), 1)} of ${round(1000 / 32, 1)}, ${round(calls / SECONDS, 1)} calls per second of ${round(judged / calls, 1)} chunks`
-      : '';
-    // --seconds 0 runs start-up and warm-up only (the baseline of a callgrind difference): nothing to divide.
-    if (frames > 0) log(`  ${label.padEnd(28)} ${round(usPerFrame, 1)} µs of CPU per stream per 20 ms frame${chunks}`);
+  log(`(cpu) decode + VAD CPU time per stream, ${STREAMS} Opus streams × ${SECONDS} s after ${WARMUP_FRAMES / 50} s of warm-up (speech fixtures 0-3 on loop, staggered), one 20 ms frame per stream ${REAL_TIME ? 'every 20 ms (real time)' : 'per round, each round judged before the next'}, every verdict in before the CPU time is read`);
+  const results = new Map<string, number[]>();
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const m of CPU_MODES.filter((m) => MODE_KEYS.has(m.key))) results.set(m.label, [...(results.get(m.label) ?? []), await vadCpuOnce(fixtures, m)]);
   }
   const webrtc = results.get('webrtc');
-  if (webrtc) log(`  ratios to webrtc: ${[...results].map(([label, us]) => `${label} ${round(us / webrtc)}×`).join(', ')}`);
+  if (SECONDS > 0 && (ROUNDS > 1 || webrtc)) log(`  ${roundsSummary('µs of CPU per stream per 20 ms frame', results)}`);
+}
+
+/** Each mode's mean over the rounds, its range, and its ratio to webrtc's mean. */
+function roundsSummary(measure: string, results: Map<string, number[]>): string {
+  const average = (xs: number[]) => round(mean(xs), 1);
+  const webrtc = results.has('webrtc') ? average(results.get('webrtc')!) : undefined;
+  const spread = (xs: number[]) => (xs.length > 1 ? ` [${round(Math.min(...xs), 1)}–${round(Math.max(...xs), 1)}]` : '');
+  return (
+    `${measure}${ROUNDS > 1 ? `, mean of ${ROUNDS} rounds [range]` : ''}: ` +
+    [...results].map(([label, xs]) => `${label} ${average(xs)}${spread(xs)}${webrtc ? ` (${round(average(xs) / webrtc)}× webrtc)` : ''}`).join(', ')
+  );
 }
 
 /** Pushes a whole recording faster than real time, never more than a second ahead of Silero. */
@@ -198,28 +222,23 @@ async function main(): Promise<void> {
   const fixtures = await Promise.all([0, 1, 2, 3].map((id) => speechFixture(id)));
   const voices = fixtures.map((f) => voiceOf(f.opusPackets));
   if (PARTS.has('server')) {
-    log(`(server) server CPU per stream, ${SESSIONS} real-time Opus sessions (speech fixtures 0-3 on loop), ${WINDOW_MS / 1000} s window after ${WARMUP_MS / 1000} s warm-up`);
+    const warmup = warmupMs(20);
+    log(`(server) server CPU per stream, ${SESSIONS} real-time Opus sessions (speech fixtures 0-3 on loop), ${WINDOW_MS / 1000} s window after ${warmup / 1000} s warm-up`);
     // Modes alternate round after round, so the box's drift spreads over all of them; each mode's figure is its mean.
     const perFrame = new Map<string, number[]>();
     for (let r = 0; r < ROUNDS; r++) {
       for (const { label, config } of MODES.filter((m) => MODE_KEYS.has(m.key))) {
-        const result = await runRamp(voices, { transport: 'uws', steps: [SESSIONS], warmupMs: WARMUP_MS, windowMs: WINDOW_MS, config, log: (line) => log(`${line}  [${label}]`) });
+        const result = await runRamp(voices, { transport: 'uws', steps: [SESSIONS], warmupMs: warmup, windowMs: WINDOW_MS, config, log: (line) => log(`${line}  [${label}]`) });
         perFrame.set(label, [...(perFrame.get(label) ?? []), result.steps[0]!.serverUsPerFrame]);
       }
     }
-    const average = (xs: number[]) => round(mean(xs), 1);
-    const webrtc = perFrame.has('webrtc') ? average(perFrame.get('webrtc')!) : undefined;
-    const spread = (xs: number[]) => (xs.length > 1 ? ` [${Math.min(...xs)}–${Math.max(...xs)}]` : '');
-    log(
-      `  µs of server CPU per 20 ms frame${ROUNDS > 1 ? `, mean of ${ROUNDS} rounds [range]` : ''}: ` +
-        [...perFrame].map(([label, xs]) => `${label} ${average(xs)}${spread(xs)}${webrtc ? ` (${round(average(xs) / webrtc)}× webrtc)` : ''}`).join(', '),
-    );
+    log(`  ${roundsSummary('µs of server CPU per 20 ms frame', perFrame)}`);
   }
   if (PARTS.has('held')) {
     log(`(held) sessions held (p99 frame-to-VAD lag < 30 ms), steps ${STEPS.join(', ')}`);
     for (const label of ['webrtc', 'hybrid']) {
       const { config } = MODES.find((m) => m.label === label)!;
-      const result = await runRamp(voices, { transport: 'uws', steps: STEPS, warmupMs: WARMUP_MS, windowMs: WINDOW_MS, config, log: (line) => log(`${line}  [${label}]`) });
+      const result = await runRamp(voices, { transport: 'uws', steps: STEPS, warmupMs: warmupMs(3), windowMs: WINDOW_MS, config, log: (line) => log(`${line}  [${label}]`) });
       log(`  ${label}: held ${result.held}`);
     }
   }
