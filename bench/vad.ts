@@ -1,5 +1,5 @@
 /**
- * Turn detection per --vad mode (issue 15), one bounded run (about 3 minutes), in parts:
+ * Turn detection per --vad mode (issue 15), one bounded run (about 7 minutes; 13 with --rounds 3), in parts:
  * cpu      decode + VAD CPU time per stream, in this process, for webrtc, hybrid, silero batched
  *          and silero one stream at a time (--vad-max-batch 1, the peers' way): STREAMS Opus
  *          streams fed a 20 ms frame each every 20 ms (real time, so Silero's batches hold what
@@ -43,7 +43,7 @@ const PARTS = new Set(arg('parts', 'cpu,server,held,accuracy').split(','));
 const STREAMS = Number(arg('streams', '32'));
 const SECONDS = Number(arg('seconds', '10'));
 const SESSIONS = Number(arg('sessions', '40'));
-/** Server part: the modes run this many times each, alternating. */
+/** cpu and server parts: the modes run this many times each, alternating. */
 const ROUNDS = Number(arg('rounds', '1'));
 const STEPS = arg('steps', '50,100,200').split(',').map(Number);
 const MODEL = arg('vad-model', defaultModelPath());
